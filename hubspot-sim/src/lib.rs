@@ -1,0 +1,108 @@
+//! A local stand-in for HubSpot's CRM v3 API, faithful enough to prove a client against:
+//! payloads, error bodies, 409s, 429s and their headers, search semantics and limits, paging,
+//! index lag, and signed webhooks; plus fault injection under `/_sim/`.
+//!
+//! # Layout
+//! - [`config`]: CLI flags and the validated [`SimConfig`].
+//! - [`model`]: object types, property schemas, records, timestamps.
+//! - [`store`]: the in-memory tables, unique index and lagging search index.
+//! - [`search`]: search validation, filters, sorting, paging (pure).
+//! - [`api`], [`batch`]: HubSpot's routes.
+//! - [`gate`]: faults → auth → rate limit, in front of every HubSpot route.
+//! - [`ratelimit`], [`faults`], [`stats`], [`webhooks`]: one concern each.
+//! - [`admin`]: the `/_sim/` control plane.
+//! - [`server`]: the accept loop (per-connection drop handles, graceful shutdown).
+//!
+//! Tests and other crates start a simulator in-process with [`spawn`].
+
+pub mod admin;
+pub mod api;
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod faults;
+pub mod gate;
+pub mod model;
+pub mod ratelimit;
+pub mod search;
+pub mod server;
+pub mod state;
+pub mod stats;
+pub mod store;
+pub mod webhooks;
+
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{RateSpec, SearchLimits, SignatureVersion, SimConfig, WebhookConfig};
+pub use state::{Shared, SimState};
+
+/// HubSpot rejects bodies far below this; it only keeps a runaway client from exhausting memory.
+const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Every route: HubSpot's behind the [`gate`], and the `/_sim/` control plane beside them.
+pub fn router(state: Shared) -> Router {
+    let hubspot = Router::new()
+        .route("/account-info/v3/details", get(api::account_details))
+        .route("/crm/v3/objects/{object_type}", get(api::list).post(api::create))
+        .route("/crm/v3/objects/{object_type}/search", post(api::search))
+        .route("/crm/v3/objects/{object_type}/batch/{action}", post(batch::batch))
+        .route(
+            "/crm/v3/objects/{object_type}/{id}",
+            get(api::get).patch(api::update).delete(api::archive),
+        )
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate::gate));
+    Router::new()
+        .merge(admin::routes())
+        .merge(hubspot)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// A simulator running in the background of the current Tokio runtime.
+#[derive(Debug)]
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub state: Shared,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT`, what a client's base URL should be.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Binds `config.listen` (port 0 picks a free port) and serves in a background task.
+pub async fn spawn(config: SimConfig) -> std::io::Result<RunningSim> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let state = SimState::new(config, shutdown.clone());
+    let app = router(state.clone());
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move { server::serve(listener, app, stop.cancelled_owned()).await });
+    Ok(RunningSim { addr, state, shutdown, task: Some(task) })
+}
