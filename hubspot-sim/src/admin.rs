@@ -15,14 +15,24 @@ use crate::model::{now_ms, parse_datetime_ms};
 use crate::state::Shared;
 
 fn bad_request(message: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message.into()}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
 }
 
 pub fn routes() -> Router<Shared> {
     Router::new()
-        .route("/_sim/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/_sim/health",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
         .route("/_sim/reset", post(reset))
-        .route("/_sim/faults", get(list_faults).post(add_fault).delete(clear_faults))
+        .route(
+            "/_sim/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
         .route("/_sim/faults/{id}", delete(remove_fault))
         .route("/_sim/stats", get(stats))
         .route("/_sim/records/{object_type}", get(records))
@@ -74,7 +84,8 @@ async fn records(State(state): State<Shared>, Path(object_type): Path<String>) -
         Err(e) => return e.into_response(),
     };
     let results: Vec<Value> = table.all().map(|r| r.to_json(None)).collect();
-    Json(json!({ "objectType": object_type, "count": results.len(), "results": results })).into_response()
+    Json(json!({ "objectType": object_type, "count": results.len(), "results": results }))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +100,11 @@ struct SeedBody {
     timestamp: Option<Value>,
 }
 
-async fn seed(State(state): State<Shared>, Path(object_type): Path<String>, body: axum::body::Bytes) -> Response {
+async fn seed(
+    State(state): State<Shared>,
+    Path(object_type): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let body: SeedBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return bad_request(format!("invalid seed request: {e}")),
@@ -99,9 +114,16 @@ async fn seed(State(state): State<Shared>, Path(object_type): Path<String>, body
     }
     let at_ms = match &body.timestamp {
         None => now_ms(),
-        Some(v) => match v.as_i64().or_else(|| v.as_str().and_then(parse_datetime_ms)) {
+        Some(v) => match v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(parse_datetime_ms))
+        {
             Some(ms) => ms,
-            None => return bad_request(format!("timestamp {v} is neither epoch milliseconds nor RFC 3339")),
+            None => {
+                return bad_request(format!(
+                    "timestamp {v} is neither epoch milliseconds nor RFC 3339"
+                ))
+            }
         },
     };
     let mut store = state.store.lock();
@@ -128,13 +150,18 @@ async fn seed(State(state): State<Shared>, Path(object_type): Path<String>, body
         }
     }
     let ids = table.seed(rows, at_ms);
-    (StatusCode::CREATED, Json(json!({ "created": ids.len(), "firstId": ids.first(), "lastId": ids.last() })))
+    (
+        StatusCode::CREATED,
+        Json(json!({ "created": ids.len(), "firstId": ids.first(), "lastId": ids.last() })),
+    )
         .into_response()
 }
 
 async fn webhooks(State(state): State<Shared>) -> Response {
     match &state.webhooks {
         Some(w) => Json(json!({ "attempts": w.attempts() })).into_response(),
-        None => bad_request("webhooks are off: start the simulator with --webhook-url and --webhook-secret"),
+        None => bad_request(
+            "webhooks are off: start the simulator with --webhook-url and --webhook-secret",
+        ),
     }
 }

@@ -94,7 +94,11 @@ pub async fn archive(
     Path((object_type, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let mut changes = Vec::new();
-    state.store.lock().table(&object_type)?.archive(Key::Id(&id), &mut changes);
+    state
+        .store
+        .lock()
+        .table(&object_type)?
+        .archive(Key::Id(&id), &mut changes);
     state.emit(changes);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -113,23 +117,34 @@ pub async fn list(
             .ok()
             .filter(|l| (1..=LIST_MAX_LIMIT).contains(l))
             .ok_or_else(|| {
-                ApiError::validation(format!("limit must be between 1 and {LIST_MAX_LIMIT}, got '{raw}'."))
+                ApiError::validation(format!(
+                    "limit must be between 1 and {LIST_MAX_LIMIT}, got '{raw}'."
+                ))
             })?,
     };
     let after = match params.after.as_deref() {
         None | Some("") => 0,
-        Some(raw) => raw
-            .parse::<u64>()
-            .map_err(|_| ApiError::validation(format!("after must be a paging cursor from a previous page, got '{raw}'.")))?,
+        Some(raw) => raw.parse::<u64>().map_err(|_| {
+            ApiError::validation(format!(
+                "after must be a paging cursor from a previous page, got '{raw}'."
+            ))
+        })?,
     };
     let mut store = state.store.lock();
     let table = store.table(&object_type)?;
     let selection = params.selection(&table.schema);
-    let (page, next) = if params.archived { table.archived_page(after, limit) } else { table.page(after, limit) };
+    let (page, next) = if params.archived {
+        table.archived_page(after, limit)
+    } else {
+        table.page(after, limit)
+    };
     let results: Vec<Value> = page.iter().map(|r| r.to_json(Some(&selection))).collect();
     let mut body = json!({ "results": results });
     if let Some(next) = next {
-        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
         body["paging"] = json!({"next": {
             "after": next.to_string(),
             "link": format!("http://{host}/crm/v3/objects/{object_type}?limit={limit}&after={next}"),

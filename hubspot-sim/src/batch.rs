@@ -63,7 +63,12 @@ fn input_error(err: &ApiError, id: &str) -> Value {
     })
 }
 
-fn respond(ok_status: StatusCode, started: i64, results: Vec<Value>, errors: Vec<Value>) -> Response {
+fn respond(
+    ok_status: StatusCode,
+    started: i64,
+    results: Vec<Value>,
+    errors: Vec<Value>,
+) -> Response {
     let mut body = json!({
         "status": "COMPLETE",
         "results": results,
@@ -87,8 +92,10 @@ fn reject_duplicates(keys: impl Iterator<Item = String>) -> Result<(), ApiError>
     if dupes.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::validation(format!("Duplicate IDs found in batch input: {dupes:?}"))
-            .with("context", json!({"ids": dupes})))
+        Err(
+            ApiError::validation(format!("Duplicate IDs found in batch input: {dupes:?}"))
+                .with("context", json!({"ids": dupes})),
+        )
     }
 }
 
@@ -178,7 +185,12 @@ fn create(
         .map(|input| table.check_properties(&input.properties))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(unique) = table.schema.unique_property {
-        reject_duplicates(checked.iter().filter_map(|p| p.get(unique).cloned()).filter(|v| !v.is_empty()))?;
+        reject_duplicates(
+            checked
+                .iter()
+                .filter_map(|p| p.get(unique).cloned())
+                .filter(|v| !v.is_empty()),
+        )?;
         for props in &checked {
             if let Some(existing) = props.get(unique).and_then(|v| table.find_unique(v)) {
                 return Err(ApiError::conflict_existing(existing, table.schema.label));
@@ -205,7 +217,11 @@ fn update(
         let key = Key::from_id_property(&table.schema, &id, id_property)?;
         targets.push((id.clone(), table.resolve(key)));
     }
-    reject_duplicates(targets.iter().filter_map(|(_, resolved)| resolved.map(|r| r.to_string())))?;
+    reject_duplicates(
+        targets
+            .iter()
+            .filter_map(|(_, resolved)| resolved.map(|r| r.to_string())),
+    )?;
     let mut results = Vec::new();
     let mut errors = Vec::new();
     for ((id, resolved), input) in targets.into_iter().zip(&body.inputs) {
@@ -258,10 +274,15 @@ fn upsert(
     for (id, input) in ids.iter().zip(&body.inputs) {
         let mut properties = input.properties.clone();
         properties.insert(unique.to_string(), Value::String(id.clone()));
-        let outcome = table.check_properties(&properties).and_then(|props| match table.find_unique(id) {
-            Some(existing) => table.update(Key::Id(&existing.to_string()), props, changes).map(|r| (r, false)),
-            None => table.create(props, changes).map(|r| (r, true)),
-        });
+        let outcome =
+            table
+                .check_properties(&properties)
+                .and_then(|props| match table.find_unique(id) {
+                    Some(existing) => table
+                        .update(Key::Id(&existing.to_string()), props, changes)
+                        .map(|r| (r, false)),
+                    None => table.create(props, changes).map(|r| (r, true)),
+                });
         match outcome {
             Ok((record, new)) => {
                 let mut json = record.to_json(None);

@@ -37,7 +37,9 @@ impl FromStr for RateSpec {
         let window = humantime::parse_duration(window.trim())
             .map_err(|e| format!("invalid rate '{s}': window '{window}': {e} ({hint})"))?;
         if count == 0 || window.is_zero() {
-            return Err(format!("invalid rate '{s}': count and window must be above zero"));
+            return Err(format!(
+                "invalid rate '{s}': count and window must be above zero"
+            ));
         }
         Ok(Self { count, window })
     }
@@ -45,7 +47,12 @@ impl FromStr for RateSpec {
 
 impl std::fmt::Display for RateSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.count, humantime::format_duration(self.window))
+        write!(
+            f,
+            "{}/{}",
+            self.count,
+            humantime::format_duration(self.window)
+        )
     }
 }
 

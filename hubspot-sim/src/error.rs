@@ -3,7 +3,7 @@
 //! Every error the simulator returns goes through [`ApiError`], so bodies always carry
 //! `status`, `message`, `correlationId` and `category` the way HubSpot's do.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 pub struct ApiError {
     pub status: StatusCode,
     pub body: Value,
-    pub headers: HeaderMap,
+    /// Extra response headers (kept small: most errors have none).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 pub fn correlation_id() -> String {
@@ -30,7 +31,7 @@ impl ApiError {
                 "correlationId": correlation_id(),
                 "category": category,
             }),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -143,7 +144,7 @@ impl ApiError {
                 "policyName": policy.name(),
                 "requestId": correlation_id(),
             }),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -159,7 +160,11 @@ impl ApiError {
             ),
             404 => Self::object_not_found("injected"),
             409 => Self::new(status, "CONFLICT", "Injected conflict."),
-            423 => Self::new(status, "LOCKED", "The resource is locked; try again in a few seconds."),
+            423 => Self::new(
+                status,
+                "LOCKED",
+                "The resource is locked; try again in a few seconds.",
+            ),
             400..=499 => Self::validation("Injected client error."),
             _ => Self::new(
                 status,
@@ -176,7 +181,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
-        response.headers_mut().extend(self.headers);
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }

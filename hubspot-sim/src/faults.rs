@@ -52,7 +52,11 @@ pub struct Fault {
 pub enum FaultAction {
     /// Delay only, then handle normally.
     PassThrough,
-    Respond { status: u16, body: Option<Value>, headers: BTreeMap<String, String> },
+    Respond {
+        status: u16,
+        body: Option<Value>,
+        headers: BTreeMap<String, String>,
+    },
     Drop,
 }
 
@@ -81,13 +85,17 @@ impl FaultSpec {
             }
         }
         if self.drop && self.status.is_some() {
-            return Err("a rule either drops the connection or answers with a status, not both".into());
+            return Err(
+                "a rule either drops the connection or answers with a status, not both".into(),
+            );
         }
         if !self.drop && self.status.is_none() && self.latency_ms.is_none() {
             return Err("a rule needs at least one of latency_ms, status or drop".into());
         }
         if self.times == Some(0) {
-            return Err("times must be at least 1 (omit it for a rule that stays until removed)".into());
+            return Err(
+                "times must be at least 1 (omit it for a rule that stays until removed)".into(),
+            );
         }
         Ok(())
     }
@@ -100,7 +108,12 @@ impl Faults {
         inner.0 += 1;
         let id = inner.0;
         let remaining = spec.times;
-        inner.1.push(ActiveRule { id, spec, remaining, hits: 0 });
+        inner.1.push(ActiveRule {
+            id,
+            spec,
+            remaining,
+            hits: 0,
+        });
         Ok(id)
     }
 
@@ -125,7 +138,10 @@ impl Faults {
         let rules = &mut inner.1;
         let index = rules.iter().position(|r| {
             path.starts_with(&r.spec.path)
-                && r.spec.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && r.spec
+                    .method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
                 && r.remaining != Some(0)
         })?;
         let rule = &mut rules[index];
@@ -140,11 +156,18 @@ impl Faults {
         let action = if spec.drop {
             FaultAction::Drop
         } else if let Some(status) = spec.status {
-            FaultAction::Respond { status, body: spec.body, headers: spec.headers }
+            FaultAction::Respond {
+                status,
+                body: spec.body,
+                headers: spec.headers,
+            }
         } else {
             FaultAction::PassThrough
         };
-        Some(Fault { latency: Duration::from_millis(spec.latency_ms.unwrap_or(0)), action })
+        Some(Fault {
+            latency: Duration::from_millis(spec.latency_ms.unwrap_or(0)),
+            action,
+        })
     }
 }
 
@@ -161,11 +184,22 @@ mod tests {
     fn rule_applies_to_n_matching_requests_then_disappears() {
         let f = Faults::default();
         f.add(spec(json!({"path": "/crm/v3/objects/contacts", "method": "post", "times": 2, "status": 503}))).unwrap();
-        assert_eq!(f.take("GET", "/crm/v3/objects/contacts"), None, "method must match");
-        assert_eq!(f.take("POST", "/account-info/v3/details"), None, "path must match");
+        assert_eq!(
+            f.take("GET", "/crm/v3/objects/contacts"),
+            None,
+            "method must match"
+        );
+        assert_eq!(
+            f.take("POST", "/account-info/v3/details"),
+            None,
+            "path must match"
+        );
         for _ in 0..2 {
             let fault = f.take("POST", "/crm/v3/objects/contacts/search").unwrap();
-            assert!(matches!(fault.action, FaultAction::Respond { status: 503, .. }));
+            assert!(matches!(
+                fault.action,
+                FaultAction::Respond { status: 503, .. }
+            ));
         }
         assert_eq!(f.take("POST", "/crm/v3/objects/contacts"), None);
         assert!(f.list().is_empty());
@@ -174,11 +208,16 @@ mod tests {
     #[test]
     fn rules_without_times_stay_until_removed() {
         let f = Faults::default();
-        let id = f.add(spec(json!({"path": "/", "latency_ms": 12000}))).unwrap();
+        let id = f
+            .add(spec(json!({"path": "/", "latency_ms": 12000})))
+            .unwrap();
         for _ in 0..5 {
             assert_eq!(
                 f.take("GET", "/x"),
-                Some(Fault { latency: Duration::from_secs(12), action: FaultAction::PassThrough })
+                Some(Fault {
+                    latency: Duration::from_secs(12),
+                    action: FaultAction::PassThrough
+                })
             );
         }
         assert!(f.remove(id));
@@ -191,7 +230,10 @@ mod tests {
         for (bad, needle) in [
             (json!({"path": "crm"}), "start with '/'"),
             (json!({"path": "/", "status": 99}), "between 200 and 599"),
-            (json!({"path": "/", "status": 500, "drop": true}), "not both"),
+            (
+                json!({"path": "/", "status": 500, "drop": true}),
+                "not both",
+            ),
             (json!({"path": "/"}), "at least one"),
             (json!({"path": "/", "drop": true, "times": 0}), "at least 1"),
         ] {

@@ -23,7 +23,11 @@ pub struct ConnectionKill(pub CancellationToken);
 pub const DROPPED: u16 = 0;
 
 fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -54,7 +58,13 @@ pub async fn gate(State(state): State<Shared>, req: Request, next: Next) -> Resp
 }
 
 /// `None` means the connection is being dropped and no answer must be sent.
-async fn pass(state: &Shared, req: Request, next: Next, method: &Method, path: &str) -> Option<Response> {
+async fn pass(
+    state: &Shared,
+    req: Request,
+    next: Next,
+    method: &Method,
+    path: &str,
+) -> Option<Response> {
     if let Some(fault) = state.faults.take(method.as_str(), path) {
         if !fault.latency.is_zero() {
             tokio::time::sleep(fault.latency).await;
@@ -68,20 +78,29 @@ async fn pass(state: &Shared, req: Request, next: Next, method: &Method, path: &
                         None
                     }
                     None => Some(
-                        ApiError::new(StatusCode::BAD_GATEWAY, "INTERNAL_ERROR", "connection drop requested but not possible here")
-                            .into_response(),
+                        ApiError::new(
+                            StatusCode::BAD_GATEWAY,
+                            "INTERNAL_ERROR",
+                            "connection drop requested but not possible here",
+                        )
+                        .into_response(),
                     ),
                 };
             }
-            FaultAction::Respond { status, body, headers } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            FaultAction::Respond {
+                status,
+                body,
+                headers,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut err = ApiError::injected(status);
                 if let Some(body) = body {
                     err.body = body;
                 }
                 for (k, v) in headers {
                     if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
-                        err.headers.insert(k, v);
+                        err.headers.push((k, v));
                     }
                 }
                 return Some(err.into_response());
@@ -96,7 +115,10 @@ async fn pass(state: &Shared, req: Request, next: Next, method: &Method, path: &
         return Some(ApiError::unauthorized().into_response());
     }
 
-    let (usage, limited) = match state.limiter.check(token, bucket(method, path), Instant::now()) {
+    let (usage, limited) = match state
+        .limiter
+        .check(token, bucket(method, path), Instant::now())
+    {
         Decision::Allowed(usage) => (usage, None),
         Decision::Limited(policy, usage) => (usage, Some(policy)),
     };

@@ -49,15 +49,24 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub fn router(state: Shared) -> Router {
     let hubspot = Router::new()
         .route("/account-info/v3/details", get(api::account_details))
-        .route("/crm/v3/objects/{object_type}", get(api::list).post(api::create))
+        .route(
+            "/crm/v3/objects/{object_type}",
+            get(api::list).post(api::create),
+        )
         .route("/crm/v3/objects/{object_type}/search", post(api::search))
-        .route("/crm/v3/objects/{object_type}/batch/{action}", post(batch::batch))
+        .route(
+            "/crm/v3/objects/{object_type}/batch/{action}",
+            post(batch::batch),
+        )
         .route(
             "/crm/v3/objects/{object_type}/{id}",
             get(api::get).patch(api::update).delete(api::archive),
         )
         .fallback(api::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), gate::gate));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ));
     Router::new()
         .merge(admin::routes())
         .merge(hubspot)
@@ -103,6 +112,12 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<RunningSim> {
     let state = SimState::new(config, shutdown.clone());
     let app = router(state.clone());
     let stop = shutdown.clone();
-    let task = tokio::spawn(async move { server::serve(listener, app, stop.cancelled_owned()).await });
-    Ok(RunningSim { addr, state, shutdown, task: Some(task) })
+    let task =
+        tokio::spawn(async move { server::serve(listener, app, stop.cancelled_owned()).await });
+    Ok(RunningSim {
+        addr,
+        state,
+        shutdown,
+        task: Some(task),
+    })
 }

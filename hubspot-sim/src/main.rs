@@ -9,7 +9,9 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let config = match SimConfig::try_from(Cli::parse()) {
         Ok(c) => c,
@@ -21,11 +23,16 @@ async fn main() -> ExitCode {
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("hubspot-sim: cannot listen on {}: {e} (pick another address with --listen)", config.listen);
+            eprintln!(
+                "hubspot-sim: cannot listen on {}: {e} (pick another address with --listen)",
+                config.listen
+            );
             return ExitCode::from(1);
         }
     };
-    let addr = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(%addr, rate_limit = %config.rate_limit, search_rate_limit = %config.search_rate_limit,
         search_lag = ?config.search_lag, webhooks = config.webhooks.is_some(), "hubspot-sim listening");
     let shutdown = CancellationToken::new();

@@ -32,19 +32,60 @@ pub struct ObjectSchema {
 }
 
 const CONTACT_WRITABLE: &[&str] = &[
-    "email", "firstname", "lastname", "phone", "mobilephone", "company", "website", "jobtitle",
-    "lifecyclestage", "hs_lead_status", "address", "city", "state", "zip", "country",
-    "hubspot_owner_id", "fax", "industry", "annualrevenue", "numemployees", "date_of_birth",
-    "salutation", "message", "hs_language", "twitterhandle",
+    "email",
+    "firstname",
+    "lastname",
+    "phone",
+    "mobilephone",
+    "company",
+    "website",
+    "jobtitle",
+    "lifecyclestage",
+    "hs_lead_status",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "hubspot_owner_id",
+    "fax",
+    "industry",
+    "annualrevenue",
+    "numemployees",
+    "date_of_birth",
+    "salutation",
+    "message",
+    "hs_language",
+    "twitterhandle",
 ];
 const COMPANY_WRITABLE: &[&str] = &[
-    "name", "domain", "industry", "phone", "address", "city", "state", "zip", "country",
-    "website", "numberofemployees", "annualrevenue", "description", "hubspot_owner_id",
-    "lifecyclestage", "type",
+    "name",
+    "domain",
+    "industry",
+    "phone",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "website",
+    "numberofemployees",
+    "annualrevenue",
+    "description",
+    "hubspot_owner_id",
+    "lifecyclestage",
+    "type",
 ];
 const DEAL_WRITABLE: &[&str] = &[
-    "dealname", "amount", "dealstage", "pipeline", "closedate", "hubspot_owner_id", "dealtype",
-    "description", "hs_priority",
+    "dealname",
+    "amount",
+    "dealstage",
+    "pipeline",
+    "closedate",
+    "hubspot_owner_id",
+    "dealtype",
+    "description",
+    "hs_priority",
 ];
 
 /// Properties the API maintains and refuses to have written.
@@ -55,76 +96,85 @@ pub const READ_ONLY: &[&str] = &[
     "hs_lastmodifieddate",
 ];
 
-impl ObjectSchema {
-    fn build(
-        name: &'static str,
-        singular: &'static str,
-        label: &'static str,
-        unique_property: Option<&'static str>,
-        last_modified_property: &'static str,
-        default_properties: &'static [&'static str],
-        writable: &[&str],
-        query_properties: &'static [&'static str],
-        first_id: u64,
-    ) -> Self {
-        Self {
-            name,
-            singular,
-            label,
-            unique_property,
-            last_modified_property,
-            default_properties,
-            writable: writable.iter().map(|s| s.to_string()).collect(),
-            query_properties,
-            first_id,
-        }
-    }
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
 
+impl ObjectSchema {
     /// The object types the simulator serves.
     pub fn all() -> Vec<ObjectSchema> {
         vec![
-            Self::build(
-                "contacts",
-                "contact",
-                "Contact",
-                Some("email"),
-                "lastmodifieddate",
-                &["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
-                CONTACT_WRITABLE,
-                &["firstname", "lastname", "email", "phone", "mobilephone", "company"],
-                37_765_100_001,
-            ),
-            Self::build(
-                "companies",
-                "company",
-                "Company",
-                None,
-                "hs_lastmodifieddate",
-                &["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
-                COMPANY_WRITABLE,
-                &["name", "domain", "website", "phone"],
-                18_210_500_001,
-            ),
-            Self::build(
-                "deals",
-                "deal",
-                "Deal",
-                None,
-                "hs_lastmodifieddate",
-                &[
-                    "amount", "closedate", "createdate", "dealname", "dealstage",
-                    "hs_lastmodifieddate", "hs_object_id", "pipeline",
+            ObjectSchema {
+                name: "contacts",
+                singular: "contact",
+                label: "Contact",
+                unique_property: Some("email"),
+                last_modified_property: "lastmodifieddate",
+                default_properties: &[
+                    "createdate",
+                    "email",
+                    "firstname",
+                    "hs_object_id",
+                    "lastmodifieddate",
+                    "lastname",
                 ],
-                DEAL_WRITABLE,
-                &["dealname"],
-                9_870_200_001,
-            ),
+                writable: names(CONTACT_WRITABLE),
+                query_properties: &[
+                    "firstname",
+                    "lastname",
+                    "email",
+                    "phone",
+                    "mobilephone",
+                    "company",
+                ],
+                first_id: 37_765_100_001,
+            },
+            ObjectSchema {
+                name: "companies",
+                singular: "company",
+                label: "Company",
+                unique_property: None,
+                last_modified_property: "hs_lastmodifieddate",
+                default_properties: &[
+                    "createdate",
+                    "domain",
+                    "hs_lastmodifieddate",
+                    "hs_object_id",
+                    "name",
+                ],
+                writable: names(COMPANY_WRITABLE),
+                query_properties: &["name", "domain", "website", "phone"],
+                first_id: 18_210_500_001,
+            },
+            ObjectSchema {
+                name: "deals",
+                singular: "deal",
+                label: "Deal",
+                unique_property: None,
+                last_modified_property: "hs_lastmodifieddate",
+                default_properties: &[
+                    "amount",
+                    "closedate",
+                    "createdate",
+                    "dealname",
+                    "dealstage",
+                    "hs_lastmodifieddate",
+                    "hs_object_id",
+                    "pipeline",
+                ],
+                writable: names(DEAL_WRITABLE),
+                query_properties: &["dealname"],
+                first_id: 9_870_200_001,
+            },
         ]
     }
 
     /// Properties that hold datetimes (compared as instants, not as text).
     pub fn is_datetime(&self, property: &str) -> bool {
-        matches!(property, "createdate" | "lastmodifieddate" | "hs_lastmodifieddate" | "closedate")
+        matches!(
+            property,
+            "createdate" | "lastmodifieddate" | "hs_lastmodifieddate" | "closedate"
+        )
     }
 
     /// Whether `property` exists on this type (writable or maintained by the API).
@@ -244,7 +294,10 @@ mod tests {
         };
         let body = record.to_json(Some(&["email".into(), "phone".into()]));
         assert_eq!(body["id"], "7");
-        assert_eq!(body["properties"], json!({"email": "a@b.co", "phone": null}));
+        assert_eq!(
+            body["properties"],
+            json!({"email": "a@b.co", "phone": null})
+        );
         assert_eq!(body["archived"], false);
     }
 }

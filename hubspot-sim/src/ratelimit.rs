@@ -43,7 +43,10 @@ impl Usage {
         };
         put("x-hubspot-ratelimit-max", self.max.to_string());
         put("x-hubspot-ratelimit-remaining", self.remaining.to_string());
-        put("x-hubspot-ratelimit-interval-milliseconds", self.interval_ms.to_string());
+        put(
+            "x-hubspot-ratelimit-interval-milliseconds",
+            self.interval_ms.to_string(),
+        );
         if let Some((daily, left)) = self.daily {
             put("x-hubspot-ratelimit-daily", daily.to_string());
             put("x-hubspot-ratelimit-daily-remaining", left.to_string());
@@ -69,7 +72,10 @@ struct TokenState {
 }
 
 fn prune(window: &mut VecDeque<Instant>, span: Duration, now: Instant) {
-    while window.front().is_some_and(|t| now.duration_since(*t) >= span) {
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= span)
+    {
         window.pop_front();
     }
 }
@@ -84,7 +90,12 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(general: RateSpec, search: RateSpec, daily: Option<u32>) -> Self {
-        Self { general, search, daily, tokens: Mutex::new(HashMap::new()) }
+        Self {
+            general,
+            search,
+            daily,
+            tokens: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn check(&self, token: &str, bucket: Bucket, now: Instant) -> Decision {
@@ -104,7 +115,10 @@ impl RateLimiter {
         let usage = |state: &TokenState| {
             (bucket == Bucket::General).then(|| Usage {
                 max: self.general.count,
-                remaining: self.general.count.saturating_sub(state.general.len() as u32),
+                remaining: self
+                    .general
+                    .count
+                    .saturating_sub(state.general.len() as u32),
                 interval_ms: self.general.window.as_millis(),
                 daily: self.daily.map(|d| (d, d.saturating_sub(state.day_count))),
             })
@@ -114,7 +128,11 @@ impl RateLimiter {
             return Decision::Limited(RatePolicy::Daily, usage(state));
         }
         let (window, spec, policy) = match bucket {
-            Bucket::General => (&mut state.general, self.general, RatePolicy::TenSecondlyRolling),
+            Bucket::General => (
+                &mut state.general,
+                self.general,
+                RatePolicy::TenSecondlyRolling,
+            ),
             Bucket::Search => (&mut state.search, self.search, RatePolicy::Secondly),
         };
         if window.len() as u64 >= u64::from(spec.count) {
@@ -156,10 +174,16 @@ mod tests {
         }
         assert!(matches!(
             l.check_on("a", Bucket::General, t0 + Duration::from_secs(9), today),
-            Decision::Limited(RatePolicy::TenSecondlyRolling, Some(Usage { remaining: 0, .. }))
+            Decision::Limited(
+                RatePolicy::TenSecondlyRolling,
+                Some(Usage { remaining: 0, .. })
+            )
         ));
         // Another token has its own budget.
-        assert!(matches!(l.check_on("b", Bucket::General, t0, today), Decision::Allowed(_)));
+        assert!(matches!(
+            l.check_on("b", Bucket::General, t0, today),
+            Decision::Allowed(_)
+        ));
         // The window rolls: 10 s after the first requests they no longer count.
         assert!(matches!(
             l.check_on("a", Bucket::General, t0 + Duration::from_secs(10), today),
@@ -172,13 +196,22 @@ mod tests {
         let l = limiter(None);
         let t0 = Instant::now();
         let today = Utc::now().date_naive();
-        assert_eq!(l.check_on("a", Bucket::Search, t0, today), Decision::Allowed(None));
-        assert_eq!(l.check_on("a", Bucket::Search, t0, today), Decision::Allowed(None));
+        assert_eq!(
+            l.check_on("a", Bucket::Search, t0, today),
+            Decision::Allowed(None)
+        );
+        assert_eq!(
+            l.check_on("a", Bucket::Search, t0, today),
+            Decision::Allowed(None)
+        );
         assert_eq!(
             l.check_on("a", Bucket::Search, t0, today),
             Decision::Limited(RatePolicy::Secondly, None)
         );
-        assert!(matches!(l.check_on("a", Bucket::General, t0, today), Decision::Allowed(Some(_))));
+        assert!(matches!(
+            l.check_on("a", Bucket::General, t0, today),
+            Decision::Allowed(Some(_))
+        ));
     }
 
     #[test]
@@ -194,14 +227,28 @@ mod tests {
         }
         assert!(matches!(
             l.check_on("a", Bucket::General, t0 + Duration::from_secs(20), day1),
-            Decision::Limited(RatePolicy::Daily, Some(Usage { daily: Some((2, 0)), .. }))
+            Decision::Limited(
+                RatePolicy::Daily,
+                Some(Usage {
+                    daily: Some((2, 0)),
+                    ..
+                })
+            )
         ));
-        assert!(matches!(l.check_on("a", Bucket::General, t0 + Duration::from_secs(20), day2), Decision::Allowed(_)));
+        assert!(matches!(
+            l.check_on("a", Bucket::General, t0 + Duration::from_secs(20), day2),
+            Decision::Allowed(_)
+        ));
     }
 
     #[test]
     fn headers_are_named_as_hubspot_names_them() {
-        let usage = Usage { max: 100, remaining: 99, interval_ms: 10_000, daily: Some((250_000, 249_999)) };
+        let usage = Usage {
+            max: 100,
+            remaining: 99,
+            interval_ms: 10_000,
+            daily: Some((250_000, 249_999)),
+        };
         let h = usage.headers();
         assert_eq!(h["X-HubSpot-RateLimit-Max"], "100");
         assert_eq!(h["X-HubSpot-RateLimit-Remaining"], "99");

@@ -139,11 +139,19 @@ fn scalar_text(v: &Value) -> Option<String> {
 fn whole_number(v: &Value, what: &str) -> Result<usize, ApiError> {
     scalar_text(v)
         .and_then(|s| s.trim().parse::<usize>().ok())
-        .ok_or_else(|| ApiError::validation(format!("{what} must be a non-negative whole number, got {v}")))
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "{what} must be a non-negative whole number, got {v}"
+            ))
+        })
 }
 
 impl Plan {
-    pub fn new(req: SearchRequest, schema: &ObjectSchema, limits: SearchLimits) -> Result<Plan, ApiError> {
+    pub fn new(
+        req: SearchRequest,
+        schema: &ObjectSchema,
+        limits: SearchLimits,
+    ) -> Result<Plan, ApiError> {
         let (max_groups, max_per_group, max_total) = limits.bounds();
         if req.filter_groups.len() > max_groups {
             return Err(ApiError::validation(format!(
@@ -152,7 +160,11 @@ impl Plan {
             )));
         }
         let total: usize = req.filter_groups.iter().map(|g| g.filters.len()).sum();
-        if let Some(g) = req.filter_groups.iter().find(|g| g.filters.len() > max_per_group) {
+        if let Some(g) = req
+            .filter_groups
+            .iter()
+            .find(|g| g.filters.len() > max_per_group)
+        {
             return Err(ApiError::validation(format!(
                 "Too many filters in a filter group: {} given, at most {max_per_group} allowed per group.",
                 g.filters.len()
@@ -173,7 +185,9 @@ impl Plan {
         }
 
         if req.sorts.len() > 1 {
-            return Err(ApiError::validation("Only one sort is supported per search request."));
+            return Err(ApiError::validation(
+                "Only one sort is supported per search request.",
+            ));
         }
         let sort = match req.sorts.into_iter().next() {
             None => None,
@@ -181,7 +195,10 @@ impl Plan {
                 Some(p) => (p.to_string(), false),
                 None => (s, true),
             }),
-            Some(SortSpec::Object { property_name, direction }) => {
+            Some(SortSpec::Object {
+                property_name,
+                direction,
+            }) => {
                 let ascending = match direction.as_deref() {
                     None | Some("ASCENDING") => true,
                     Some("DESCENDING") => false,
@@ -196,7 +213,9 @@ impl Plan {
         };
         if let Some((p, _)) = &sort {
             if !schema.knows(p) {
-                return Err(ApiError::validation(format!("Cannot sort on unknown property \"{p}\".")));
+                return Err(ApiError::validation(format!(
+                    "Cannot sort on unknown property \"{p}\"."
+                )));
             }
         }
 
@@ -229,12 +248,22 @@ impl Plan {
         let query_words = query.split_whitespace().map(str::to_lowercase).collect();
 
         let properties = crate::state::select_properties(&req.properties, schema);
-        Ok(Plan { groups, sort, properties, limit, after, query_words })
+        Ok(Plan {
+            groups,
+            sort,
+            properties,
+            limit,
+            after,
+            query_words,
+        })
     }
 
     fn matches(&self, schema: &ObjectSchema, record: &Record) -> bool {
         let filters_ok = self.groups.is_empty()
-            || self.groups.iter().any(|g| g.iter().all(|f| eval(schema, f, record)));
+            || self
+                .groups
+                .iter()
+                .any(|g| g.iter().all(|f| eval(schema, f, record)));
         filters_ok && self.query_matches(schema, record)
     }
 
@@ -245,7 +274,8 @@ impl Plan {
                     let v = v.to_lowercase();
                     v.starts_with(word.as_str())
                         || tokens(&v).any(|t| t.starts_with(word.as_str()))
-                        || (*p == "phone" || *p == "mobilephone") && digits(&v).contains(&digits(word))
+                        || (*p == "phone" || *p == "mobilephone")
+                            && digits(&v).contains(&digits(word))
                             && !digits(word).is_empty()
                 })
             })
@@ -253,16 +283,26 @@ impl Plan {
     }
 
     /// Runs the search: `{total, results, paging?}`.
-    pub fn run<'a>(&self, schema: &ObjectSchema, records: impl Iterator<Item = &'a Record>) -> Value {
+    pub fn run<'a>(
+        &self,
+        schema: &ObjectSchema,
+        records: impl Iterator<Item = &'a Record>,
+    ) -> Value {
         let mut hits: Vec<&Record> = records.filter(|r| self.matches(schema, r)).collect();
         if let Some((property, ascending)) = &self.sort {
-            let mut keyed: Vec<(Option<Typed>, &Record)> =
-                hits.iter().map(|r| (r.get(property).map(|v| typed(schema, property, v)), *r)).collect();
+            let mut keyed: Vec<(Option<Typed>, &Record)> = hits
+                .iter()
+                .map(|r| (r.get(property).map(|v| typed(schema, property, v)), *r))
+                .collect();
             keyed.sort_by(|(a, ra), (b, rb)| {
                 let by_value = match (a, b) {
                     (Some(a), Some(b)) => {
                         let o = a.cmp_to(b);
-                        if *ascending { o } else { o.reverse() }
+                        if *ascending {
+                            o
+                        } else {
+                            o.reverse()
+                        }
                     }
                     (Some(_), None) => Ordering::Less,
                     (None, Some(_)) => Ordering::Greater,
@@ -275,7 +315,10 @@ impl Plan {
         let total = hits.len();
         let end = (self.after + self.limit).min(total);
         let start = self.after.min(total);
-        let results: Vec<Value> = hits[start..end].iter().map(|r| r.to_json(Some(&self.properties))).collect();
+        let results: Vec<Value> = hits[start..end]
+            .iter()
+            .map(|r| r.to_json(Some(&self.properties)))
+            .collect();
         let mut body = json!({ "total": total, "results": results });
         if end < total {
             body["paging"] = json!({ "next": { "after": end.to_string() } });
@@ -299,7 +342,12 @@ fn check_filter(f: Filter, schema: &ObjectSchema) -> Result<CheckedFilter, ApiEr
     }
     let value = f.value.as_ref().and_then(scalar_text);
     let high = f.high_value.as_ref().and_then(scalar_text);
-    let values: Vec<String> = f.values.unwrap_or_default().iter().filter_map(scalar_text).collect();
+    let values: Vec<String> = f
+        .values
+        .unwrap_or_default()
+        .iter()
+        .filter_map(scalar_text)
+        .collect();
     let need = |ok: bool, what: &str| {
         if ok {
             Ok(())
@@ -316,7 +364,13 @@ fn check_filter(f: Filter, schema: &ObjectSchema) -> Result<CheckedFilter, ApiEr
         Op::HasProperty | Op::NotHasProperty => {}
         _ => need(value.is_some(), "a `value`")?,
     }
-    Ok(CheckedFilter { property: f.property_name, op, value, values, high })
+    Ok(CheckedFilter {
+        property: f.property_name,
+        op,
+        value,
+        values,
+        high,
+    })
 }
 
 /// A property value typed for comparison.
@@ -365,7 +419,10 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -387,9 +444,14 @@ fn contains_token(value: &str, pattern: &str) -> bool {
 fn eval(schema: &ObjectSchema, f: &CheckedFilter, record: &Record) -> bool {
     let actual = record.get(&f.property).filter(|v| !v.is_empty());
     let eq = |expected: &str| {
-        actual.is_some_and(|a| typed(schema, &f.property, a).cmp_to(&typed(schema, &f.property, expected)) == Ordering::Equal)
+        actual.is_some_and(|a| {
+            typed(schema, &f.property, a).cmp_to(&typed(schema, &f.property, expected))
+                == Ordering::Equal
+        })
     };
-    let cmp = |expected: &str| actual.map(|a| typed(schema, &f.property, a).cmp_to(&typed(schema, &f.property, expected)));
+    let cmp = |expected: &str| {
+        actual.map(|a| typed(schema, &f.property, a).cmp_to(&typed(schema, &f.property, expected)))
+    };
     let value = f.value.as_deref().unwrap_or_default();
     match f.op {
         Op::Eq => eq(value),
@@ -400,7 +462,10 @@ fn eval(schema: &ObjectSchema, f: &CheckedFilter, record: &Record) -> bool {
         Op::Gte => matches!(cmp(value), Some(Ordering::Greater | Ordering::Equal)),
         Op::Between => {
             matches!(cmp(value), Some(Ordering::Greater | Ordering::Equal))
-                && matches!(cmp(f.high.as_deref().unwrap_or_default()), Some(Ordering::Less | Ordering::Equal))
+                && matches!(
+                    cmp(f.high.as_deref().unwrap_or_default()),
+                    Some(Ordering::Less | Ordering::Equal)
+                )
         }
         Op::In => f.values.iter().any(|v| eq(v)),
         Op::NotIn => !f.values.iter().any(|v| eq(v)),
@@ -421,8 +486,10 @@ mod tests {
     }
 
     fn record(id: u64, props: &[(&str, &str)]) -> Record {
-        let mut properties: BTreeMap<String, String> =
-            props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut properties: BTreeMap<String, String> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         properties.insert("hs_object_id".into(), id.to_string());
         Record {
             id,
@@ -440,14 +507,40 @@ mod tests {
     }
 
     fn ids(body: &Value) -> Vec<String> {
-        body["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     fn people() -> Vec<Record> {
         vec![
-            record(1, &[("email", "ann@example.com"), ("firstname", "Ann"), ("lastmodifieddate", "2024-01-01T00:00:00.000Z")]),
-            record(2, &[("email", "bob@other.org"), ("firstname", "Bob"), ("phone", "+1 (555) 010-2000"), ("lastmodifieddate", "2024-02-01T00:00:00.000Z")]),
-            record(3, &[("email", "cy@example.com"), ("lastmodifieddate", "2024-03-01T00:00:00.000Z")]),
+            record(
+                1,
+                &[
+                    ("email", "ann@example.com"),
+                    ("firstname", "Ann"),
+                    ("lastmodifieddate", "2024-01-01T00:00:00.000Z"),
+                ],
+            ),
+            record(
+                2,
+                &[
+                    ("email", "bob@other.org"),
+                    ("firstname", "Bob"),
+                    ("phone", "+1 (555) 010-2000"),
+                    ("lastmodifieddate", "2024-02-01T00:00:00.000Z"),
+                ],
+            ),
+            record(
+                3,
+                &[
+                    ("email", "cy@example.com"),
+                    ("lastmodifieddate", "2024-03-01T00:00:00.000Z"),
+                ],
+            ),
         ]
     }
 
@@ -469,27 +562,68 @@ mod tests {
     #[test]
     fn every_operator_behaves() {
         let cases = [
-            (json!({"propertyName": "firstname", "operator": "NEQ", "value": "Ann"}), vec!["2", "3"]),
-            (json!({"propertyName": "lastmodifieddate", "operator": "GT", "value": "1706745600000"}), vec!["3"]),
-            (json!({"propertyName": "lastmodifieddate", "operator": "GTE", "value": "2024-02-01T00:00:00Z"}), vec!["2", "3"]),
-            (json!({"propertyName": "lastmodifieddate", "operator": "LT", "value": "2024-02-01"}), vec!["1"]),
-            (json!({"propertyName": "lastmodifieddate", "operator": "LTE", "value": "2024-02-01"}), vec!["1", "2"]),
-            (json!({"propertyName": "lastmodifieddate", "operator": "BETWEEN", "value": "2024-01-15", "highValue": "2024-03-01"}), vec!["2", "3"]),
-            (json!({"propertyName": "email", "operator": "IN", "values": ["ANN@example.com", "cy@example.com"]}), vec!["1", "3"]),
-            (json!({"propertyName": "email", "operator": "NOT_IN", "values": ["ann@example.com"]}), vec!["2", "3"]),
-            (json!({"propertyName": "phone", "operator": "NOT_HAS_PROPERTY"}), vec!["1", "3"]),
-            (json!({"propertyName": "email", "operator": "NOT_CONTAINS_TOKEN", "value": "*@example.com"}), vec!["2"]),
-            (json!({"propertyName": "hs_object_id", "operator": "GTE", "value": "2"}), vec!["2", "3"]),
+            (
+                json!({"propertyName": "firstname", "operator": "NEQ", "value": "Ann"}),
+                vec!["2", "3"],
+            ),
+            (
+                json!({"propertyName": "lastmodifieddate", "operator": "GT", "value": "1706745600000"}),
+                vec!["3"],
+            ),
+            (
+                json!({"propertyName": "lastmodifieddate", "operator": "GTE", "value": "2024-02-01T00:00:00Z"}),
+                vec!["2", "3"],
+            ),
+            (
+                json!({"propertyName": "lastmodifieddate", "operator": "LT", "value": "2024-02-01"}),
+                vec!["1"],
+            ),
+            (
+                json!({"propertyName": "lastmodifieddate", "operator": "LTE", "value": "2024-02-01"}),
+                vec!["1", "2"],
+            ),
+            (
+                json!({"propertyName": "lastmodifieddate", "operator": "BETWEEN", "value": "2024-01-15", "highValue": "2024-03-01"}),
+                vec!["2", "3"],
+            ),
+            (
+                json!({"propertyName": "email", "operator": "IN", "values": ["ANN@example.com", "cy@example.com"]}),
+                vec!["1", "3"],
+            ),
+            (
+                json!({"propertyName": "email", "operator": "NOT_IN", "values": ["ann@example.com"]}),
+                vec!["2", "3"],
+            ),
+            (
+                json!({"propertyName": "phone", "operator": "NOT_HAS_PROPERTY"}),
+                vec!["1", "3"],
+            ),
+            (
+                json!({"propertyName": "email", "operator": "NOT_CONTAINS_TOKEN", "value": "*@example.com"}),
+                vec!["2"],
+            ),
+            (
+                json!({"propertyName": "hs_object_id", "operator": "GTE", "value": "2"}),
+                vec!["2", "3"],
+            ),
         ];
         for (filter, expected) in cases {
-            let body = run(json!({"filterGroups": [{"filters": [filter.clone()]}]}), &people()).unwrap();
+            let body = run(
+                json!({"filterGroups": [{"filters": [filter.clone()]}]}),
+                &people(),
+            )
+            .unwrap();
             assert_eq!(ids(&body), expected, "{filter}");
         }
     }
 
     #[test]
     fn sorts_both_ways_and_accepts_string_form() {
-        let desc = run(json!({"sorts": [{"propertyName": "lastmodifieddate", "direction": "DESCENDING"}]}), &people()).unwrap();
+        let desc = run(
+            json!({"sorts": [{"propertyName": "lastmodifieddate", "direction": "DESCENDING"}]}),
+            &people(),
+        )
+        .unwrap();
         assert_eq!(ids(&desc), ["3", "2", "1"]);
         let desc = run(json!({"sorts": ["-lastmodifieddate"]}), &people()).unwrap();
         assert_eq!(ids(&desc), ["3", "2", "1"]);
@@ -511,9 +645,18 @@ mod tests {
     #[test]
     fn free_text_query_matches_names_emails_and_phone_digits() {
         assert_eq!(ids(&run(json!({"query": "bo"}), &people()).unwrap()), ["2"]);
-        assert_eq!(ids(&run(json!({"query": "5550102000"}), &people()).unwrap()), ["2"]);
-        assert_eq!(ids(&run(json!({"query": "example"}), &people()).unwrap()), Vec::<String>::new());
-        assert_eq!(ids(&run(json!({"query": "cy@example.com"}), &people()).unwrap()), ["3"]);
+        assert_eq!(
+            ids(&run(json!({"query": "5550102000"}), &people()).unwrap()),
+            ["2"]
+        );
+        assert_eq!(
+            ids(&run(json!({"query": "example"}), &people()).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(&run(json!({"query": "cy@example.com"}), &people()).unwrap()),
+            ["3"]
+        );
     }
 
     #[test]
@@ -521,18 +664,40 @@ mod tests {
         let body = run(json!({"limit": 1}), &people()).unwrap();
         let props = body["results"][0]["properties"].as_object().unwrap();
         let names: Vec<&str> = props.keys().map(String::as_str).collect();
-        assert_eq!(names, ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"]);
+        assert_eq!(
+            names,
+            [
+                "createdate",
+                "email",
+                "firstname",
+                "hs_object_id",
+                "lastmodifieddate",
+                "lastname"
+            ]
+        );
         let body = run(json!({"limit": 1, "properties": ["phone"]}), &people()).unwrap();
-        let names: Vec<&str> = body["results"][0]["properties"].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(names, ["createdate", "hs_object_id", "lastmodifieddate", "phone"]);
+        let names: Vec<&str> = body["results"][0]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            names,
+            ["createdate", "hs_object_id", "lastmodifieddate", "phone"]
+        );
     }
 
     #[test]
     fn limits_are_enforced_with_400s() {
         let filter = json!({"propertyName": "email", "operator": "HAS_PROPERTY"});
-        let too_many_groups: Vec<Value> = (0..6).map(|_| json!({"filters": [filter.clone()]})).collect();
+        let too_many_groups: Vec<Value> = (0..6)
+            .map(|_| json!({"filters": [filter.clone()]}))
+            .collect();
         let seven = json!({"filters": vec![filter.clone(); 7]});
-        let nineteen: Vec<Value> = (0..4).map(|_| json!({"filters": vec![filter.clone(); 5]})).collect();
+        let nineteen: Vec<Value> = (0..4)
+            .map(|_| json!({"filters": vec![filter.clone(); 5]}))
+            .collect();
         for (req, needle) in [
             (json!({"filterGroups": too_many_groups}), "filter groups"),
             (json!({"filterGroups": [seven]}), "per group"),
@@ -540,9 +705,18 @@ mod tests {
             (json!({"limit": 201}), "limit"),
             (json!({"after": "10000"}), "10000"),
             (json!({"query": "x".repeat(3001)}), "3000"),
-            (json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "LIKE", "value": "x"}]}]}), "Unknown filter operator"),
-            (json!({"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "x"}]}]}), "does not exist"),
-            (json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "BETWEEN", "value": "x"}]}]}), "highValue"),
+            (
+                json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "LIKE", "value": "x"}]}]}),
+                "Unknown filter operator",
+            ),
+            (
+                json!({"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "x"}]}]}),
+                "does not exist",
+            ),
+            (
+                json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "BETWEEN", "value": "x"}]}]}),
+                "highValue",
+            ),
             (json!({"sorts": ["email", "firstname"]}), "one sort"),
         ] {
             let err = run(req.clone(), &people()).unwrap_err();

@@ -40,10 +40,12 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         let _ = stream.set_nodelay(true);
         let kill = CancellationToken::new();
         let handle = ConnectionKill(kill.clone());
-        let service = router.clone().map_request(move |mut req: Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(handle.clone());
-            req
-        });
+        let service = router
+            .clone()
+            .map_request(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(handle.clone());
+                req
+            });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
@@ -56,7 +58,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections were still open after {DRAIN_TIMEOUT:?}; closing them");
     }
 }

@@ -38,7 +38,11 @@ impl SimState {
             .map(|w| Webhooks::spawn(w, config.portal_id, config.app_id, shutdown));
         Arc::new(SimState {
             store: Mutex::new(Self::empty_store(&config)),
-            limiter: RateLimiter::new(config.rate_limit, config.search_rate_limit, config.daily_limit),
+            limiter: RateLimiter::new(
+                config.rate_limit,
+                config.search_rate_limit,
+                config.daily_limit,
+            ),
             faults: Faults::default(),
             stats: Stats::default(),
             webhooks,
@@ -47,7 +51,11 @@ impl SimState {
     }
 
     fn empty_store(config: &SimConfig) -> Store {
-        Store::new(config.portal_id, config.search_lag, &config.extra_properties)
+        Store::new(
+            config.portal_id,
+            config.search_lag,
+            &config.extra_properties,
+        )
     }
 
     /// Hands changes to the webhook dispatcher (a no-op without webhooks).
@@ -85,7 +93,8 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(HsJson(value)),
             Err(rejection) => {
-                let mut err = ApiError::validation(format!("Invalid input JSON: {}", rejection.body_text()));
+                let mut err =
+                    ApiError::validation(format!("Invalid input JSON: {}", rejection.body_text()));
                 err.status = rejection.status();
                 Err(err)
             }
@@ -110,7 +119,10 @@ impl ReadParams {
         for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match k.as_ref() {
                 "properties" => p.properties.extend(
-                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from),
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
                 ),
                 "idProperty" => p.id_property = Some(v.into_owned()),
                 "archived" => p.archived = v.eq_ignore_ascii_case("true"),
@@ -132,7 +144,11 @@ impl ReadParams {
 /// Shared by reads and batch reads: named properties plus system ones, or the defaults.
 pub fn select_properties(named: &[String], schema: &crate::model::ObjectSchema) -> Vec<String> {
     if named.is_empty() {
-        return schema.default_properties.iter().map(|s| s.to_string()).collect();
+        return schema
+            .default_properties
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     }
     let mut props = named.to_vec();
     for always in ["hs_object_id", "createdate", schema.last_modified_property] {

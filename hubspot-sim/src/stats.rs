@@ -27,7 +27,11 @@ impl Stats {
     pub fn snapshot(&self) -> Value {
         let counts = self.counts.lock();
         let total: u64 = counts.values().sum();
-        let rate_limited: u64 = counts.iter().filter(|((_, _, s), _)| *s == 429).map(|(_, n)| n).sum();
+        let rate_limited: u64 = counts
+            .iter()
+            .filter(|((_, _, s), _)| *s == 429)
+            .map(|(_, n)| n)
+            .sum();
         let rows: Vec<Value> = counts
             .iter()
             .map(|((method, route, status), count)| {

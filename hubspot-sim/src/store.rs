@@ -120,7 +120,10 @@ impl Table {
             archived: BTreeMap::new(),
             unique: HashMap::new(),
             next_id,
-            index: SearchIndex { lag, ..SearchIndex::default() },
+            index: SearchIndex {
+                lag,
+                ..SearchIndex::default()
+            },
         }
     }
 
@@ -168,7 +171,11 @@ impl Table {
                     continue;
                 }
             };
-            let text = if name == "email" { text.trim().to_lowercase() } else { text };
+            let text = if name == "email" {
+                text.trim().to_lowercase()
+            } else {
+                text
+            };
             if name == "email" && !text.is_empty() && !is_valid_email(&text) {
                 problems.push(PropertyProblem {
                     name: name.clone(),
@@ -201,7 +208,11 @@ impl Table {
 
     pub fn resolve(&self, key: Key<'_>) -> Option<u64> {
         match key {
-            Key::Id(id) => id.trim().parse::<u64>().ok().filter(|id| self.records.contains_key(id)),
+            Key::Id(id) => id
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|id| self.records.contains_key(id)),
             Key::Unique(value) => self.find_unique(value),
         }
     }
@@ -211,11 +222,18 @@ impl Table {
     }
 
     pub fn get_archived(&self, id: &str) -> Option<&Record> {
-        id.trim().parse::<u64>().ok().and_then(|id| self.archived.get(&id))
+        id.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| self.archived.get(&id))
     }
 
     /// Creates a record. A duplicate unique value is HubSpot's 409 naming the existing id.
-    pub fn create(&mut self, props: Properties, changes: &mut Vec<Change>) -> Result<Record, ApiError> {
+    pub fn create(
+        &mut self,
+        props: Properties,
+        changes: &mut Vec<Change>,
+    ) -> Result<Record, ApiError> {
         if let Some(value) = self.unique_value(&props) {
             if let Some(existing) = self.find_unique(value) {
                 return Err(ApiError::conflict_existing(existing, self.schema.label));
@@ -224,7 +242,12 @@ impl Table {
         Ok(self.insert_new(props, now_ms(), changes))
     }
 
-    fn insert_new(&mut self, mut props: Properties, at_ms: i64, changes: &mut Vec<Change>) -> Record {
+    fn insert_new(
+        &mut self,
+        mut props: Properties,
+        at_ms: i64,
+        changes: &mut Vec<Change>,
+    ) -> Record {
         props.retain(|_, v| !v.is_empty());
         let id = self.next_id;
         self.next_id += 1;
@@ -232,7 +255,13 @@ impl Table {
         props.insert("hs_object_id".into(), id.to_string());
         props.insert("createdate".into(), stamp.clone());
         props.insert(self.schema.last_modified_property.into(), stamp);
-        let record = Record { id, properties: props, created_ms: at_ms, updated_ms: at_ms, archived_ms: None };
+        let record = Record {
+            id,
+            properties: props,
+            created_ms: at_ms,
+            updated_ms: at_ms,
+            archived_ms: None,
+        };
         if let Some(value) = self.unique_value(&record.properties) {
             self.unique.insert(value.to_lowercase(), id);
         }
@@ -250,7 +279,9 @@ impl Table {
         props: Properties,
         changes: &mut Vec<Change>,
     ) -> Result<Record, ApiError> {
-        let id = self.resolve(key).ok_or_else(|| ApiError::object_not_found(key_text(key)))?;
+        let id = self
+            .resolve(key)
+            .ok_or_else(|| ApiError::object_not_found(key_text(key)))?;
         if let Some(value) = self.unique_value(&props) {
             if let Some(other) = self.find_unique(value).filter(|other| *other != id) {
                 return Err(ApiError::conflict_existing(other, self.schema.label));
@@ -282,7 +313,9 @@ impl Table {
             changed.push(ChangeKind::PropertyChanged { name, value });
         }
         record.updated_ms = at_ms;
-        record.properties.insert(last_modified.into(), crate::model::format_ms(at_ms));
+        record
+            .properties
+            .insert(last_modified.into(), crate::model::format_ms(at_ms));
         let record = record.clone();
         self.index.write(id, Some(record.clone()));
         for kind in changed {
@@ -293,8 +326,12 @@ impl Table {
 
     /// Archives (soft-deletes) a record; archiving a missing one is not an error, as in HubSpot.
     pub fn archive(&mut self, key: Key<'_>, changes: &mut Vec<Change>) -> bool {
-        let Some(id) = self.resolve(key) else { return false };
-        let Some(mut record) = self.records.remove(&id) else { return false };
+        let Some(id) = self.resolve(key) else {
+            return false;
+        };
+        let Some(mut record) = self.records.remove(&id) else {
+            return false;
+        };
         if let Some(value) = self.unique_value(&record.properties) {
             let value = value.to_lowercase();
             self.unique.remove(&value);
@@ -313,7 +350,10 @@ impl Table {
         let mut ids = Vec::with_capacity(rows.len());
         let mut sink = Vec::new();
         for props in rows {
-            if self.unique_value(&props).is_some_and(|v| self.find_unique(v).is_some()) {
+            if self
+                .unique_value(&props)
+                .is_some_and(|v| self.find_unique(v).is_some())
+            {
                 continue;
             }
             let record = self.insert_new(props, at_ms, &mut sink);
@@ -370,7 +410,9 @@ fn key_text(key: Key<'_>) -> &str {
 /// HubSpot's check is lenient but rejects what is plainly not an address.
 pub fn is_valid_email(email: &str) -> bool {
     email.parse::<email_address::EmailAddress>().is_ok()
-        && email.rsplit_once('@').is_some_and(|(_, domain)| domain.contains('.'))
+        && email
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domain.contains('.'))
 }
 
 /// Every table, by URL name.
@@ -424,38 +466,72 @@ mod tests {
     fn unique_email_is_case_insensitive() {
         let mut t = contacts(Duration::ZERO);
         let mut changes = Vec::new();
-        let first = t.create(props(&t, json!({"email": "Ann@Example.com"})), &mut changes).unwrap();
-        let err = t.create(props(&t, json!({"email": "ann@EXAMPLE.com"})), &mut changes).unwrap_err();
+        let first = t
+            .create(props(&t, json!({"email": "Ann@Example.com"})), &mut changes)
+            .unwrap();
+        let err = t
+            .create(props(&t, json!({"email": "ann@EXAMPLE.com"})), &mut changes)
+            .unwrap_err();
         assert_eq!(err.status, 409);
-        assert_eq!(err.message(), format!("Contact already exists. Existing ID: {}", first.id));
+        assert_eq!(
+            err.message(),
+            format!("Contact already exists. Existing ID: {}", first.id)
+        );
         assert_eq!(t.get(Key::Unique("ANN@example.COM")).unwrap().id, first.id);
     }
 
     #[test]
     fn property_values_are_coerced_to_strings_and_checked() {
         let t = contacts(Duration::ZERO);
-        let p = props(&t, json!({"email": "a@b.co", "numemployees": 12, "message": true}));
+        let p = props(
+            &t,
+            json!({"email": "a@b.co", "numemployees": 12, "message": true}),
+        );
         assert_eq!(p["numemployees"], "12");
         assert_eq!(p["message"], "true");
         let err = t
-            .check_properties(json!({"email": "nope", "favorite": "x", "hs_object_id": "1"}).as_object().unwrap())
+            .check_properties(
+                json!({"email": "nope", "favorite": "x", "hs_object_id": "1"})
+                    .as_object()
+                    .unwrap(),
+            )
             .unwrap_err();
         assert_eq!(err.category(), "VALIDATION_ERROR");
         let msg = err.message();
         assert!(msg.starts_with("Property values were not valid: "), "{msg}");
-        assert!(msg.contains("INVALID_EMAIL") && msg.contains("PROPERTY_DOESNT_EXIST") && msg.contains("READ_ONLY_VALUE"), "{msg}");
+        assert!(
+            msg.contains("INVALID_EMAIL")
+                && msg.contains("PROPERTY_DOESNT_EXIST")
+                && msg.contains("READ_ONLY_VALUE"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn updates_report_only_changed_properties_and_move_the_unique_index() {
         let mut t = contacts(Duration::ZERO);
         let mut changes = Vec::new();
-        let r = t.create(props(&t, json!({"email": "a@b.co", "firstname": "A"})), &mut changes).unwrap();
-        changes.clear();
-        t.update(Key::Id(&r.id.to_string()), props(&t, json!({"email": "c@d.co", "firstname": "A"})), &mut changes)
+        let r = t
+            .create(
+                props(&t, json!({"email": "a@b.co", "firstname": "A"})),
+                &mut changes,
+            )
             .unwrap();
+        changes.clear();
+        t.update(
+            Key::Id(&r.id.to_string()),
+            props(&t, json!({"email": "c@d.co", "firstname": "A"})),
+            &mut changes,
+        )
+        .unwrap();
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].kind, ChangeKind::PropertyChanged { name: "email".into(), value: "c@d.co".into() });
+        assert_eq!(
+            changes[0].kind,
+            ChangeKind::PropertyChanged {
+                name: "email".into(),
+                value: "c@d.co".into()
+            }
+        );
         assert!(t.get(Key::Unique("a@b.co")).is_none());
         assert_eq!(t.get(Key::Unique("c@d.co")).unwrap().id, r.id);
     }
@@ -464,8 +540,14 @@ mod tests {
     fn search_sees_writes_only_after_the_lag() {
         let mut t = contacts(Duration::from_millis(80));
         let mut changes = Vec::new();
-        t.create(props(&t, json!({"email": "lag@b.co"})), &mut changes).unwrap();
-        let plan = crate::search::Plan::new(Default::default(), &t.schema, crate::config::SearchLimits::Strict).unwrap();
+        t.create(props(&t, json!({"email": "lag@b.co"})), &mut changes)
+            .unwrap();
+        let plan = crate::search::Plan::new(
+            Default::default(),
+            &t.schema,
+            crate::config::SearchLimits::Strict,
+        )
+        .unwrap();
         assert_eq!(t.search(&plan)["total"], 0);
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(t.search(&plan)["total"], 1);
@@ -475,10 +557,20 @@ mod tests {
     fn archive_frees_the_unique_value() {
         let mut t = contacts(Duration::ZERO);
         let mut changes = Vec::new();
-        let r = t.create(props(&t, json!({"email": "a@b.co"})), &mut changes).unwrap();
+        let r = t
+            .create(props(&t, json!({"email": "a@b.co"})), &mut changes)
+            .unwrap();
         assert!(t.archive(Key::Id(&r.id.to_string()), &mut changes));
         assert!(t.get_archived(&r.id.to_string()).is_some());
-        assert!(t.create(props(&t, json!({"email": "a@b.co"})), &mut changes).is_ok());
-        assert_eq!(changes.iter().filter(|c| c.kind == ChangeKind::Deleted).count(), 1);
+        assert!(t
+            .create(props(&t, json!({"email": "a@b.co"})), &mut changes)
+            .is_ok());
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|c| c.kind == ChangeKind::Deleted)
+                .count(),
+            1
+        );
     }
 }

@@ -37,12 +37,14 @@ pub fn sign(
 ) -> Vec<(&'static str, String)> {
     match version {
         SignatureVersion::V3 => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+                .expect("HMAC takes any key length");
             mac.update(method.as_bytes());
             mac.update(uri.as_bytes());
             mac.update(body);
             mac.update(timestamp_ms.to_string().as_bytes());
-            let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            let signature =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
             vec![
                 ("X-HubSpot-Signature-v3", signature),
                 ("X-HubSpot-Request-Timestamp", timestamp_ms.to_string()),
@@ -93,7 +95,12 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn spawn(config: WebhookConfig, portal_id: u64, app_id: u64, shutdown: CancellationToken) -> Self {
+    pub fn spawn(
+        config: WebhookConfig,
+        portal_id: u64,
+        app_id: u64,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let dispatcher = Dispatcher {
@@ -137,7 +144,9 @@ struct Dispatcher {
 
 fn subscription_id(subscription_type: &str) -> u64 {
     // Stable per type, like a real app's subscriptions.
-    subscription_type.bytes().fold(1_000_000u64, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(b)) % 10_000_000)
+    subscription_type.bytes().fold(1_000_000u64, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(u64::from(b)) % 10_000_000
+    })
 }
 
 impl Dispatcher {
@@ -145,9 +154,10 @@ impl Dispatcher {
         let (kind, extra) = match &change.kind {
             ChangeKind::Created => ("creation", json!({"changeFlag": "CREATED"})),
             ChangeKind::Deleted => ("deletion", json!({"changeFlag": "DELETED"})),
-            ChangeKind::PropertyChanged { name, value } => {
-                ("propertyChange", json!({"propertyName": name, "propertyValue": value}))
-            }
+            ChangeKind::PropertyChanged { name, value } => (
+                "propertyChange",
+                json!({"propertyName": name, "propertyValue": value}),
+            ),
         };
         let subscription_type = format!("{}.{kind}", change.singular);
         let mut event = json!({
@@ -213,7 +223,10 @@ impl Dispatcher {
             if attempt_number >= self.config.max_attempts {
                 return;
             }
-            let delay = self.config.retry_delay.saturating_mul(1 << (attempt_number - 1).min(16));
+            let delay = self
+                .config
+                .retry_delay
+                .saturating_mul(1 << (attempt_number - 1).min(16));
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.shutdown.cancelled() => return,
@@ -224,8 +237,16 @@ impl Dispatcher {
         }
     }
 
-    async fn attempt(&self, batch: u64, events: &[Value], attempt_number: u32, duplicate: bool) -> bool {
-        let Ok(_slot) = self.slots.acquire().await else { return false };
+    async fn attempt(
+        &self,
+        batch: u64,
+        events: &[Value],
+        attempt_number: u32,
+        duplicate: bool,
+    ) -> bool {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return false;
+        };
         let body = serde_json::to_vec(events).expect("events serialise");
         let timestamp = crate::model::now_ms();
         let mut request = self
@@ -233,8 +254,18 @@ impl Dispatcher {
             .post(&self.config.url)
             .timeout(self.config.timeout)
             .header("Content-Type", "application/json")
-            .header("User-Agent", "HubSpot Connect 2.0 (http://dev.hubspot.com/) (simulated)");
-        for (name, value) in sign(self.config.signature, &self.config.secret, "POST", &self.config.url, &body, timestamp) {
+            .header(
+                "User-Agent",
+                "HubSpot Connect 2.0 (http://dev.hubspot.com/) (simulated)",
+            );
+        for (name, value) in sign(
+            self.config.signature,
+            &self.config.secret,
+            "POST",
+            &self.config.url,
+            &body,
+            timestamp,
+        ) {
             request = request.header(name, value);
         }
         let started = Instant::now();
@@ -242,11 +273,21 @@ impl Dispatcher {
         let elapsed_ms = started.elapsed().as_millis();
         let (status, error) = match &outcome {
             Ok(r) => (Some(r.status().as_u16()), None),
-            Err(e) if e.is_timeout() => (None, Some(format!("no answer within {:?}", self.config.timeout))),
+            Err(e) if e.is_timeout() => (
+                None,
+                Some(format!("no answer within {:?}", self.config.timeout)),
+            ),
             Err(e) => (None, Some(e.to_string())),
         };
         let delivered = status.is_some_and(|s| (200..300).contains(&s));
-        tracing::debug!(batch, attempt_number, ?status, ?error, elapsed_ms, "webhook delivery");
+        tracing::debug!(
+            batch,
+            attempt_number,
+            ?status,
+            ?error,
+            elapsed_ms,
+            "webhook delivery"
+        );
         self.log.lock().push(Attempt {
             batch,
             attempt_number,
@@ -271,23 +312,51 @@ mod tests {
 
     #[test]
     fn v3_signature_matches_known_answer() {
-        let h = sign(SignatureVersion::V3, "s3cret", "POST", URI, b"[]", 1_700_000_000_000);
-        assert_eq!(h[0], ("X-HubSpot-Signature-v3", "3yQZ+jalKfiBt411d+kcJGPWLiLY3Pm1ZoYRwazgTlk=".to_string()));
-        assert_eq!(h[1], ("X-HubSpot-Request-Timestamp", "1700000000000".to_string()));
+        let h = sign(
+            SignatureVersion::V3,
+            "s3cret",
+            "POST",
+            URI,
+            b"[]",
+            1_700_000_000_000,
+        );
+        assert_eq!(
+            h[0],
+            (
+                "X-HubSpot-Signature-v3",
+                "3yQZ+jalKfiBt411d+kcJGPWLiLY3Pm1ZoYRwazgTlk=".to_string()
+            )
+        );
+        assert_eq!(
+            h[1],
+            ("X-HubSpot-Request-Timestamp", "1700000000000".to_string())
+        );
     }
 
     #[test]
     fn v2_and_v1_signatures_match_known_answers() {
         let v2 = sign(SignatureVersion::V2, "s3cret", "POST", URI, b"[]", 0);
-        assert_eq!(v2[0].1, "5abe64f74cbfe72215c2a3f4d89dcd4bd3f092d9ec8c65bb5aaf263f49917019");
+        assert_eq!(
+            v2[0].1,
+            "5abe64f74cbfe72215c2a3f4d89dcd4bd3f092d9ec8c65bb5aaf263f49917019"
+        );
         assert_eq!(v2[1], ("X-HubSpot-Signature-Version", "v2".to_string()));
         let v1 = sign(SignatureVersion::V1, "s3cret", "POST", URI, b"[]", 0);
-        assert_eq!(v1[0].1, "3ab1a0c9f6504498b78b004bf1de327095f9b599a13da2536989d960e10f33e0");
+        assert_eq!(
+            v1[0].1,
+            "3ab1a0c9f6504498b78b004bf1de327095f9b599a13da2536989d960e10f33e0"
+        );
     }
 
     #[test]
     fn subscription_ids_are_stable_per_type() {
-        assert_eq!(subscription_id("contact.creation"), subscription_id("contact.creation"));
-        assert_ne!(subscription_id("contact.creation"), subscription_id("contact.deletion"));
+        assert_eq!(
+            subscription_id("contact.creation"),
+            subscription_id("contact.creation")
+        );
+        assert_ne!(
+            subscription_id("contact.creation"),
+            subscription_id("contact.deletion")
+        );
     }
 }

@@ -1,0 +1,12 @@
+//! HTTP-level tests of the simulator: a real server on a free port, a real HTTP client, and
+//! exact statuses and body shapes. One binary, one module per concern.
+
+mod helpers;
+
+mod batch;
+mod faults;
+mod objects;
+mod official_client;
+mod rate_limits;
+mod search;
+mod webhooks;

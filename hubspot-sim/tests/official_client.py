@@ -1,0 +1,185 @@
+"""Drives the simulator with HubSpot's official Python client (hubspot-api-client).
+
+Run by the Rust test `official_client` against a freshly started simulator:
+
+    python official_client.py --base-url http://127.0.0.1:PORT
+
+Each check asserts what HubSpot itself would return. Exits non-zero on the first failure.
+"""
+
+import argparse
+import json
+import sys
+import uuid
+
+import hubspot
+from hubspot.crm.contacts import (
+    ApiException,
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectInput,
+    SimplePublicObjectInputForCreate,
+)
+
+checks = []
+
+
+def check(name):
+    def wrap(fn):
+        checks.append((name, fn))
+        return fn
+
+    return wrap
+
+
+def expect_error(call, status, category=None, policy=None):
+    try:
+        call()
+    except ApiException as e:
+        assert e.status == status, f"expected HTTP {status}, got {e.status}: {e.body}"
+        body = json.loads(e.body)
+        assert body["status"] == "error", body
+        assert body.get("correlationId"), body
+        if category:
+            assert body["category"] == category, body
+        if policy:
+            assert body["policyName"] == policy, body
+            assert body["errorType"] == "RATE_LIMIT", body
+        return body, dict(e.headers or {})
+    raise AssertionError(f"expected HTTP {status}, but the call succeeded")
+
+
+def client(base, token):
+    return hubspot.Client.create(access_token=token, host=base)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base-url", required=True)
+    args = parser.parse_args()
+    base = args.base_url
+    api = client(base, "pat-na1-main")
+    run = uuid.uuid4().hex[:8]
+    email = f"ada.{run}@example.com"
+    state = {}
+
+    @check("create returns 201 with string properties")
+    def _():
+        c = api.crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"email": email.upper(), "firstname": "Ada"})
+        )
+        assert c.id.isdigit(), c.id
+        assert c.properties["email"] == email, c.properties
+        assert c.properties["hs_object_id"] == c.id
+        assert c.created_at is not None and c.archived is False
+        state["id"] = c.id
+
+    @check("duplicate email is 409 CONFLICT naming the existing id")
+    def _():
+        body, _ = expect_error(
+            lambda: api.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": email})),
+            409,
+            "CONFLICT",
+        )
+        assert body["message"] == f"Contact already exists. Existing ID: {state['id']}", body
+
+    @check("get by email with idProperty=email")
+    def _():
+        c = api.crm.contacts.basic_api.get_by_id(email, id_property="email", properties=["firstname", "phone"])
+        assert c.id == state["id"]
+        assert c.properties["firstname"] == "Ada" and c.properties["phone"] is None, c.properties
+
+    @check("unknown id is 404 OBJECT_NOT_FOUND")
+    def _():
+        body, _ = expect_error(lambda: api.crm.contacts.basic_api.get_by_id("1"), 404, "OBJECT_NOT_FOUND")
+        assert body["context"] == {"id": ["1"]}, body
+
+    @check("update (PATCH) changes properties")
+    def _():
+        c = api.crm.contacts.basic_api.update(state["id"], SimplePublicObjectInput(properties={"lastname": "Lovelace"}))
+        assert c.properties["lastname"] == "Lovelace", c.properties
+
+    @check("invalid email is 400 VALIDATION_ERROR")
+    def _():
+        body, _ = expect_error(
+            lambda: api.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "not-an-email"})),
+            400,
+            "VALIDATION_ERROR",
+        )
+        assert "INVALID_EMAIL" in body["message"], body
+
+    @check("search by email finds the contact with total and default properties")
+    def _():
+        r = api.crm.contacts.search_api.do_search(
+            PublicObjectSearchRequest(
+                filter_groups=[{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
+                limit=10,
+            )
+        )
+        assert r.total == 1 and r.results[0].id == state["id"], r
+        assert r.results[0].properties["lastname"] == "Lovelace"
+
+    @check("batch upsert by email reports new flags")
+    def _():
+        other = f"grace.{run}@example.com"
+        r = api.crm.contacts.batch_api.upsert(
+            BatchInputSimplePublicObjectBatchInputUpsert(
+                inputs=[
+                    SimplePublicObjectBatchInputUpsert(id=email, id_property="email", properties={"phone": "+44 20 7946 0000"}),
+                    SimplePublicObjectBatchInputUpsert(id=other, id_property="email", properties={"firstname": "Grace"}),
+                ]
+            )
+        )
+        assert r.status == "COMPLETE", r
+        by_email = {x.properties["email"]: x for x in r.results}
+        assert by_email[email].new is False and by_email[email].id == state["id"], r
+        assert by_email[other].new is True, r
+
+    @check("archive, then the contact is gone")
+    def _():
+        api.crm.contacts.basic_api.archive(state["id"])
+        expect_error(lambda: api.crm.contacts.basic_api.get_by_id(state["id"]), 404, "OBJECT_NOT_FOUND")
+
+    @check("ten-secondly limit: 429 with HubSpot's body and headers")
+    def _():
+        burner = client(base, f"pat-na1-burn-{run}")
+        for _ in range(100):
+            burner.crm.contacts.basic_api.get_page(limit=1)
+        body, headers = expect_error(lambda: burner.crm.contacts.basic_api.get_page(limit=1), 429, policy="TEN_SECONDLY_ROLLING")
+        assert body["message"] == "You have reached your ten_secondly_rolling limit.", body
+        lower = {k.lower(): v for k, v in headers.items()}
+        assert lower["x-hubspot-ratelimit-max"] == "100", headers
+        assert lower["x-hubspot-ratelimit-remaining"] == "0", headers
+        assert lower["x-hubspot-ratelimit-interval-milliseconds"] == "10000", headers
+
+    @check("search limit: 429 'secondly' without rate-limit headers")
+    def _():
+        searcher = client(base, f"pat-na1-search-{run}")
+        req = PublicObjectSearchRequest(limit=1)
+        for _ in range(5):
+            searcher.crm.contacts.search_api.do_search(req)
+        body, headers = expect_error(lambda: searcher.crm.contacts.search_api.do_search(req), 429, policy="SECONDLY")
+        assert body["message"] == "You have reached your secondly limit.", body
+        assert not any(k.lower().startswith("x-hubspot-ratelimit") for k in headers), headers
+
+    @check("bad token is 401")
+    def _():
+        expect_error(lambda: client(base, "").crm.contacts.basic_api.get_page(limit=1), 401, "INVALID_AUTHENTICATION")
+
+    passed = failed = 0
+    for name, fn in checks:
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {name}")
+        except Exception as e:  # noqa: BLE001 - report every kind of failure the same way
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+            break
+    print(f"official client: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
