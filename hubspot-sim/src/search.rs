@@ -111,9 +111,14 @@ impl Op {
 struct CheckedFilter {
     property: String,
     op: Op,
-    value: Option<String>,
-    values: Vec<String>,
-    high: Option<String>,
+    /// Whether the property holds datetimes.
+    datetime: bool,
+    /// Operands typed once, so evaluating a record allocates nothing.
+    value: Option<Typed>,
+    values: Vec<Typed>,
+    high: Option<Typed>,
+    /// Lower-cased token pattern for CONTAINS_TOKEN / NOT_CONTAINS_TOKEN.
+    token: String,
 }
 
 /// A validated search, ready to run.
@@ -258,12 +263,32 @@ impl Plan {
         })
     }
 
+    /// The lower-cased values of `property` that every filter group pins with EQ or IN, when
+    /// each group does: a search that can only match records holding one of them.
+    pub fn pinned_values(&self, property: &str) -> Option<Vec<String>> {
+        if self.groups.is_empty() {
+            return None;
+        }
+        let mut values = Vec::new();
+        for group in &self.groups {
+            let pin = group
+                .iter()
+                .find(|f| f.property == property && matches!(f.op, Op::Eq | Op::In))?;
+            let operands = pin.value.iter().chain(&pin.values);
+            values.extend(operands.map(|v| match v {
+                Typed::Text(s) => s.clone(),
+                Typed::Num(n) => n.to_string(),
+            }));
+        }
+        Some(values)
+    }
+
     fn matches(&self, schema: &ObjectSchema, record: &Record) -> bool {
         let filters_ok = self.groups.is_empty()
             || self
                 .groups
                 .iter()
-                .any(|g| g.iter().all(|f| eval(schema, f, record)));
+                .any(|g| g.iter().all(|f| eval(f, record)));
         filters_ok && self.query_matches(schema, record)
     }
 
@@ -364,12 +389,15 @@ fn check_filter(f: Filter, schema: &ObjectSchema) -> Result<CheckedFilter, ApiEr
         Op::HasProperty | Op::NotHasProperty => {}
         _ => need(value.is_some(), "a `value`")?,
     }
+    let as_typed = |raw: &str| typed(schema, &f.property_name, raw);
     Ok(CheckedFilter {
+        datetime: schema.is_datetime(&f.property_name),
+        token: value.as_deref().unwrap_or_default().to_lowercase(),
+        value: value.as_deref().map(as_typed),
+        values: values.iter().map(|v| as_typed(v)).collect(),
+        high: high.as_deref().map(as_typed),
         property: f.property_name,
         op,
-        value,
-        values,
-        high,
     })
 }
 
@@ -435,44 +463,58 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// `pattern` is already lower-case.
 fn contains_token(value: &str, pattern: &str) -> bool {
     let value = value.to_lowercase();
-    let pattern = pattern.to_lowercase();
-    wildcard_match(&pattern, &value) || tokens(&value).any(|t| wildcard_match(&pattern, t))
+    wildcard_match(pattern, &value) || tokens(&value).any(|t| wildcard_match(pattern, t))
 }
 
-fn eval(schema: &ObjectSchema, f: &CheckedFilter, record: &Record) -> bool {
-    let actual = record.get(&f.property).filter(|v| !v.is_empty());
-    let eq = |expected: &str| {
-        actual.is_some_and(|a| {
-            typed(schema, &f.property, a).cmp_to(&typed(schema, &f.property, expected))
-                == Ordering::Equal
-        })
-    };
-    let cmp = |expected: &str| {
-        actual.map(|a| typed(schema, &f.property, a).cmp_to(&typed(schema, &f.property, expected)))
-    };
-    let value = f.value.as_deref().unwrap_or_default();
-    match f.op {
-        Op::Eq => eq(value),
-        Op::Neq => !eq(value),
-        Op::Lt => cmp(value) == Some(Ordering::Less),
-        Op::Lte => matches!(cmp(value), Some(Ordering::Less | Ordering::Equal)),
-        Op::Gt => cmp(value) == Some(Ordering::Greater),
-        Op::Gte => matches!(cmp(value), Some(Ordering::Greater | Ordering::Equal)),
-        Op::Between => {
-            matches!(cmp(value), Some(Ordering::Greater | Ordering::Equal))
-                && matches!(
-                    cmp(f.high.as_deref().unwrap_or_default()),
-                    Some(Ordering::Less | Ordering::Equal)
-                )
+/// Compares a stored value with a pre-typed operand, as [`typed`] would type the stored value,
+/// without allocating.
+fn compare(datetime: bool, actual: &str, expected: &Typed) -> Ordering {
+    match expected {
+        Typed::Num(e) => {
+            let number = datetime
+                .then(|| parse_datetime_ms(actual).map(|ms| ms as f64))
+                .flatten()
+                .or_else(|| actual.trim().parse::<f64>().ok().filter(|n| n.is_finite()));
+            match number {
+                Some(a) => a.partial_cmp(e).unwrap_or(Ordering::Equal),
+                None => actual
+                    .chars()
+                    .flat_map(char::to_lowercase)
+                    .cmp(e.to_string().chars()),
+            }
         }
-        Op::In => f.values.iter().any(|v| eq(v)),
-        Op::NotIn => !f.values.iter().any(|v| eq(v)),
+        Typed::Text(e) => actual.chars().flat_map(char::to_lowercase).cmp(e.chars()),
+    }
+}
+
+fn eval(f: &CheckedFilter, record: &Record) -> bool {
+    let actual = record.get(&f.property).filter(|v| !v.is_empty());
+    let cmp = |expected: &Option<Typed>| match (actual, expected) {
+        (Some(a), Some(e)) => Some(compare(f.datetime, a, e)),
+        _ => None,
+    };
+    let eq = |expected: &Typed| {
+        actual.is_some_and(|a| compare(f.datetime, a, expected) == Ordering::Equal)
+    };
+    let at_least = |o: Option<Ordering>| matches!(o, Some(Ordering::Greater | Ordering::Equal));
+    let at_most = |o: Option<Ordering>| matches!(o, Some(Ordering::Less | Ordering::Equal));
+    match f.op {
+        Op::Eq => f.value.as_ref().is_some_and(eq),
+        Op::Neq => !f.value.as_ref().is_some_and(eq),
+        Op::Lt => cmp(&f.value) == Some(Ordering::Less),
+        Op::Lte => at_most(cmp(&f.value)),
+        Op::Gt => cmp(&f.value) == Some(Ordering::Greater),
+        Op::Gte => at_least(cmp(&f.value)),
+        Op::Between => at_least(cmp(&f.value)) && at_most(cmp(&f.high)),
+        Op::In => f.values.iter().any(eq),
+        Op::NotIn => !f.values.iter().any(eq),
         Op::HasProperty => actual.is_some(),
         Op::NotHasProperty => actual.is_none(),
-        Op::ContainsToken => actual.is_some_and(|a| contains_token(a, value)),
-        Op::NotContainsToken => !actual.is_some_and(|a| contains_token(a, value)),
+        Op::ContainsToken => actual.is_some_and(|a| contains_token(a, &f.token)),
+        Op::NotContainsToken => !actual.is_some_and(|a| contains_token(a, &f.token)),
     }
 }
 

@@ -66,6 +66,9 @@ struct SearchIndex {
     docs: BTreeMap<u64, Record>,
     pending: VecDeque<(Instant, u64, Option<Record>)>,
     lag: Duration,
+    /// The type's unique property, and its lower-cased values → id as search sees them.
+    unique_property: Option<&'static str>,
+    by_unique: HashMap<String, u64>,
 }
 
 impl SearchIndex {
@@ -78,10 +81,22 @@ impl SearchIndex {
     }
 
     fn apply(&mut self, id: u64, doc: Option<Record>) {
-        match doc {
+        let old = match doc {
             Some(doc) => self.docs.insert(id, doc),
             None => self.docs.remove(&id),
         };
+        let Some(p) = self.unique_property else {
+            return;
+        };
+        if let Some(v) = old.as_ref().and_then(|r| r.get(p)) {
+            let v = v.to_lowercase();
+            if self.by_unique.get(&v) == Some(&id) {
+                self.by_unique.remove(&v);
+            }
+        }
+        if let Some(v) = self.docs.get(&id).and_then(|r| r.get(p)) {
+            self.by_unique.insert(v.to_lowercase(), id);
+        }
     }
 
     fn catch_up(&mut self) {
@@ -113,6 +128,7 @@ pub type Properties = BTreeMap<String, String>;
 impl Table {
     pub fn new(schema: ObjectSchema, portal_id: u64, lag: Duration) -> Self {
         let next_id = schema.first_id;
+        let unique_property = schema.unique_property;
         Self {
             schema,
             portal_id,
@@ -122,6 +138,7 @@ impl Table {
             next_id,
             index: SearchIndex {
                 lag,
+                unique_property,
                 ..SearchIndex::default()
             },
         }
@@ -381,9 +398,27 @@ impl Table {
 
     /// Runs a search over what search sees now: the index with every write older than the
     /// lag applied.
+    ///
+    /// A search that pins the unique property in every filter group (EQ or IN on email, the
+    /// everyday "find by email") reads only the named records through the index; any other
+    /// search scans. Both give the same answer.
     pub fn search(&mut self, plan: &crate::search::Plan) -> Value {
         self.index.catch_up();
-        plan.run(&self.schema, self.index.docs.values())
+        let index = &self.index;
+        match self
+            .schema
+            .unique_property
+            .and_then(|p| plan.pinned_values(p))
+        {
+            Some(values) => {
+                let ids: std::collections::BTreeSet<u64> = values
+                    .iter()
+                    .filter_map(|v| index.by_unique.get(v).copied())
+                    .collect();
+                plan.run(&self.schema, ids.iter().filter_map(|id| index.docs.get(id)))
+            }
+            None => plan.run(&self.schema, index.docs.values()),
+        }
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Record> {
@@ -551,6 +586,51 @@ mod tests {
         assert_eq!(t.search(&plan)["total"], 0);
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(t.search(&plan)["total"], 1);
+    }
+
+    #[test]
+    fn indexed_email_search_agrees_with_a_full_scan() {
+        let mut t = contacts(Duration::ZERO);
+        let mut changes = Vec::new();
+        let a = t
+            .create(props(&t, json!({"email": "a@x.co"})), &mut changes)
+            .unwrap();
+        let b = t
+            .create(props(&t, json!({"email": "b@x.co"})), &mut changes)
+            .unwrap();
+        t.update(
+            Key::Id(&a.id.to_string()),
+            props(&t, json!({"email": "moved@x.co"})),
+            &mut changes,
+        )
+        .unwrap();
+        t.archive(Key::Id(&b.id.to_string()), &mut changes);
+        t.create(
+            props(&t, json!({"email": "b@x.co", "firstname": "Again"})),
+            &mut changes,
+        )
+        .unwrap();
+        let schema = t.schema.clone();
+        let plan = |filter: Value| {
+            let req =
+                serde_json::from_value(json!({"filterGroups": [{"filters": [filter]}]})).unwrap();
+            crate::search::Plan::new(req, &schema, crate::config::SearchLimits::Strict).unwrap()
+        };
+        for email in ["a@x.co", "moved@x.co", "B@X.CO", "nobody@x.co"] {
+            let indexed = plan(json!({"propertyName": "email", "operator": "EQ", "value": email}));
+            assert!(indexed.pinned_values("email").is_some());
+            // CONTAINS_TOKEN on the whole address matches the same records, by scanning.
+            let scanned = plan(
+                json!({"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": email}),
+            );
+            assert!(scanned.pinned_values("email").is_none());
+            let (i, s) = (t.search(&indexed), t.search(&scanned));
+            assert_eq!(i["results"], s["results"], "{email}");
+        }
+        let again = plan(
+            json!({"propertyName": "email", "operator": "IN", "values": ["b@x.co", "moved@x.co"]}),
+        );
+        assert_eq!(t.search(&again)["total"], 2);
     }
 
     #[test]
