@@ -1,0 +1,227 @@
+//! Settings from the environment, validated once at start with errors that name the variable
+//! and the fix. Secrets are wrapped in [`Secret`], whose `Debug` never shows the value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A value that must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HubSpotSettings {
+    pub enabled: bool,
+    pub base_url: reqwest::Url,
+    pub token: Option<Secret>,
+    /// false: writes are validated and recorded but not sent.
+    pub send_live: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub hubspot: HubSpotSettings,
+    pub version: String,
+    pub slot: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+fn parse_bool(var: &'static str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(bad(
+            var,
+            format!("'{other}' is not a boolean; use true or false"),
+        )),
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (the environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let listen = match get("APP_LISTEN") {
+            None => SocketAddr::from(([0, 0, 0, 0], 3000)),
+            Some(raw) => raw.trim().parse().map_err(|_| {
+                bad(
+                    "APP_LISTEN",
+                    format!("'{raw}' is not an address like 0.0.0.0:3000"),
+                )
+            })?,
+        };
+        let enabled =
+            get("HUBSPOT_ENABLED").map_or(Ok(true), |v| parse_bool("HUBSPOT_ENABLED", &v))?;
+        let send_live =
+            get("HUBSPOT_SEND_LIVE").map_or(Ok(true), |v| parse_bool("HUBSPOT_SEND_LIVE", &v))?;
+        let base_raw = get("HUBSPOT_BASE_URL").unwrap_or_else(|| "https://api.hubapi.com".into());
+        let base_url = reqwest::Url::parse(base_raw.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| {
+                bad(
+                    "HUBSPOT_BASE_URL",
+                    format!("'{base_raw}' is not an http(s) URL"),
+                )
+            })?;
+        let timeout = match get("HUBSPOT_TIMEOUT") {
+            None => Duration::from_secs(10),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| {
+                bad(
+                    "HUBSPOT_TIMEOUT",
+                    format!("'{raw}' is not a duration; use seconds (10) or 10s / 500ms"),
+                )
+            })?,
+        };
+        let token = [
+            "HUBSPOT_ACCESS_TOKEN",
+            "HUBSPOT_PRIVATE_APP_TOKEN",
+            "HUBSPOT_API_KEY",
+        ]
+        .iter()
+        .find_map(|k| get(k))
+        .map(|t| Secret::new(t.trim()));
+        if enabled && token.is_none() {
+            return Err(bad(
+                "HUBSPOT_ACCESS_TOKEN",
+                "not set; set it to the private app token (or HUBSPOT_ENABLED=false to run without HubSpot)",
+            ));
+        }
+        Ok(Settings {
+            listen,
+            hubspot: HubSpotSettings {
+                enabled,
+                base_url,
+                token,
+                send_live,
+                timeout,
+            },
+            version: get("APP_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
+            slot: get("APP_SLOT").unwrap_or_else(|| "local".into()),
+        })
+    }
+}
+
+/// `10` (seconds), `10s`, `500ms`, `1m`.
+fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let d = raw
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .ok()
+        .or_else(|| humantime::parse_duration(raw).ok())?;
+    (!d.is_zero()).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_with_a_token() {
+        let s = settings(&[("HUBSPOT_ACCESS_TOKEN", "pat-1")]).unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:3000");
+        assert_eq!(s.hubspot.base_url.as_str(), "https://api.hubapi.com/");
+        assert_eq!(s.hubspot.timeout, Duration::from_secs(10));
+        assert!(s.hubspot.enabled && s.hubspot.send_live);
+    }
+
+    #[test]
+    fn alternative_token_names_are_accepted() {
+        for name in ["HUBSPOT_PRIVATE_APP_TOKEN", "HUBSPOT_API_KEY"] {
+            let s = settings(&[(name, "pat-2")]).unwrap();
+            assert_eq!(s.hubspot.token.unwrap().expose(), "pat-2");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_the_fix() {
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Vars, &str, &str); 5] = [
+            (&[], "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_ENABLED=false"),
+            (
+                &[("HUBSPOT_ACCESS_TOKEN", "t"), ("APP_LISTEN", "3000")],
+                "APP_LISTEN",
+                "0.0.0.0:3000",
+            ),
+            (
+                &[("HUBSPOT_ACCESS_TOKEN", "t"), ("HUBSPOT_TIMEOUT", "soon")],
+                "HUBSPOT_TIMEOUT",
+                "10s",
+            ),
+            (
+                &[
+                    ("HUBSPOT_ACCESS_TOKEN", "t"),
+                    ("HUBSPOT_BASE_URL", "ftp://x"),
+                ],
+                "HUBSPOT_BASE_URL",
+                "http(s)",
+            ),
+            (
+                &[
+                    ("HUBSPOT_ACCESS_TOKEN", "t"),
+                    ("HUBSPOT_SEND_LIVE", "maybe"),
+                ],
+                "HUBSPOT_SEND_LIVE",
+                "true or false",
+            ),
+        ];
+        for (vars, var, hint) in cases {
+            let err = settings(vars).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(hint), "{err}");
+        }
+    }
+
+    #[test]
+    fn disabled_needs_no_token_and_secrets_do_not_debug_print() {
+        let s = settings(&[("HUBSPOT_ENABLED", "false")]).unwrap();
+        assert!(!s.hubspot.enabled);
+        let s = settings(&[("HUBSPOT_ACCESS_TOKEN", "pat-very-secret")]).unwrap();
+        assert!(!format!("{s:?}").contains("pat-very-secret"));
+    }
+}

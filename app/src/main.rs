@@ -1,0 +1,45 @@
+use std::process::ExitCode;
+
+use app::config::Settings;
+use app::Application;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("app: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("app: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(addr = %app.local_addr(), "app listening");
+    match app.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("app: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,369 @@
+//! `deploy.yml`: what to deploy and how. Parsed strictly: an unknown key or a bad value is an
+//! error naming the key, its line and the fix. Secrets never live here (they come from the
+//! env file or the environment), and a secret-looking key under `env:` is refused.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Names containers, labels and the lock.
+    pub service: String,
+    /// Image repository, tagged per version.
+    pub image: String,
+    pub build: BuildConfig,
+    #[serde(default)]
+    pub slots: Slots,
+    /// Plain settings for the container; no secrets.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// A file of KEY=VALUE lines with the secrets, read at deploy time.
+    #[serde(default)]
+    pub env_file: Option<PathBuf>,
+    #[serde(default)]
+    pub health: HealthConfig,
+    pub nginx: NginxConfig,
+    /// Old images kept for rollback by `deployer prune`.
+    #[serde(default = "default_keep_images")]
+    pub keep_images: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Slots {
+    pub blue: SlotConfig,
+    pub green: SlotConfig,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Self {
+            blue: SlotConfig { port: 3000 },
+            green: SlotConfig { port: 3001 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub path: String,
+    /// The longest pause between polls; the first polls come quicker.
+    pub interval: HumanDuration,
+    /// Give up after this long.
+    pub timeout: HumanDuration,
+    pub expect_status: u16,
+}
+
+/// A duration as written (`300s`, `1m`, `500ms`). Kept as text through deserialisation so a bad
+/// value is reported at its own line by [`DeployConfig::parse`], which checks it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct HumanDuration(String);
+
+impl HumanDuration {
+    fn parse(&self) -> Result<Duration, String> {
+        humantime::parse_duration(self.0.trim()).map_err(|_| {
+            format!(
+                "'{}' is not a duration; write e.g. 300s, 1m or 500ms",
+                self.0
+            )
+        })
+    }
+
+    /// The value; zero only if it was never validated (parse() validates every config).
+    pub fn get(&self) -> Duration {
+        self.parse().unwrap_or_default()
+    }
+}
+
+impl From<Duration> for HumanDuration {
+    fn from(d: Duration) -> Self {
+        Self(humantime::format_duration(d).to_string())
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            path: "/ready".into(),
+            interval: Duration::from_secs(1).into(),
+            timeout: Duration::from_secs(300).into(),
+            expect_status: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NginxConfig {
+    pub template: PathBuf,
+    /// Directory (mounted into nginx) where the rendered config is written.
+    pub rendered_dir: PathBuf,
+    pub container: String,
+}
+
+fn default_keep_images() -> u32 {
+    3
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{file}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// The 1-based line of `path` (nested keys) in YAML `text`, found by indentation.
+fn locate(text: &str, path: &[&str]) -> Option<usize> {
+    let mut want = 0;
+    let mut parent_indent: Option<usize> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        match parent_indent {
+            Some(p) if indent <= p => return None, // left the parent's block
+            None if indent > 0 => continue,        // top-level keys only
+            _ => {}
+        }
+        if trimmed.starts_with(&format!("{}:", path[want])) {
+            if want + 1 == path.len() {
+                return Some(i + 1);
+            }
+            parent_indent = Some(indent);
+            want += 1;
+        }
+    }
+    None
+}
+
+const SECRET_WORDS: [&str; 5] = ["TOKEN", "SECRET", "PASSWORD", "API_KEY", "PRIVATE"];
+
+impl DeployConfig {
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let config: DeployConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            line: e.location().map(|l| l.line()),
+            message: format!("{}{}", strip_location(&e.to_string()), hint(&e.to_string())),
+        })?;
+        config.validate().map_err(|(path, message)| ConfigError {
+            file: file.to_string(),
+            line: locate(text, &path),
+            message: format!("{}: {message}", path.join(".")),
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (Vec<&'static str>, String)> {
+        let err = |path: &[&'static str], m: String| Err((path.to_vec(), m));
+        if self.service.trim().is_empty()
+            || !self
+                .service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return err(
+                &["service"],
+                format!(
+                    "'{}' must be letters, digits, '-' or '_' (it names containers)",
+                    self.service
+                ),
+            );
+        }
+        if self.slots.blue.port == self.slots.green.port {
+            return err(
+                &["slots", "green", "port"],
+                format!(
+                    "blue and green both use port {}; give each slot its own port",
+                    self.slots.blue.port
+                ),
+            );
+        }
+        for (slot, port) in [
+            ("blue", self.slots.blue.port),
+            ("green", self.slots.green.port),
+        ] {
+            if port == 0 {
+                return err(
+                    &["slots", slot, "port"],
+                    "port 0 is not a port; use e.g. 3000".into(),
+                );
+            }
+        }
+        if !self.health.path.starts_with('/') {
+            return err(
+                &["health", "path"],
+                format!("'{}' must start with '/', e.g. /ready", self.health.path),
+            );
+        }
+        let timeout = self
+            .health
+            .timeout
+            .parse()
+            .or_else(|m| err(&["health", "timeout"], m).map(|()| Duration::ZERO))?;
+        let interval = self
+            .health
+            .interval
+            .parse()
+            .or_else(|m| err(&["health", "interval"], m).map(|()| Duration::ZERO))?;
+        if timeout.is_zero() || timeout > Duration::from_secs(3600) {
+            return err(
+                &["health", "timeout"],
+                "must be between 1s and 1h (default 300s)".into(),
+            );
+        }
+        if interval.is_zero() || interval > timeout {
+            return err(
+                &["health", "interval"],
+                "must be above zero and below health.timeout (default 1s)".into(),
+            );
+        }
+        if !(100..=599).contains(&self.health.expect_status) {
+            return err(
+                &["health", "expect_status"],
+                format!("{} is not an HTTP status", self.health.expect_status),
+            );
+        }
+        if let Some(key) = self.env.keys().find(|k| {
+            SECRET_WORDS
+                .iter()
+                .any(|w| k.to_ascii_uppercase().contains(w))
+        }) {
+            return err(&["env"], format!("{key} looks like a secret; secrets never go in deploy.yml: put it in env_file (or export it) instead"));
+        }
+        if self.keep_images == 0 {
+            return err(
+                &["keep_images"],
+                "must be at least 1, or rollback has nothing to go back to".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn strip_location(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+fn hint(message: &str) -> &'static str {
+    if message.contains("unknown field") {
+        " (remove it or fix its spelling)"
+    } else if message.contains("missing field") {
+        " (add it; see deploy.yml in the repository for an example)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+service: hubspot-app
+image: hubspot-app
+build:
+  context: .
+  dockerfile: app/Dockerfile
+env:
+  HUBSPOT_BASE_URL: http://sim:8090
+health:
+  path: /ready
+  interval: 1s
+  timeout: 300s
+  expect_status: 200
+nginx:
+  template: nginx/upstream.conf.tera
+  rendered_dir: /var/lib/deployer/nginx
+  container: hubspot-nginx
+";
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let c = DeployConfig::parse("deploy.yml", GOOD).unwrap();
+        assert_eq!(c.slots, Slots::default());
+        assert_eq!(c.health.timeout.get(), Duration::from_secs(300));
+        assert_eq!(c.keep_images, 3);
+    }
+
+    fn error(text: &str) -> ConfigError {
+        DeployConfig::parse("deploy.yml", text).unwrap_err()
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_the_line_and_the_fix() {
+        let e = error(&GOOD.replace("  timeout: 300s", "  timout: 300s"));
+        assert_eq!(e.line, Some(11));
+        assert!(
+            e.message.contains("unknown field `timout`") && e.message.contains("spelling"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("deploy.yml:11: "), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_the_line_and_the_fix() {
+        let e = error(&GOOD.replace("timeout: 300s", "timeout: forever"));
+        assert_eq!(e.line, Some(11));
+        assert!(e.message.contains("300s"), "{e}");
+
+        let e = error(&GOOD.replace("path: /ready", "path: ready"));
+        assert_eq!(
+            (e.line, e.message.starts_with("health.path")),
+            (Some(9), true),
+            "{e}"
+        );
+
+        let e = error(&format!(
+            "{GOOD}slots:\n  blue:\n    port: 3000\n  green:\n    port: 3000\n"
+        ));
+        assert_eq!(e.line, Some(21), "{e}");
+        assert!(e.message.contains("own port"), "{e}");
+    }
+
+    #[test]
+    fn secrets_in_env_are_refused() {
+        let e = error(&GOOD.replace(
+            "  HUBSPOT_BASE_URL: http://sim:8090",
+            "  HUBSPOT_ACCESS_TOKEN: pat-123",
+        ));
+        assert_eq!(e.line, Some(6));
+        assert!(e.message.contains("env_file"), "{e}");
+        assert!(
+            !e.message.contains("pat-123"),
+            "the value itself is never echoed"
+        );
+    }
+
+    #[test]
+    fn missing_sections_say_what_to_add() {
+        let e = error("service: x\nimage: y\n");
+        assert!(
+            e.message.contains("missing field") && e.message.contains("add it"),
+            "{e}"
+        );
+    }
+}
