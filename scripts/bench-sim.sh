@@ -19,7 +19,7 @@ run() { # name, lua script
     curl -sf -X POST "http://127.0.0.1:$port/_sim/seed/contacts" -d '{"count":10000,"properties":{"email":"seed{n}@example.com","firstname":"Seed"}}' >/dev/null
   fi
   local out
-  out=$(taskset -c 1 wrk -t1 -c32 -d"${secs}s" -s "$root/bench/sim-$1.lua" "http://127.0.0.1:$port" 2>&1)
+  out=$(taskset -c 1 wrk -t1 -c32 -d"${secs}s" -s "$root/bench/sim.lua" "http://127.0.0.1:$port" -- "$1" 2>&1)
   local rps line
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   line=$(echo "$out" | grep '^BENCH')

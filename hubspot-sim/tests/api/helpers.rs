@@ -110,3 +110,23 @@ pub fn assert_error(reply: &Reply, status: u16, category: &str) -> Value {
     assert_eq!(correlation.len(), 36, "{b}");
     b.clone()
 }
+
+/// Asserts that a contact read without `properties` returned exactly HubSpot's defaults.
+pub fn assert_default_contact_properties(record: &Value) {
+    let keys: Vec<&String> = record["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "createdate",
+            "email",
+            "firstname",
+            "hs_object_id",
+            "lastmodifieddate",
+            "lastname"
+        ]
+    );
+}

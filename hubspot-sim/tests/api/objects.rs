@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{assert_error, TestSim};
+use crate::helpers::{assert_default_contact_properties, assert_error, TestSim};
 
 #[tokio::test]
 async fn create_returns_201_with_string_properties_and_system_fields() {
@@ -106,18 +106,7 @@ async fn get_by_id_or_email_with_selected_properties() {
 
     let r = t.get(&format!("/crm/v3/objects/contacts/{id}")).await;
     assert_eq!(r.status, 200);
-    let keys: Vec<&String> = r.body["properties"].as_object().unwrap().keys().collect();
-    assert_eq!(
-        keys,
-        [
-            "createdate",
-            "email",
-            "firstname",
-            "hs_object_id",
-            "lastmodifieddate",
-            "lastname"
-        ]
-    );
+    assert_default_contact_properties(&r.body);
     assert_eq!(r.body["properties"]["lastname"], serde_json::Value::Null);
 
     let r = t.get("/crm/v3/objects/contacts/GET%40example.com?idProperty=email&properties=phone,firstname").await;

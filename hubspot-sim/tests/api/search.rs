@@ -3,7 +3,7 @@ use std::time::Duration;
 use hubspot_sim::SimConfig;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, TestSim};
+use crate::helpers::{assert_default_contact_properties, assert_error, TestSim};
 
 const SEARCH: &str = "/crm/v3/objects/contacts/search";
 
@@ -22,22 +22,7 @@ async fn finds_by_email_with_total_and_default_properties() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["total"], 1);
     assert_eq!(r.body["results"][0]["id"], id.as_str());
-    let keys: Vec<&String> = r.body["results"][0]["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "createdate",
-            "email",
-            "firstname",
-            "hs_object_id",
-            "lastmodifieddate",
-            "lastname"
-        ]
-    );
+    assert_default_contact_properties(&r.body["results"][0]);
     assert!(r.body.get("paging").is_none());
     assert!(
         r.headers.get("x-hubspot-ratelimit-max").is_none(),
