@@ -33,6 +33,8 @@ pub struct HubSpotSettings {
     /// false: writes are validated and recorded but not sent.
     pub send_live: bool,
     pub timeout: Duration,
+    /// Client-side budget: (requests, window), from `HUBSPOT_RATE_LIMIT` like `100/10s`.
+    pub rate_limit: (u32, Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +110,15 @@ impl Settings {
                 )
             })?,
         };
+        let rate_limit = match get("HUBSPOT_RATE_LIMIT") {
+            None => (100, Duration::from_secs(10)),
+            Some(raw) => parse_rate(&raw).ok_or_else(|| {
+                bad(
+                    "HUBSPOT_RATE_LIMIT",
+                    format!("'{raw}' is not a budget; write COUNT/WINDOW, e.g. 100/10s"),
+                )
+            })?,
+        };
         let token = [
             "HUBSPOT_ACCESS_TOKEN",
             "HUBSPOT_PRIVATE_APP_TOKEN",
@@ -130,11 +141,19 @@ impl Settings {
                 token,
                 send_live,
                 timeout,
+                rate_limit,
             },
             version: get("APP_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
             slot: get("APP_SLOT").unwrap_or_else(|| "local".into()),
         })
     }
+}
+
+/// `100/10s`: a count above zero per a non-zero window.
+fn parse_rate(raw: &str) -> Option<(u32, Duration)> {
+    let (count, window) = raw.trim().split_once('/')?;
+    let count = count.trim().parse::<u32>().ok().filter(|c| *c > 0)?;
+    Some((count, parse_duration(window)?))
 }
 
 /// `10` (seconds), `10s`, `500ms`, `1m`.
@@ -167,6 +186,13 @@ mod tests {
         assert_eq!(s.listen.to_string(), "0.0.0.0:3000");
         assert_eq!(s.hubspot.base_url.as_str(), "https://api.hubapi.com/");
         assert_eq!(s.hubspot.timeout, Duration::from_secs(10));
+        assert_eq!(s.hubspot.rate_limit, (100, Duration::from_secs(10)));
+        let s = settings(&[
+            ("HUBSPOT_ACCESS_TOKEN", "t"),
+            ("HUBSPOT_RATE_LIMIT", "190/10s"),
+        ])
+        .unwrap();
+        assert_eq!(s.hubspot.rate_limit, (190, Duration::from_secs(10)));
         assert!(s.hubspot.enabled && s.hubspot.send_live);
     }
 
@@ -181,7 +207,12 @@ mod tests {
     #[test]
     fn errors_name_the_variable_and_the_fix() {
         type Vars<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(Vars, &str, &str); 5] = [
+        let cases: [(Vars, &str, &str); 6] = [
+            (
+                &[("HUBSPOT_ACCESS_TOKEN", "t"), ("HUBSPOT_RATE_LIMIT", "100")],
+                "HUBSPOT_RATE_LIMIT",
+                "100/10s",
+            ),
             (&[], "HUBSPOT_ACCESS_TOKEN", "HUBSPOT_ENABLED=false"),
             (
                 &[("HUBSPOT_ACCESS_TOKEN", "t"), ("APP_LISTEN", "3000")],

@@ -52,6 +52,12 @@ async fn hubspot_test(State(s): State<Shared>) -> (StatusCode, Json<Value>) {
             })),
         );
     };
+    let budget = client.budget().await;
+    let rate_limit = json!({
+        "max": budget.max,
+        "window_ms": budget.window.as_millis(),
+        "used_in_window": budget.used,
+    });
     match client.account_details().await {
         Ok((details, latency)) => (
             StatusCode::OK,
@@ -63,6 +69,7 @@ async fn hubspot_test(State(s): State<Shared>) -> (StatusCode, Json<Value>) {
                     "portal_id": details.portal_id,
                     "latency_ms": latency.as_millis(),
                 },
+                "rate_limit": rate_limit,
                 "version": version, "slot": slot,
             })),
         ),
@@ -89,6 +96,7 @@ async fn hubspot_test(State(s): State<Shared>) -> (StatusCode, Json<Value>) {
                     "status": "error",
                     "message": message,
                     "hubspot": {"reachable": reachable, "authenticated": authenticated, "correlation_id": correlation_id},
+                    "rate_limit": rate_limit,
                     "version": version, "slot": slot,
                 })),
             )

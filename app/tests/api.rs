@@ -156,3 +156,105 @@ async fn unreachable_hubspot_is_502_and_disabled_is_503() {
     assert_eq!(status, 503);
     assert_eq!(body["status"], "disabled");
 }
+
+impl TestApp {
+    async fn fault(&self, rule: Value) {
+        let r = self
+            .http
+            .post(format!("{}/_sim/faults", self.sim.base_url()))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+
+    /// Statuses the simulator gave for account-info, in status order, with counts.
+    async fn account_info_statuses(&self) -> Vec<(u64, u64)> {
+        let stats: Value = self
+            .http
+            .get(format!("{}/_sim/stats", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["byRoute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["route"] == "/account-info/v3/details")
+            .map(|r| (r["status"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_5xx_burst_is_retried_until_hubspot_answers() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    t.fault(json!({"path": "/account-info", "times": 2, "status": 503}))
+        .await;
+    let (status, body) = t.get("/api/hubspot/test").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(t.account_info_statuses().await, [(200, 1), (503, 2)]);
+    assert_eq!(body["rate_limit"]["max"], 100);
+    assert_eq!(body["rate_limit"]["window_ms"], 10_000);
+}
+
+#[tokio::test]
+async fn a_ten_secondly_429_is_retried_after_waiting() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    t.fault(json!({"path": "/account-info", "times": 1, "status": 429}))
+        .await;
+    let started = std::time::Instant::now();
+    let (status, _) = t.get("/api/hubspot/test").await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited at least a second"
+    );
+    assert_eq!(t.account_info_statuses().await, [(200, 1), (429, 1)]);
+}
+
+#[tokio::test]
+async fn daily_429_and_auth_failures_are_never_retried() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    let daily = json!({"status": "error", "message": "You have reached your daily limit.", "errorType": "RATE_LIMIT", "policyName": "DAILY", "correlationId": "c-1"});
+    t.fault(json!({"path": "/account-info", "times": 1, "status": 429, "body": daily}))
+        .await;
+    let (status, body) = t.get("/api/hubspot/test").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("daily limit"),
+        "{body}"
+    );
+    assert_eq!(t.account_info_statuses().await, [(429, 1)]);
+
+    let sim = SimConfig {
+        tokens: vec!["other".into()],
+        ..SimConfig::default()
+    };
+    let t = spawn_app(sim, &[]).await;
+    assert_eq!(t.get("/api/hubspot/test").await.0, 502);
+    assert_eq!(t.account_info_statuses().await, [(401, 1)]);
+}
+
+#[tokio::test]
+async fn the_client_side_budget_keeps_the_app_under_hubspots_limit() {
+    // HubSpot allows 5 per 10 s here; the app is told the same budget and must never see a 429.
+    let sim = SimConfig {
+        rate_limit: hubspot_sim::RateSpec::new(5, Duration::from_secs(2)),
+        ..SimConfig::default()
+    };
+    let t = spawn_app(sim, &[("HUBSPOT_RATE_LIMIT", "5/2s")]).await;
+    let started = std::time::Instant::now();
+    for _ in 0..7 {
+        assert_eq!(t.get("/api/hubspot/test").await.0, 200);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the 6th call waited for the window"
+    );
+    assert_eq!(t.account_info_statuses().await, [(200, 7)]);
+}

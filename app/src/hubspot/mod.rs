@@ -1,0 +1,283 @@
+//! The one place that talks to HubSpot: owns the HTTP client, the token, the timeout, the
+//! retry policy ([`retry`]) and the client-side rate limiter ([`limiter`]), and turns HubSpot's
+//! answers into typed results.
+
+pub mod limiter;
+pub mod retry;
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{HubSpotSettings, Secret};
+use limiter::Window;
+use retry::{Failure, RetryPolicy, Verdict};
+
+/// Which budget a call draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    General,
+    Search,
+}
+
+/// HubSpot's error envelope; every field optional, as HubSpot does not always send them all.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiErrorBody {
+    pub category: Option<String>,
+    pub message: Option<String>,
+    pub correlation_id: Option<String>,
+    pub policy_name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubSpotError {
+    #[error("HubSpot did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("could not reach HubSpot: {0}")]
+    Unreachable(String),
+    #[error("HubSpot answered {status}: {}", .body.message.as_deref().unwrap_or("(no message)"))]
+    Api { status: u16, body: ApiErrorBody },
+    #[error("HubSpot's answer could not be read: {0}")]
+    Decode(String),
+}
+
+impl HubSpotError {
+    /// 401 / 403: the token is missing, wrong, expired or lacks scopes.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            HubSpotError::Api {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDetails {
+    pub portal_id: u64,
+    #[serde(default)]
+    pub account_type: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct HubSpotClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    token: Secret,
+    timeout: Duration,
+    policy: RetryPolicy,
+    general: Window,
+    search: Window,
+}
+
+/// The client-side budget, for status reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub max: usize,
+    pub window: Duration,
+    pub used: usize,
+}
+
+impl HubSpotClient {
+    pub fn new(settings: &HubSpotSettings, token: Secret) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("hubspot-contact-sync/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let (max, span) = settings.rate_limit;
+        Ok(Self {
+            http,
+            base: settings.base_url.clone(),
+            token,
+            timeout: settings.timeout,
+            policy: RetryPolicy::default(),
+            general: Window::new(max, span),
+            search: Window::new(5, Duration::from_secs(1)),
+        })
+    }
+
+    /// Replaces the retry policy (tests shorten it).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub async fn budget(&self) -> Budget {
+        Budget {
+            max: self.general.max(),
+            window: self.general.span(),
+            used: self.general.in_window().await,
+        }
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        url
+    }
+
+    fn window(&self, bucket: Bucket) -> &Window {
+        match bucket {
+            Bucket::General => &self.general,
+            Bucket::Search => &self.search,
+        }
+    }
+
+    /// When HubSpot says the window's budget is spent, hold further calls for the window.
+    async fn observe(&self, headers: &HeaderMap) {
+        let num = |name: &str| headers.get(name)?.to_str().ok()?.parse::<u64>().ok();
+        if num("x-hubspot-ratelimit-remaining") == Some(0) {
+            let interval = num("x-hubspot-ratelimit-interval-milliseconds").unwrap_or(10_000);
+            self.general
+                .exhausted(Duration::from_millis(interval))
+                .await;
+        }
+    }
+
+    /// One logical call: waits for budget, sends, and retries what the policy says to retry,
+    /// all within `HUBSPOT_TIMEOUT` counted from the first send (each attempt gets what is left;
+    /// a retry that could not finish in time is not made).
+    /// `idempotent`: whether a call that may have reached HubSpot can safely be sent again.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        bucket: Bucket,
+        idempotent: bool,
+    ) -> Result<Value, HubSpotError> {
+        let mut attempt = 1;
+        let mut deadline = None;
+        loop {
+            self.window(bucket).acquire().await;
+            let deadline =
+                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.timeout);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(HubSpotError::Timeout(self.timeout));
+            }
+            let mut req = self
+                .http
+                .request(method.clone(), self.url(path))
+                .query(query)
+                .timeout(left)
+                .bearer_auth(self.token.expose());
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let (failure, error) = match self.attempt(req).await {
+                Ok(value) => return Ok(value),
+                Err(pair) => pair,
+            };
+            let failure = match failure {
+                Failure::Timeout { .. } => Failure::Timeout { idempotent },
+                other => other,
+            };
+            let jitter: f64 = rand::thread_rng().gen();
+            match self.policy.decide(attempt, &failure, jitter) {
+                Verdict::RetryAfter(delay) if tokio::time::Instant::now() + delay < deadline => {
+                    tracing::warn!(%method, path, attempt, ?delay, error = %error, "HubSpot call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Value, (Failure, HubSpotError)> {
+        let resp = req.send().await.map_err(|e| self.classify(e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.observe(&headers).await;
+        let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                (
+                    Failure::Status {
+                        status: 0,
+                        policy: None,
+                        retry_after: None,
+                    },
+                    HubSpotError::Decode(e.to_string()),
+                )
+            });
+        }
+        let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let failure = Failure::Status {
+            status: status.as_u16(),
+            policy: body.policy_name.clone(),
+            retry_after,
+        };
+        Err((
+            failure,
+            HubSpotError::Api {
+                status: status.as_u16(),
+                body,
+            },
+        ))
+    }
+
+    /// Sorts a transport error: never connected (safe to resend), or sent with no answer.
+    fn classify(&self, e: reqwest::Error) -> (Failure, HubSpotError) {
+        if e.is_connect() {
+            (
+                Failure::Connect,
+                HubSpotError::Unreachable(e.without_url().to_string()),
+            )
+        } else if e.is_timeout() {
+            (
+                Failure::Timeout { idempotent: false },
+                HubSpotError::Timeout(self.timeout),
+            )
+        } else {
+            // Sent, then the connection broke: the outcome is unknown, as with a timeout.
+            (
+                Failure::Timeout { idempotent: false },
+                HubSpotError::Unreachable(e.without_url().to_string()),
+            )
+        }
+    }
+
+    /// `GET /account-info/v3/details`: proves reachability and the token. Returns the details
+    /// and the round-trip time (retries included).
+    pub async fn account_details(&self) -> Result<(AccountDetails, Duration), HubSpotError> {
+        let started = Instant::now();
+        let value = self
+            .call(
+                Method::GET,
+                "/account-info/v3/details",
+                &[],
+                None,
+                Bucket::General,
+                true,
+            )
+            .await?;
+        let details =
+            serde_json::from_value(value).map_err(|e| HubSpotError::Decode(e.to_string()))?;
+        Ok((details, started.elapsed()))
+    }
+}
