@@ -2,11 +2,13 @@
 //!
 //! # Layout
 //! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
+//! - [`contacts`]: contact domain types, validated at the edge.
 //! - [`hubspot`]: the only module that talks to HubSpot.
 //! - [`routes`]: the HTTP API (`router(state)`), separate from serving.
 //! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
 
 pub mod config;
+pub mod contacts;
 pub mod hubspot;
 pub mod routes;
 

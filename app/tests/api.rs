@@ -258,3 +258,110 @@ async fn the_client_side_budget_keeps_the_app_under_hubspots_limit() {
     );
     assert_eq!(t.account_info_statuses().await, [(200, 7)]);
 }
+
+impl TestApp {
+    async fn post(&self, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/hubspot/test", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn sim_contacts(&self) -> Value {
+        let url = format!("{}/_sim/records/contacts", self.sim.base_url());
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn post_upserts_the_contact_by_email() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    let (status, first) = t
+        .post(r#"{"email": "Ada@Example.com", "firstname": "Ada"}"#)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["created"], true);
+    let (status, second) = t
+        .post(r#"{"email": "ada@example.com", "lastname": "Lovelace"}"#)
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["created"], false);
+    assert_eq!(second["id"], first["id"]);
+    let records = t.sim_contacts().await;
+    assert_eq!(records["count"], 1, "one contact, never a duplicate");
+    let props = &records["results"][0]["properties"];
+    assert_eq!(
+        (props["firstname"].as_str(), props["lastname"].as_str()),
+        (Some("Ada"), Some("Lovelace"))
+    );
+}
+
+#[tokio::test]
+async fn post_refuses_bad_input_with_field_level_messages() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    let big = format!(
+        r#"{{"email": "a@b.co", "firstname": "{}"}}"#,
+        "x".repeat(20_000)
+    );
+    for (body, needle) in [
+        (
+            r#"{"email": "not-an-email"}"#.to_string(),
+            "email: not a valid email",
+        ),
+        (
+            r#"{"email": "a@b.co", "favourite": "blue"}"#.to_string(),
+            "unknown field `favourite`",
+        ),
+        (
+            r#"{"firstname": "Ada"}"#.to_string(),
+            "missing field `email`",
+        ),
+        (r#"{"email": "#.to_string(), "body:"),
+        (big, "larger than 16 KiB"),
+    ] {
+        let (status, reply) = t.post(&body).await;
+        assert_eq!(status, 400, "{reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains(needle),
+            "{needle}: {reply}"
+        );
+    }
+    assert_eq!(
+        t.sim_contacts().await["count"],
+        0,
+        "nothing reached HubSpot"
+    );
+}
+
+#[tokio::test]
+async fn post_in_dry_run_sends_nothing() {
+    let t = spawn_app(SimConfig::default(), &[("HUBSPOT_SEND_LIVE", "false")]).await;
+    let (status, reply) = t.post(r#"{"email": "dry@example.com"}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["dry_run"], true);
+    assert_eq!(t.sim_contacts().await["count"], 0);
+}
+
+#[tokio::test]
+async fn post_survives_a_lost_connection_without_duplicating() {
+    // The first upsert reaches nobody (connection dropped); upsert is idempotent, so it is
+    // retried and the contact is written once.
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    t.fault(json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1, "drop": true}))
+        .await;
+    let (status, reply) = t.post(r#"{"email": "once@example.com"}"#).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(t.sim_contacts().await["count"], 1);
+}

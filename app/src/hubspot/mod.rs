@@ -281,3 +281,91 @@ impl HubSpotClient {
         Ok((details, started.elapsed()))
     }
 }
+
+/// The outcome of upserting one contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upserted {
+    pub id: String,
+    pub email: String,
+    pub created: bool,
+}
+
+impl HubSpotClient {
+    /// Batch upsert by email (≤ 100 per call; idempotent, so retried like a read). Inputs that
+    /// HubSpot refused come back as errors in the same order of appearance.
+    pub async fn upsert_contacts(
+        &self,
+        contacts: &[crate::contacts::ContactInput],
+    ) -> Result<Vec<Result<Upserted, String>>, HubSpotError> {
+        assert!(
+            contacts.len() <= 100,
+            "HubSpot takes at most 100 inputs per batch"
+        );
+        let inputs: Vec<Value> = contacts
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.email.as_str(),
+                    "idProperty": "email",
+                    "properties": c.properties,
+                })
+            })
+            .collect();
+        let body = serde_json::json!({ "inputs": inputs });
+        let value = self
+            .call(
+                Method::POST,
+                "/crm/v3/objects/contacts/batch/upsert",
+                &[],
+                Some(&body),
+                Bucket::General,
+                true,
+            )
+            .await?;
+        let mut done: std::collections::HashMap<String, Upserted> =
+            std::collections::HashMap::new();
+        for r in value["results"].as_array().into_iter().flatten() {
+            let (Some(id), Some(email)) = (r["id"].as_str(), r["properties"]["email"].as_str())
+            else {
+                return Err(HubSpotError::Decode(format!(
+                    "upsert result without id or email: {r}"
+                )));
+            };
+            let created = r["new"].as_bool().unwrap_or(false);
+            done.insert(
+                email.to_lowercase(),
+                Upserted {
+                    id: id.into(),
+                    email: email.into(),
+                    created,
+                },
+            );
+        }
+        let mut refused: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
+        for e in value["errors"].as_array().into_iter().flatten() {
+            let message = e["message"]
+                .as_str()
+                .unwrap_or("refused by HubSpot")
+                .to_string();
+            for id in e["context"]["id"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                refused.insert(id.to_lowercase(), message.clone());
+            }
+        }
+        Ok(contacts
+            .iter()
+            .map(|c| {
+                done.remove(c.email.as_str()).ok_or_else(|| {
+                    refused
+                        .remove(c.email.as_str())
+                        .unwrap_or_else(|| "HubSpot did not report this input".into())
+                })
+            })
+            .collect())
+    }
+}
