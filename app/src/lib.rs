@@ -4,11 +4,13 @@
 //! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
 //! - [`contacts`]: contact domain types, validated at the edge.
 //! - [`hubspot`]: the only module that talks to HubSpot.
+//! - [`healthcheck`]: `app healthcheck`, the container's health probe (no curl in `scratch`).
 //! - [`routes`]: the HTTP API (`router(state)`), separate from serving.
 //! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
 
 pub mod config;
 pub mod contacts;
+pub mod healthcheck;
 pub mod hubspot;
 pub mod routes;
 
