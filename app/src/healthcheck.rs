@@ -7,14 +7,21 @@ use std::time::Duration;
 
 /// The loopback URL of `/health` for a listen address like `0.0.0.0:3000`.
 pub fn health_url(listen: &str) -> String {
-    let port = listen.rsplit(':').next().filter(|p| p.parse::<u16>().is_ok()).unwrap_or("3000");
+    let port = listen
+        .rsplit(':')
+        .next()
+        .filter(|p| p.parse::<u16>().is_ok())
+        .unwrap_or("3000");
     format!("http://127.0.0.1:{port}/health")
 }
 
 pub async fn run() -> ExitCode {
     let listen = std::env::var("APP_LISTEN").unwrap_or_else(|_| "0.0.0.0:3000".into());
     let url = health_url(&listen);
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(2)).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("healthcheck: {e}");
