@@ -5,6 +5,7 @@
 //! - [`contacts`]: contact domain types, validated at the edge.
 //! - [`hubspot`]: the only module that talks to HubSpot.
 //! - [`healthcheck`]: `app healthcheck`, the container's health probe (no curl in `scratch`).
+//! - [`mask`]: masks emails and phone numbers in anything that is logged.
 //! - [`routes`]: the HTTP API (`router(state)`), separate from serving.
 //! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod contacts;
 pub mod healthcheck;
 pub mod hubspot;
+pub mod mask;
 pub mod routes;
 
 use std::future::Future;

@@ -104,7 +104,7 @@ fn failure(err: &HubSpotError) -> (StatusCode, Value) {
         ),
         _ => (StatusCode::BAD_GATEWAY, true, Value::Null, err.to_string()),
     };
-    tracing::warn!(error = %err, "HubSpot call failed");
+    tracing::warn!(error = %crate::mask::text(&err.to_string()), "HubSpot call failed");
     let correlation_id = match err {
         HubSpotError::Api { body, .. } => body.correlation_id.clone(),
         _ => None,

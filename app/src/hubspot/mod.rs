@@ -188,7 +188,7 @@ impl HubSpotClient {
             let jitter: f64 = rand::thread_rng().gen();
             match self.policy.decide(attempt, &failure, jitter) {
                 Verdict::RetryAfter(delay) if tokio::time::Instant::now() + delay < deadline => {
-                    tracing::warn!(%method, path, attempt, ?delay, error = %error, "HubSpot call failed; retrying");
+                    tracing::warn!(%method, path, attempt, ?delay, error = %crate::mask::text(&error.to_string()), "HubSpot call failed; retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
