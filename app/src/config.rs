@@ -43,6 +43,10 @@ pub struct Settings {
     pub hubspot: HubSpotSettings,
     pub version: String,
     pub slot: String,
+    /// Guards the admin routes (`/api/contacts*`); unset means they answer 503.
+    pub admin_token: Option<Secret>,
+    /// Region for phone numbers written without a country code (`DEFAULT_PHONE_REGION`).
+    pub phone_region: phonenumber::country::Id,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,6 +114,17 @@ impl Settings {
                 )
             })?,
         };
+        let region_raw = get("DEFAULT_PHONE_REGION").unwrap_or_else(|| "US".into());
+        let phone_region = region_raw
+            .trim()
+            .to_uppercase()
+            .parse::<phonenumber::country::Id>()
+            .map_err(|_| {
+                bad(
+                    "DEFAULT_PHONE_REGION",
+                    format!("'{region_raw}' is not a two-letter country code like US or GB"),
+                )
+            })?;
         let rate_limit = match get("HUBSPOT_RATE_LIMIT") {
             None => (100, Duration::from_secs(10)),
             Some(raw) => parse_rate(&raw).ok_or_else(|| {
@@ -145,6 +160,8 @@ impl Settings {
             },
             version: get("APP_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
             slot: get("APP_SLOT").unwrap_or_else(|| "local".into()),
+            admin_token: get("ADMIN_TOKEN").map(|t| Secret::new(t.trim())),
+            phone_region,
         })
     }
 }

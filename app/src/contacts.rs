@@ -53,6 +53,54 @@ pub struct ContactInput {
 
 const MAX_FIELD: usize = 256;
 
+/// A phone number in E.164 (`+14155550100`), read with `region` for numbers without a country
+/// code.
+pub fn normalize_phone(raw: &str, region: phonenumber::country::Id) -> Result<String, String> {
+    let invalid = || {
+        "phone: not a valid phone number (write it with its country code, e.g. +44 20 7946 0958)"
+            .to_string()
+    };
+    let number = phonenumber::parse(Some(region), raw.trim()).map_err(|_| invalid())?;
+    if !phonenumber::is_valid(&number) {
+        return Err(invalid());
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// The contact fields the API reads back from HubSpot.
+pub const READ_PROPERTIES: &str = "email,firstname,lastname,phone,company";
+
+/// A HubSpot contact object as this API presents it.
+pub fn present(object: &serde_json::Value) -> serde_json::Value {
+    let p = &object["properties"];
+    serde_json::json!({
+        "id": object["id"],
+        "email": p["email"],
+        "firstname": p["firstname"],
+        "lastname": p["lastname"],
+        "phone": p["phone"],
+        "company": p["company"],
+        "updated_at": object["updatedAt"],
+    })
+}
+
+impl ContactInput {
+    /// Validates a request; a phone is stored in E.164.
+    pub fn from_request(
+        req: ContactRequest,
+        region: phonenumber::country::Id,
+    ) -> Result<Self, String> {
+        let phone = req.phone.clone().filter(|p| !p.trim().is_empty());
+        let mut input = Self::try_from(ContactRequest { phone: None, ..req })?;
+        if let Some(phone) = phone {
+            input
+                .properties
+                .insert("phone", normalize_phone(&phone, region)?);
+        }
+        Ok(input)
+    }
+}
+
 impl TryFrom<ContactRequest> for ContactInput {
     type Error = String;
 
@@ -103,6 +151,37 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn phones_become_e164() {
+        use phonenumber::country::Id;
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958", Id::US).unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            normalize_phone("(415) 555-0100", Id::US).unwrap(),
+            "+14155550100"
+        );
+        assert_eq!(
+            normalize_phone("020 7946 0958", Id::GB).unwrap(),
+            "+442079460958"
+        );
+        assert!(normalize_phone("12", Id::US)
+            .unwrap_err()
+            .starts_with("phone:"));
+        let req = ContactRequest {
+            email: "a@b.co".into(),
+            firstname: None,
+            lastname: None,
+            phone: Some("415 555 0100".into()),
+            company: None,
+        };
+        assert_eq!(
+            ContactInput::from_request(req, Id::US).unwrap().properties["phone"],
+            "+14155550100"
+        );
     }
 
     #[test]

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::config::Settings;
-use crate::contacts::{ContactInput, ContactRequest};
+use crate::contacts::{present, ContactInput, ContactRequest, Email};
 use crate::hubspot::{HubSpotClient, HubSpotError};
 
 #[derive(Debug)]
@@ -32,7 +34,14 @@ pub fn router(state: Shared) -> Router {
                 .post(hubspot_test_upsert)
                 .layer(DefaultBodyLimit::max(MAX_CONTACT_BODY)),
         )
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .route("/api/contacts", get(contact_by_email))
+        .route("/api/contacts/search", get(search_contacts))
+        .layer(
+            // Spans name the method and the path only: query strings (emails, phones) stay out.
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::info_span!("request", method = %req.method(), path = %crate::mask::text(req.uri().path()))
+            }),
+        )
         .with_state(state)
 }
 
@@ -141,7 +150,7 @@ async fn hubspot_test_upsert(
         Ok(r) => r,
         Err(e) => return bad_input(format!("body: {e}")),
     };
-    let contact = match ContactInput::try_from(request) {
+    let contact = match ContactInput::from_request(request, s.settings.phone_region) {
         Ok(c) => c,
         Err(message) => return bad_input(message),
     };
@@ -176,5 +185,155 @@ async fn hubspot_test_upsert(
             let (status, body) = failure(&err);
             (status, Json(body))
         }
+    }
+}
+
+type Reply = (StatusCode, Json<Value>);
+
+/// Admin routes need `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time.
+fn admin(s: &AppState, headers: &HeaderMap) -> Result<(), Reply> {
+    let Some(expected) = &s.settings.admin_token else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({"status": "disabled", "message": "admin API is off: set ADMIN_TOKEN to enable it"}),
+            ),
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        expected.expose().as_bytes(),
+    )) {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({"status": "unauthorized", "message": "send Authorization: Bearer <ADMIN_TOKEN>"}),
+            ),
+        ))
+    }
+}
+
+fn hubspot_client(s: &AppState) -> Result<&HubSpotClient, Reply> {
+    s.hubspot.as_ref().ok_or_else(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "disabled", "message": "HubSpot integration is disabled (HUBSPOT_ENABLED=false)"})),
+        )
+    })
+}
+
+fn hubspot_failure(err: &HubSpotError) -> Reply {
+    let (status, body) = failure(err);
+    (status, Json(body))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EmailQuery {
+    email: String,
+}
+
+/// `GET /api/contacts?email=…`: one contact by email (HubSpot's `idProperty=email` read, which
+/// does not lag like search).
+async fn contact_by_email(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    q: Result<Query<EmailQuery>, QueryRejection>,
+) -> Reply {
+    if let Err(reply) = admin(&s, &headers) {
+        return reply;
+    }
+    let Ok(Query(q)) = q else {
+        return bad_input("email: missing; call /api/contacts?email=ada@example.com");
+    };
+    let email = match Email::parse(&q.email) {
+        Ok(e) => e,
+        Err(m) => return bad_input(m),
+    };
+    let client = match hubspot_client(&s) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    match client.contact_by_email(&email).await {
+        Ok(Some(object)) => (StatusCode::OK, Json(present(&object))),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"status": "not_found", "message": "no contact has that email"})),
+        ),
+        Err(err) => hubspot_failure(&err),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SearchQuery {
+    q: String,
+}
+
+/// `GET /api/contacts/search?q=…`: by email (exact), by phone (normalized to E.164), or by
+/// name (HubSpot's free-text query). Results come from HubSpot's search index, which lags.
+async fn search_contacts(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    q: Result<Query<SearchQuery>, QueryRejection>,
+) -> Reply {
+    if let Err(reply) = admin(&s, &headers) {
+        return reply;
+    }
+    let q = q.map(|Query(q)| q.q.trim().to_string()).unwrap_or_default();
+    if q.is_empty() || q.chars().count() > 3000 {
+        return bad_input("q: give a name, an email or a phone number (at most 3000 characters)");
+    }
+    let properties: Vec<&str> = crate::contacts::READ_PROPERTIES.split(',').collect();
+    let (kind, request) = if q.contains('@') {
+        let email = match Email::parse(&q) {
+            Ok(e) => e,
+            Err(m) => return bad_input(m),
+        };
+        (
+            "email",
+            json!({
+                "filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email.as_str()}]}],
+                "properties": properties, "limit": 100,
+            }),
+        )
+    } else if q.chars().filter(char::is_ascii_digit).count() >= 7 {
+        let phone = match crate::contacts::normalize_phone(&q, s.settings.phone_region) {
+            Ok(p) => p,
+            Err(m) => return bad_input(m),
+        };
+        (
+            "phone",
+            json!({"query": phone, "properties": properties, "limit": 100}),
+        )
+    } else {
+        (
+            "name",
+            json!({"query": q, "properties": properties, "limit": 100}),
+        )
+    };
+    let client = match hubspot_client(&s) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    match client.search_contacts(&request).await {
+        Ok(found) => {
+            let results: Vec<Value> = found["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(present)
+                .collect();
+            (
+                StatusCode::OK,
+                Json(json!({"matched_by": kind, "total": found["total"], "results": results})),
+            )
+        }
+        Err(err) => hubspot_failure(&err),
     }
 }

@@ -369,3 +369,41 @@ impl HubSpotClient {
             .collect())
     }
 }
+
+impl HubSpotClient {
+    /// `GET /crm/v3/objects/contacts/{email}?idProperty=email`; `None` for HubSpot's 404.
+    pub async fn contact_by_email(
+        &self,
+        email: &crate::contacts::Email,
+    ) -> Result<Option<Value>, HubSpotError> {
+        let path = format!(
+            "/crm/v3/objects/contacts/{}",
+            urlencoding::encode(email.as_str())
+        );
+        let query = [
+            ("idProperty", "email"),
+            ("properties", crate::contacts::READ_PROPERTIES),
+        ];
+        match self
+            .call(Method::GET, &path, &query, None, Bucket::General, true)
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(HubSpotError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /crm/v3/objects/contacts/search`, held to the search budget (5/s).
+    pub async fn search_contacts(&self, request: &Value) -> Result<Value, HubSpotError> {
+        self.call(
+            Method::POST,
+            "/crm/v3/objects/contacts/search",
+            &[],
+            Some(request),
+            Bucket::Search,
+            true,
+        )
+        .await
+    }
+}
