@@ -493,3 +493,103 @@ async fn search_lag_never_causes_a_duplicate() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_12_second_stall_fails_at_the_10_second_default_timeout() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    t.fault(json!({"path": "/account-info", "latency_ms": 12_000}))
+        .await;
+    let started = std::time::Instant::now();
+    let slow = tokio::spawn({
+        let (http, base) = (t.http.clone(), t.base.clone());
+        async move {
+            http.get(format!("{base}/api/hubspot/test"))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _) = t.get("/health").await;
+    assert_eq!(status, 200, "the app answers while HubSpot stalls");
+    let r = slow.await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(r.status(), 504);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["message"], "HubSpot did not answer within 10s");
+    assert!(
+        elapsed >= Duration::from_secs(10) && elapsed < Duration::from_millis(11_500),
+        "{elapsed:?}"
+    );
+    // The stalled request is still asleep in the simulator, so count arrivals on the rule.
+    let rules: Value = t
+        .http
+        .get(format!("{}/_sim/faults", t.sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rules["faults"][0]["hits"], 1,
+        "one attempt: no time was left to retry"
+    );
+}
+
+#[tokio::test]
+async fn a_429_storm_is_ridden_out_within_the_deadline() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    t.fault(json!({"path": "/account-info", "times": 3, "status": 429}))
+        .await;
+    let (status, body) = t.get("/api/hubspot/test").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(t.account_info_statuses().await, [(200, 1), (429, 3)]);
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight() {
+    let sim = hubspot_sim::spawn(SimConfig::default()).await.unwrap();
+    let vars = [
+        ("APP_LISTEN", "127.0.0.1:0".to_string()),
+        ("HUBSPOT_ACCESS_TOKEN", "pat".to_string()),
+        ("HUBSPOT_BASE_URL", sim.base_url()),
+    ];
+    let settings =
+        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    http.post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"path": "/account-info", "times": 1, "latency_ms": 800}))
+        .send()
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn({
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/api/hubspot/test"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    assert_eq!(
+        in_flight.await.unwrap(),
+        200,
+        "the request in flight completes"
+    );
+    server.await.unwrap().unwrap();
+    assert!(
+        http.get(format!("{base}/health")).send().await.is_err(),
+        "no longer listening"
+    );
+}
