@@ -38,9 +38,11 @@ pub fn router(state: Shared) -> Router {
         .route("/api/contacts/search", get(search_contacts))
         .layer(
             // Spans name the method and the path only: query strings (emails, phones) stay out.
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                tracing::info_span!("request", method = %req.method(), path = %crate::mask::text(req.uri().path()))
-            }),
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("request", method = %req.method(), path = %crate::mask::text(req.uri().path()))
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .with_state(state)
 }

@@ -407,3 +407,36 @@ impl HubSpotClient {
         .await
     }
 }
+
+/// One page of contacts and the cursor of the next (`None` on the last page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub results: Vec<Value>,
+    pub next: Option<String>,
+}
+
+impl HubSpotClient {
+    /// `GET /crm/v3/objects/contacts?limit=100&after=…`: one page of the full listing.
+    pub async fn list_contacts(&self, after: Option<&str>) -> Result<Page, HubSpotError> {
+        let mut query = vec![
+            ("limit", "100"),
+            ("properties", crate::contacts::READ_PROPERTIES),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after));
+        }
+        let value = self
+            .call(
+                Method::GET,
+                "/crm/v3/objects/contacts",
+                &query,
+                None,
+                Bucket::General,
+                true,
+            )
+            .await?;
+        let results = value["results"].as_array().cloned().unwrap_or_default();
+        let next = value["paging"]["next"]["after"].as_str().map(String::from);
+        Ok(Page { results, next })
+    }
+}
