@@ -222,6 +222,20 @@ fn admin(s: &AppState, headers: &HeaderMap) -> Result<(), Reply> {
     }
 }
 
+/// Extracting it admits only requests carrying the admin token.
+pub struct AdminAuth;
+
+impl axum::extract::FromRequestParts<Shared> for AdminAuth {
+    type Rejection = Reply;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Shared,
+    ) -> Result<Self, Reply> {
+        admin(state, &parts.headers).map(|()| AdminAuth)
+    }
+}
+
 fn hubspot_client(s: &AppState) -> Result<&HubSpotClient, Reply> {
     s.hubspot.as_ref().ok_or_else(|| {
         (
@@ -244,13 +258,10 @@ struct EmailQuery {
 /// `GET /api/contacts?email=…`: one contact by email (HubSpot's `idProperty=email` read, which
 /// does not lag like search).
 async fn contact_by_email(
+    _: AdminAuth,
     State(s): State<Shared>,
-    headers: HeaderMap,
     q: Result<Query<EmailQuery>, QueryRejection>,
 ) -> Reply {
-    if let Err(reply) = admin(&s, &headers) {
-        return reply;
-    }
     let Ok(Query(q)) = q else {
         return bad_input("email: missing; call /api/contacts?email=ada@example.com");
     };
@@ -280,13 +291,10 @@ struct SearchQuery {
 /// `GET /api/contacts/search?q=…`: by email (exact), by phone (normalized to E.164), or by
 /// name (HubSpot's free-text query). Results come from HubSpot's search index, which lags.
 async fn search_contacts(
+    _: AdminAuth,
     State(s): State<Shared>,
-    headers: HeaderMap,
     q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Reply {
-    if let Err(reply) = admin(&s, &headers) {
-        return reply;
-    }
     let q = q.map(|Query(q)| q.q.trim().to_string()).unwrap_or_default();
     if q.is_empty() || q.chars().count() > 3000 {
         return bad_input("q: give a name, an email or a phone number (at most 3000 characters)");

@@ -41,6 +41,12 @@ async fn spawn_app(sim_config: SimConfig, extra: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
+    /// Starts a GET and returns at once; await the handle for the response.
+    fn get_in_background(&self, path: &str) -> tokio::task::JoinHandle<reqwest::Response> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        tokio::spawn(async move { request.send().await.unwrap() })
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
             .http
@@ -108,15 +114,7 @@ async fn stalled_hubspot_is_504_after_the_timeout_and_the_app_stays_responsive()
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let slow = tokio::spawn({
-        let (http, base) = (t.http.clone(), t.base.clone());
-        async move {
-            http.get(format!("{base}/api/hubspot/test"))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let slow = t.get_in_background("/api/hubspot/test");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         t.get("/health").await.0,
@@ -500,15 +498,7 @@ async fn a_12_second_stall_fails_at_the_10_second_default_timeout() {
     t.fault(json!({"path": "/account-info", "latency_ms": 12_000}))
         .await;
     let started = std::time::Instant::now();
-    let slow = tokio::spawn({
-        let (http, base) = (t.http.clone(), t.base.clone());
-        async move {
-            http.get(format!("{base}/api/hubspot/test"))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let slow = t.get_in_background("/api/hubspot/test");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (status, _) = t.get("/health").await;
     assert_eq!(status, 200, "the app answers while HubSpot stalls");
