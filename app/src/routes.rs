@@ -261,26 +261,21 @@ async fn contact_by_email(
     _: AdminAuth,
     State(s): State<Shared>,
     q: Result<Query<EmailQuery>, QueryRejection>,
-) -> Reply {
-    let Ok(Query(q)) = q else {
-        return bad_input("email: missing; call /api/contacts?email=ada@example.com");
-    };
-    let email = match Email::parse(&q.email) {
-        Ok(e) => e,
-        Err(m) => return bad_input(m),
-    };
-    let client = match hubspot_client(&s) {
-        Ok(c) => c,
-        Err(reply) => return reply,
-    };
-    match client.contact_by_email(&email).await {
-        Ok(Some(object)) => (StatusCode::OK, Json(present(&object))),
-        Ok(None) => (
+) -> Result<Reply, Reply> {
+    let Query(q) =
+        q.map_err(|_| bad_input("email: missing; call /api/contacts?email=ada@example.com"))?;
+    let email = Email::parse(&q.email).map_err(bad_input)?;
+    let found = hubspot_client(&s)?
+        .contact_by_email(&email)
+        .await
+        .map_err(|e| hubspot_failure(&e))?;
+    Ok(match found {
+        Some(object) => (StatusCode::OK, Json(present(&object))),
+        None => (
             StatusCode::NOT_FOUND,
             Json(json!({"status": "not_found", "message": "no contact has that email"})),
         ),
-        Err(err) => hubspot_failure(&err),
-    }
+    })
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -294,17 +289,16 @@ async fn search_contacts(
     _: AdminAuth,
     State(s): State<Shared>,
     q: Result<Query<SearchQuery>, QueryRejection>,
-) -> Reply {
+) -> Result<Reply, Reply> {
     let q = q.map(|Query(q)| q.q.trim().to_string()).unwrap_or_default();
     if q.is_empty() || q.chars().count() > 3000 {
-        return bad_input("q: give a name, an email or a phone number (at most 3000 characters)");
+        return Err(bad_input(
+            "q: give a name, an email or a phone number (at most 3000 characters)",
+        ));
     }
     let properties: Vec<&str> = crate::contacts::READ_PROPERTIES.split(',').collect();
     let (kind, request) = if q.contains('@') {
-        let email = match Email::parse(&q) {
-            Ok(e) => e,
-            Err(m) => return bad_input(m),
-        };
+        let email = Email::parse(&q).map_err(bad_input)?;
         (
             "email",
             json!({
@@ -313,10 +307,8 @@ async fn search_contacts(
             }),
         )
     } else if q.chars().filter(char::is_ascii_digit).count() >= 7 {
-        let phone = match crate::contacts::normalize_phone(&q, s.settings.phone_region) {
-            Ok(p) => p,
-            Err(m) => return bad_input(m),
-        };
+        let phone =
+            crate::contacts::normalize_phone(&q, s.settings.phone_region).map_err(bad_input)?;
         (
             "phone",
             json!({"query": phone, "properties": properties, "limit": 100}),
@@ -327,23 +319,18 @@ async fn search_contacts(
             json!({"query": q, "properties": properties, "limit": 100}),
         )
     };
-    let client = match hubspot_client(&s) {
-        Ok(c) => c,
-        Err(reply) => return reply,
-    };
-    match client.search_contacts(&request).await {
-        Ok(found) => {
-            let results: Vec<Value> = found["results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(present)
-                .collect();
-            (
-                StatusCode::OK,
-                Json(json!({"matched_by": kind, "total": found["total"], "results": results})),
-            )
-        }
-        Err(err) => hubspot_failure(&err),
-    }
+    let found = hubspot_client(&s)?
+        .search_contacts(&request)
+        .await
+        .map_err(|e| hubspot_failure(&e))?;
+    let results: Vec<Value> = found["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(present)
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({"matched_by": kind, "total": found["total"], "results": results})),
+    ))
 }

@@ -167,17 +167,22 @@ impl TestApp {
         assert_eq!(r.status(), 201);
     }
 
-    /// Statuses the simulator gave for account-info, in status order, with counts.
-    async fn account_info_statuses(&self) -> Vec<(u64, u64)> {
-        let stats: Value = self
-            .http
-            .get(format!("{}/_sim/stats", self.sim.base_url()))
+    /// GETs one of the simulator's `/_sim/` routes.
+    async fn sim_get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.sim.base_url());
+        self.http
+            .get(url)
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Statuses the simulator gave for account-info, in status order, with counts.
+    async fn account_info_statuses(&self) -> Vec<(u64, u64)> {
+        let stats: Value = self.sim_get("/_sim/stats").await;
         stats["byRoute"]
             .as_array()
             .unwrap()
@@ -271,15 +276,7 @@ impl TestApp {
     }
 
     async fn sim_contacts(&self) -> Value {
-        let url = format!("{}/_sim/records/contacts", self.sim.base_url());
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.sim_get("/_sim/records/contacts").await
     }
 }
 
@@ -512,15 +509,7 @@ async fn a_12_second_stall_fails_at_the_10_second_default_timeout() {
         "{elapsed:?}"
     );
     // The stalled request is still asleep in the simulator, so count arrivals on the rule.
-    let rules: Value = t
-        .http
-        .get(format!("{}/_sim/faults", t.sim.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rules: Value = t.sim_get("/_sim/faults").await;
     assert_eq!(
         rules["faults"][0]["hits"], 1,
         "one attempt: no time was left to retry"
