@@ -210,16 +210,8 @@ impl HubSpotClient {
             if bytes.is_empty() {
                 return Ok(Value::Null);
             }
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                (
-                    Failure::Status {
-                        status: 0,
-                        policy: None,
-                        retry_after: None,
-                    },
-                    HubSpotError::Decode(e.to_string()),
-                )
-            });
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| (Failure::Undecodable, HubSpotError::Decode(e.to_string())));
         }
         let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
         let retry_after = headers

@@ -15,6 +15,9 @@ pub enum Failure {
     Connect,
     /// Sent, but no answer within the timeout.
     Timeout { idempotent: bool },
+    /// HubSpot answered 2xx with a body that cannot be read: the call took effect, so sending
+    /// it again would not help.
+    Undecodable,
     /// HubSpot answered with an error status.
     Status {
         status: u16,
@@ -70,7 +73,7 @@ impl RetryPolicy {
         match failure {
             Failure::Connect => Verdict::RetryAfter(backoff),
             Failure::Timeout { idempotent: true } => Verdict::RetryAfter(backoff),
-            Failure::Timeout { idempotent: false } => Verdict::GiveUp,
+            Failure::Timeout { idempotent: false } | Failure::Undecodable => Verdict::GiveUp,
             Failure::Status {
                 status,
                 policy,
@@ -160,6 +163,7 @@ mod tests {
             status(409, None, None),
             status(500, None, None),
             Failure::Timeout { idempotent: false },
+            Failure::Undecodable,
         ];
         for f in final_ {
             assert_eq!(P.decide(1, &f, 0.0), Verdict::GiveUp, "{f:?}");
