@@ -40,6 +40,12 @@ pub struct HubSpotSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Also serve on this Unix socket (the deployer's zero-downtime switch points nginx at it).
+    pub socket: Option<std::path::PathBuf>,
+    /// On SIGTERM, how long to wait for open connections to close before stopping anyway.
+    pub drain_timeout: Duration,
+    /// `sqlite://…` (default `sqlite://app.db`, created if missing).
+    pub database_url: String,
     pub hubspot: HubSpotSettings,
     pub version: String,
     pub slot: String,
@@ -148,8 +154,30 @@ impl Settings {
                 "not set; set it to the private app token (or HUBSPOT_ENABLED=false to run without HubSpot)",
             ));
         }
+        let drain_timeout = match get("APP_DRAIN_TIMEOUT") {
+            None => Duration::from_secs(30),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| {
+                bad(
+                    "APP_DRAIN_TIMEOUT",
+                    format!("'{raw}' is not a duration; use seconds (30) or 30s / 500ms"),
+                )
+            })?,
+        };
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://app.db".into());
+        if !database_url.starts_with("sqlite:") {
+            return Err(bad(
+                "DATABASE_URL",
+                format!(
+                    "'{}' is not supported; use a SQLite URL like sqlite://data/app.db",
+                    database_url.split('@').next_back().unwrap_or_default()
+                ),
+            ));
+        }
         Ok(Settings {
             listen,
+            socket: get("APP_SOCKET").map(|p| p.trim().into()),
+            drain_timeout,
+            database_url,
             hubspot: HubSpotSettings {
                 enabled,
                 base_url,
@@ -224,7 +252,7 @@ mod tests {
     #[test]
     fn errors_name_the_variable_and_the_fix() {
         type Vars<'a> = &'a [(&'a str, &'a str)];
-        let cases: [(Vars, &str, &str); 6] = [
+        let cases: [(Vars, &str, &str); 8] = [
             (
                 &[("HUBSPOT_ACCESS_TOKEN", "t"), ("HUBSPOT_RATE_LIMIT", "100")],
                 "HUBSPOT_RATE_LIMIT",
@@ -257,10 +285,24 @@ mod tests {
                 "HUBSPOT_SEND_LIVE",
                 "true or false",
             ),
+            (
+                &[("HUBSPOT_ACCESS_TOKEN", "t"), ("APP_DRAIN_TIMEOUT", "0")],
+                "APP_DRAIN_TIMEOUT",
+                "30s",
+            ),
+            (
+                &[
+                    ("HUBSPOT_ACCESS_TOKEN", "t"),
+                    ("DATABASE_URL", "mysql://root:hunter2@db/app"),
+                ],
+                "DATABASE_URL",
+                "sqlite://data/app.db",
+            ),
         ];
         for (vars, var, hint) in cases {
             let err = settings(vars).unwrap_err();
             assert_eq!(err.var, var);
+            assert!(!err.to_string().contains("hunter2"), "{err}");
             assert!(err.to_string().contains(hint), "{err}");
         }
     }

@@ -2,21 +2,25 @@
 //!
 //! # Layout
 //! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
+//! - [`db`]: the app's SQLite database (migrations at start; the audit log of admin lookups).
 //! - [`contacts`]: contact domain types, validated at the edge.
 //! - [`hubspot`]: the only module that talks to HubSpot.
 //! - [`healthcheck`]: `app healthcheck`, the container's health probe (no curl in `scratch`).
 //! - [`mask`]: masks emails and phone numbers in anything that is logged.
 //! - [`routes`]: the HTTP API (`router(state)`), separate from serving.
+//! - [`serve`]: connection counting and the drain that makes a blue-green switch lossless.
 //! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
 
 pub mod config;
 pub mod contacts;
+pub mod db;
 pub mod healthcheck;
 pub mod hubspot;
 pub mod mask;
 pub mod routes;
+pub mod serve;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -24,28 +28,42 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::db::Db;
 use crate::hubspot::HubSpotClient;
 use crate::routes::AppState;
 
 pub struct Application {
     listener: TcpListener,
+    unix: Option<tokio::net::UnixListener>,
     state: routes::Shared,
 }
 
 impl Application {
-    /// Validates what needs validating and binds the listener, so `port()` is known before
-    /// serving (tests bind port 0).
+    /// Validates what needs validating, opens the database and binds the listeners, so
+    /// `local_addr()` is known before serving (tests bind port 0).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let hubspot = match (&settings.hubspot.enabled, &settings.hubspot.token) {
             (true, Some(token)) => Some(HubSpotClient::new(&settings.hubspot, token.clone())?),
             _ => None,
         };
+        let db = Db::connect(&settings.database_url).await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
+        let unix = settings
+            .socket
+            .as_deref()
+            .map(serve::bind_unix)
+            .transpose()?;
         Ok(Self {
             listener,
-            state: Arc::new(AppState { settings, hubspot }),
+            unix,
+            state: Arc::new(AppState {
+                settings,
+                hubspot,
+                db,
+                drain: Arc::default(),
+            }),
         })
     }
 
@@ -55,14 +73,56 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then drains (see [`serve`]): keeps answering, with
+    /// `Connection: close`, until no connection is open or `APP_DRAIN_TIMEOUT` has passed, and
+    /// finally finishes whatever is still in flight.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, routes::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("Server failed")
+        let drain = self.state.drain.clone();
+        let drain_timeout = self.state.settings.drain_timeout;
+        let socket_path = self.state.settings.socket.clone();
+        let app = routes::router(self.state);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let tcp = axum::serve(
+            serve::Counted::new(self.listener, drain.clone()),
+            app.clone(),
+        )
+        .with_graceful_shutdown(stopped());
+        let unix = self.unix.map(|l| {
+            axum::serve(serve::Counted::new(l, drain.clone()), app)
+                .with_graceful_shutdown(stopped())
+        });
+        let conductor = async move {
+            shutdown.await;
+            drain.start();
+            tracing::info!(open = drain.open_connections(), "draining");
+            let left = drain.until_idle(drain_timeout).await;
+            if left > 0 {
+                tracing::warn!(
+                    open = left,
+                    "drain timeout passed; finishing in-flight requests"
+                );
+            }
+            let _ = stop_tx.send(true);
+        };
+        let servers = async move {
+            match unix {
+                Some(unix) => tokio::try_join!(tcp.into_future(), unix.into_future()).map(|_| ()),
+                None => tcp.await,
+            }
+        };
+        let (served, ()) = tokio::join!(servers, conductor);
+        if let Some(path) = socket_path {
+            let _ = std::fs::remove_file(path);
+        }
+        served.context("Server failed")
     }
 }

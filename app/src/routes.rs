@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::Settings;
 use crate::contacts::{present, ContactInput, ContactRequest, Email};
+use crate::db::AuditSubject;
 use crate::hubspot::{HubSpotClient, HubSpotError};
 
 #[derive(Debug)]
@@ -20,11 +21,15 @@ pub struct AppState {
     pub settings: Settings,
     /// `None` when HubSpot is disabled.
     pub hubspot: Option<HubSpotClient>,
+    pub db: crate::db::Db,
+    /// Open connections and the drain flag (see [`crate::serve`]).
+    pub drain: std::sync::Arc<crate::serve::Drain>,
 }
 
 pub type Shared = Arc<AppState>;
 
 pub fn router(state: Shared) -> Router {
+    let drain = state.drain.clone();
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -36,6 +41,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/contacts", get(contact_by_email))
         .route("/api/contacts/search", get(search_contacts))
+        .layer(axum::middleware::from_fn_with_state(
+            drain,
+            crate::serve::close_when_draining,
+        ))
         .layer(
             // Spans name the method and the path only: query strings (emails, phones) stay out.
             tower_http::trace::TraceLayer::new_for_http()
@@ -47,14 +56,46 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Liveness: answers at once, with what the deployer needs to see (version, slot, drain).
 async fn health(State(s): State<Shared>) -> Json<Value> {
-    Json(json!({"status": "ok", "version": s.settings.version, "slot": s.settings.slot}))
+    Json(json!({
+        "status": "ok",
+        "version": s.settings.version,
+        "slot": s.settings.slot,
+        "draining": s.drain.is_draining(),
+        "connections": s.drain.open_connections(),
+    }))
 }
 
-/// Ready once configuration is valid (it is, or the process would not have started). A HubSpot
+/// Ready when the configuration is valid (it is, or the process would not have started), the
+/// database answers and the process is not draining; 503 with the reasons otherwise. A HubSpot
 /// outage makes the service degraded, never unready.
-async fn ready(State(s): State<Shared>) -> Json<Value> {
-    Json(json!({"ready": true, "version": s.settings.version, "slot": s.settings.slot}))
+async fn ready(State(s): State<Shared>) -> (StatusCode, Json<Value>) {
+    let mut reasons = Vec::new();
+    if let Err(e) = s.db.ping(std::time::Duration::from_secs(2)).await {
+        reasons.push(e);
+    }
+    if s.drain.is_draining() {
+        reasons.push("draining: this process is shutting down".to_string());
+    }
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let database = if reasons.iter().any(|r| r.starts_with("database")) {
+        "error"
+    } else {
+        "ok"
+    };
+    let body = json!({
+        "ready": reasons.is_empty(),
+        "reasons": reasons,
+        "checks": {"config": "ok", "database": database},
+        "version": s.settings.version,
+        "slot": s.settings.slot,
+    });
+    (status, Json(body))
 }
 
 async fn hubspot_test(State(s): State<Shared>) -> (StatusCode, Json<Value>) {
@@ -269,6 +310,18 @@ async fn contact_by_email(
         .contact_by_email(&email)
         .await
         .map_err(|e| hubspot_failure(&e))?;
+    let outcome = if found.is_some() {
+        "found"
+    } else {
+        "not found"
+    };
+    s.db.audit(
+        "admin",
+        "lookup",
+        AuditSubject::Email(email.as_str()),
+        outcome,
+    )
+    .await;
     Ok(match found {
         Some(object) => (StatusCode::OK, Json(present(&object))),
         None => (
@@ -297,10 +350,11 @@ async fn search_contacts(
         ));
     }
     let properties: Vec<&str> = crate::contacts::READ_PROPERTIES.split(',').collect();
-    let (kind, request) = if q.contains('@') {
+    let (kind, subject, request) = if q.contains('@') {
         let email = Email::parse(&q).map_err(bad_input)?;
         (
             "email",
+            email.as_str().to_string(),
             json!({
                 "filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email.as_str()}]}],
                 "properties": properties, "limit": 100,
@@ -311,11 +365,13 @@ async fn search_contacts(
             crate::contacts::normalize_phone(&q, s.settings.phone_region).map_err(bad_input)?;
         (
             "phone",
+            phone.clone(),
             json!({"query": phone, "properties": properties, "limit": 100}),
         )
     } else {
         (
             "name",
+            q.clone(),
             json!({"query": q, "properties": properties, "limit": 100}),
         )
     };
@@ -329,6 +385,18 @@ async fn search_contacts(
         .flatten()
         .map(present)
         .collect();
+    let subject = match kind {
+        "phone" => AuditSubject::Phone(&subject),
+        "email" => AuditSubject::Email(&subject),
+        _ => AuditSubject::Text(&subject),
+    };
+    s.db.audit(
+        "admin",
+        &format!("search by {kind}"),
+        subject,
+        &format!("{} results", results.len()),
+    )
+    .await;
     Ok((
         StatusCode::OK,
         Json(json!({"matched_by": kind, "total": found["total"], "results": results})),

@@ -22,6 +22,7 @@ async fn spawn_app(sim_config: SimConfig, extra: &[(&str, &str)]) -> TestApp {
         ("HUBSPOT_BASE_URL".into(), sim_url),
         ("APP_VERSION".into(), "test-1".into()),
         ("APP_SLOT".into(), "blue".into()),
+        ("DATABASE_URL".into(), "sqlite::memory:".into()),
     ];
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
@@ -65,9 +66,11 @@ async fn health_reports_version_and_slot() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        json!({"status": "ok", "version": "test-1", "slot": "blue"})
+        json!({"status": "ok", "version": "test-1", "slot": "blue", "draining": false, "connections": 1})
     );
-    assert_eq!(t.get("/ready").await.0, 200);
+    let (status, ready) = t.get("/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["checks"], json!({"config": "ok", "database": "ok"}));
 }
 
 #[tokio::test]
@@ -533,6 +536,7 @@ async fn shutdown_finishes_requests_in_flight() {
         ("APP_LISTEN", "127.0.0.1:0".to_string()),
         ("HUBSPOT_ACCESS_TOKEN", "pat".to_string()),
         ("HUBSPOT_BASE_URL", sim.base_url()),
+        ("DATABASE_URL", "sqlite::memory:".to_string()),
     ];
     let settings =
         Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
@@ -571,4 +575,114 @@ async fn shutdown_finishes_requests_in_flight() {
         http.get(format!("{base}/health")).send().await.is_err(),
         "no longer listening"
     );
+}
+
+/// One HTTP/1.1 exchange on an open connection: (status, headers in lower case, body).
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    conn: &mut S,
+    path: &str,
+) -> Option<(u16, String, Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nhost: app\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                let status = head[9..12].parse().ok()?;
+                let body = serde_json::from_slice(&buf[end + 4..end + 4 + length]).ok()?;
+                return Some((status, head, body));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_keep_alive_connections_without_cutting_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("app-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("blue.sock");
+    // A plain file in the way is refused with a clear error; a stale socket is replaced.
+    std::fs::write(&socket, "").unwrap();
+    let settings_with = |vars: &[(&str, String)]| {
+        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap()
+    };
+    let vars = [
+        ("APP_LISTEN", "127.0.0.1:0".to_string()),
+        ("HUBSPOT_ENABLED", "false".to_string()),
+        ("DATABASE_URL", "sqlite::memory:".to_string()),
+        ("APP_SOCKET", socket.display().to_string()),
+        ("APP_DRAIN_TIMEOUT", "20s".to_string()),
+    ];
+    let err = Application::build(settings_with(&vars))
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("is not a socket"), "{err:#}");
+    std::fs::remove_file(&socket).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap()); // leaves a stale socket
+    let app = Application::build(settings_with(&vars)).await.unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o666,
+        "nginx's workers (another user) can connect"
+    );
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+
+    // nginx's kept-alive upstream connection, idle when the drain begins.
+    let mut conn = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let (status, head, body) = exchange(&mut conn, "/health").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(!head.contains("connection: close"), "{head}");
+    assert_eq!(body["draining"], false);
+
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!server.is_finished(), "an open connection holds the drain");
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503, "a draining slot is not ready");
+    let ready: Value = ready.json().await.unwrap();
+    assert!(
+        ready["reasons"][0].as_str().unwrap().contains("draining"),
+        "{ready}"
+    );
+
+    // The idle connection was not cut: its next request is answered, and closes it.
+    let (status, head, body) = exchange(&mut conn, "/health").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(body["draining"], true);
+    assert!(
+        exchange(&mut conn, "/health").await.is_none(),
+        "closed after that answer"
+    );
+    drop(conn);
+
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the drain ends once no connection is open")
+        .unwrap()
+        .unwrap();
+    assert!(!socket.exists(), "the socket file is removed on exit");
+    std::fs::remove_dir_all(dir).unwrap();
 }

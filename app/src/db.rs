@@ -1,0 +1,165 @@
+//! The app's own database: SQLite by default (one file under a volume, WAL so blue and green can
+//! share it during a switch). Migrations are embedded and run at start; they are idempotent.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::Digest;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+impl Db {
+    /// Opens (creating the file if needed) and migrates the database at `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| {
+                format!("DATABASE_URL '{url}' is not a SQLite URL; write e.g. sqlite://data/app.db")
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        // An in-memory database exists once per connection: keep exactly one.
+        let max = if url.contains(":memory:") { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .with_context(|| {
+                format!("cannot open the database at DATABASE_URL '{url}' (is its directory there and writable?)")
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("database migrations failed")?;
+        Ok(Self { pool })
+    }
+
+    /// Readiness probe: one round trip, bounded by `within`.
+    pub async fn ping(&self, within: Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, sqlx::query("SELECT 1").execute(&self.pool)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("database error: {e}")),
+            Err(_) => Err(format!("database did not answer within {within:?}")),
+        }
+    }
+
+    /// Records an admin lookup or search. `subject` is masked or hashed by the caller's choice of
+    /// [`AuditSubject`]; a failure to record is logged, never fatal to the lookup.
+    pub async fn audit(&self, actor: &str, action: &str, subject: AuditSubject<'_>, outcome: &str) {
+        let at = chrono::Utc::now().to_rfc3339();
+        let result = sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, subject, outcome) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(at)
+        .bind(actor)
+        .bind(action)
+        .bind(subject.stored())
+        .bind(outcome)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not write the audit log");
+        }
+    }
+
+    /// The latest audit entries, newest first.
+    pub async fn recent_audit(&self, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
+        Ok(sqlx::query_as::<_, AuditEntry>(
+            "SELECT at, actor, action, subject, outcome FROM audit_log ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct AuditEntry {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub outcome: String,
+}
+
+/// What an audit entry says was looked at, in a form that is not personal data.
+pub enum AuditSubject<'a> {
+    /// Stored masked (`a***@example.com`).
+    Email(&'a str),
+    /// Stored as `sha256:` of the E.164 number, so equal numbers can still be matched.
+    Phone(&'a str),
+    /// Free text (a name query), masked like any logged text.
+    Text(&'a str),
+}
+
+impl AuditSubject<'_> {
+    fn stored(&self) -> String {
+        match self {
+            Self::Email(e) | Self::Text(e) => crate::mask::text(e),
+            Self::Phone(p) => format!("sha256:{}", hex::encode(sha2::Sha256::digest(p.as_bytes()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrates_twice_and_stores_no_personal_data() {
+        let dir = std::env::temp_dir().join(format!("app-db-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/app.db", dir.display());
+        let db = Db::connect(&url).await.unwrap();
+        drop(db);
+        let db = Db::connect(&url).await.unwrap(); // migrations are idempotent
+        db.ping(Duration::from_secs(1)).await.unwrap();
+        db.audit(
+            "admin",
+            "lookup",
+            AuditSubject::Email("ada@example.com"),
+            "found",
+        )
+        .await;
+        db.audit(
+            "admin",
+            "search",
+            AuditSubject::Phone("+14155550100"),
+            "2 results",
+        )
+        .await;
+        let rows = db.recent_audit(10).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].action, "search");
+        assert!(
+            rows[0].subject.starts_with("sha256:"),
+            "{}",
+            rows[0].subject
+        );
+        assert!(!rows[0].subject.contains("4155550100"));
+        assert!(!rows[1].subject.contains("ada@"), "{}", rows[1].subject);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_a_clear_error() {
+        let err = Db::connect("sqlite:///nonexistent-dir-for-app/app.db")
+            .await
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("DATABASE_URL"), "{text}");
+        assert!(text.contains("writable"), "{text}");
+    }
+}
