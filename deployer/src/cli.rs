@@ -2,22 +2,20 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "deployer",
     version,
-    about = "Blue-green deploys of the app behind nginx"
+    about = "Blue-green deploys of the app behind nginx",
+    after_help = "Exit codes: 0 ok; 1 deploy/rollback failed (the message says where traffic is); \
+                  2 bad deploy.yml or arguments; 3 another deploy holds the lock; \
+                  4 Docker engine unreachable; 5 nothing to roll back to."
 )]
 pub struct Cli {
     /// Path to the deploy configuration.
-    #[arg(
-        short = 'c',
-        long = "config",
-        default_value = "deploy.yml",
-        global = true
-    )]
+    #[arg(short = 'c', long = "config", default_value = "deploy.yml", global = true)]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -25,9 +23,61 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build, start the idle slot, wait for health, switch nginx to it, drain the old slot.
+    Up {
+        /// Print the exact steps a real run would take, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Deploy the already-built image of the current commit.
+        #[arg(long, conflicts_with = "image")]
+        skip_build: bool,
+        /// Deploy this image instead of building one.
+        #[arg(long, value_name = "REF")]
+        image: Option<String>,
+    },
+    /// Switch back to the kept slot (the previous version).
+    Rollback {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The live slot, versions, container states and the last deploy, read from the host.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A slot's logs (the live slot's by default).
+    Logs {
+        slot: Option<SlotArg>,
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines from the end to start with.
+        #[arg(long, default_value_t = 100)]
+        tail: usize,
+    },
+    /// The deploy lock.
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
+    /// Remove old images, keeping `keep_images` (and any a slot uses).
+    Prune {
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Check deploy.yml and print the resolved configuration.
     Config,
 }
 
-/// Exit codes: 0 success, 2 bad configuration or usage.
-pub const EXIT_CONFIG: u8 = 2;
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SlotArg {
+    Blue,
+    Green,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Who holds the lock, since when, doing what.
+    Status,
+    /// Release the lock (after making sure its holder is gone).
+    Release,
+}

@@ -24,12 +24,24 @@ pub struct DeployConfig {
     /// A file of KEY=VALUE lines with the secrets, read at deploy time.
     #[serde(default)]
     pub env_file: Option<PathBuf>,
+    /// Names of variables taken from the deployer's own environment (secrets exported in CI).
+    #[serde(default)]
+    pub pass_env: Vec<String>,
     #[serde(default)]
     pub health: HealthConfig,
     pub nginx: NginxConfig,
     /// Old images kept for rollback by `deployer prune`.
     #[serde(default = "default_keep_images")]
     pub keep_images: u32,
+    /// Where the lock and the deploy history live on the host (default
+    /// `/var/lib/deployer/<service>`).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// How long the old slot may take to drain its connections before it is stopped anyway.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: HumanDuration,
+    #[serde(skip)]
+    root: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -39,6 +51,10 @@ pub struct BuildConfig {
     pub dockerfile: PathBuf,
     #[serde(default)]
     pub args: BTreeMap<String, String>,
+    /// Shell commands run (in the config file's directory) before the image build, e.g. the
+    /// static binary build the app's Dockerfile copies.
+    #[serde(default)]
+    pub pre: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -116,10 +132,47 @@ impl Default for HealthConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NginxConfig {
+    /// The tera template of the upstream and server blocks.
     pub template: PathBuf,
+    /// The tera template of the base `nginx.conf`.
+    #[serde(default = "default_nginx_base")]
+    pub base: PathBuf,
     /// Directory (mounted into nginx) where the rendered config is written.
     pub rendered_dir: PathBuf,
     pub container: String,
+    #[serde(default = "default_nginx_image")]
+    pub image: String,
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
+    /// Holds `cert.pem` and `key.pem` (scripts/gen-self-signed.sh makes a local pair).
+    #[serde(default = "default_ssl_dir")]
+    pub ssl_dir: PathBuf,
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+}
+
+fn default_nginx_base() -> PathBuf {
+    "nginx/nginx.conf.tera".into()
+}
+fn default_nginx_image() -> String {
+    "local/nginx:bookworm".into()
+}
+fn default_http_port() -> u16 {
+    80
+}
+fn default_https_port() -> u16 {
+    443
+}
+fn default_ssl_dir() -> PathBuf {
+    "ssl".into()
+}
+fn default_server_name() -> String {
+    "_".into()
+}
+fn default_drain_timeout() -> HumanDuration {
+    Duration::from_secs(30).into()
 }
 
 fn default_keep_images() -> u32 {
@@ -163,6 +216,53 @@ fn locate(text: &str, path: &[&str]) -> Option<usize> {
 const SECRET_WORDS: [&str; 5] = ["TOKEN", "SECRET", "PASSWORD", "API_KEY", "PRIVATE"];
 
 impl DeployConfig {
+    /// Reads and parses `path`; relative paths inside are taken from the file's directory.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            message: format!("cannot read it: {e} (pass another path with -c)"),
+        })?;
+        let mut config = Self::parse(&file, &text)?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| ".".into());
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        for p in [
+            &mut config.build.context,
+            &mut config.nginx.template,
+            &mut config.nginx.base,
+            &mut config.nginx.ssl_dir,
+            &mut config.nginx.rendered_dir,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(f) = config.env_file.as_mut().filter(|f| f.is_relative()) {
+            *f = base.join(&*f);
+        }
+        if let Some(d) = config.state_dir.as_mut().filter(|d| d.is_relative()) {
+            *d = base.join(&*d);
+        }
+        config.root = base;
+        Ok(config)
+    }
+
+    /// The directory of the config file: where `build.pre` commands run.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/deployer").join(&self.service))
+    }
+
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let config: DeployConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
             file: file.to_string(),
@@ -253,6 +353,22 @@ impl DeployConfig {
                 .any(|w| k.to_ascii_uppercase().contains(w))
         }) {
             return err(&["env"], format!("{key} looks like a secret; secrets never go in deploy.yml: put it in env_file (or export it) instead"));
+        }
+        let drain = self
+            .drain_timeout
+            .parse()
+            .or_else(|m| err(&["drain_timeout"], m).map(|()| Duration::ZERO))?;
+        if drain.is_zero() || drain > Duration::from_secs(600) {
+            return err(
+                &["drain_timeout"],
+                "must be between 1s and 10m (default 30s)".into(),
+            );
+        }
+        if self.nginx.http_port == self.nginx.https_port || self.nginx.http_port == 0 || self.nginx.https_port == 0 {
+            return err(
+                &["nginx", "https_port"],
+                "http_port and https_port must be two different, non-zero ports (default 80 and 443)".into(),
+            );
         }
         if self.keep_images == 0 {
             return err(

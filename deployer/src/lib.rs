@@ -1,11 +1,26 @@
 //! Blue-green deployment orchestrator for the app, behind nginx.
 //!
-//! # Layout
+//! # Layout (parse → observe → plan → execute)
 //! - [`config`]: `deploy.yml`, parsed strictly with errors that name key, line and fix.
 //! - [`cli`]: the command line (clap): parsing only, no I/O.
-//!
-//! Building, health polling, the nginx switch, locking and rollback arrive with the deployer
-//! issue; their shape is fixed in ARCHITECTURE.md (parse → resolve → plan → execute).
+//! - [`engine`]: the Docker engine API (bollard); the only module that talks to Docker.
+//! - [`render`]: the nginx config from the tera templates (pure).
+//! - [`plan`]: the steps of `up` and `rollback`, computed as data from config + observations
+//!   (pure; `--dry-run` prints it).
+//! - [`execute`]: runs a plan's steps; stops a half-started slot if a step fails before the
+//!   switch.
+//! - [`context`]: the build context as a tar, honouring `.dockerignore`.
+//! - [`state`]: the deploy lock and history on the host (atomic writes).
+//! - [`progress`]: what the operator sees while waiting.
+//! - [`commands`]: each command: observe, plan, execute, under the lock.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod context;
+pub mod engine;
+pub mod execute;
+pub mod plan;
+pub mod progress;
+pub mod render;
+pub mod state;

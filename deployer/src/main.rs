@@ -1,29 +1,100 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deployer::cli::{Cli, Command, EXIT_CONFIG};
+use deployer::cli::{Cli, Command, LockAction, SlotArg};
+use deployer::commands::{self, exit, Failure, UpOptions};
 use deployer::config::DeployConfig;
+use deployer::plan::Slot;
+use deployer::progress::Progress;
+use deployer::state::StateDir;
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let file = cli.config.display().to_string();
-    let text = match std::fs::read_to_string(&cli.config) {
-        Ok(t) => t,
+    let config = match DeployConfig::load(&cli.config) {
+        Ok(c) => c,
         Err(e) => {
-            eprintln!("deployer: cannot read {file}: {e} (pass another path with -c)");
-            return ExitCode::from(EXIT_CONFIG);
+            eprintln!("deployer: {e}");
+            return ExitCode::from(exit::CONFIG);
         }
     };
-    match cli.command {
-        Command::Config => match DeployConfig::parse(&file, &text) {
-            Ok(config) => {
-                println!("{config:#?}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("deployer: {e}");
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
+    match run(cli.command, &config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("deployer: {error:#}");
+            ExitCode::from(code)
+        }
     }
+}
+
+async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
+    let progress = Progress::auto();
+    match command {
+        Command::Up { dry_run, skip_build, image } => {
+            let done = commands::up(config, &UpOptions { dry_run, skip_build, image }, &progress).await?;
+            report(&done, dry_run);
+        }
+        Command::Rollback { dry_run } => {
+            let done = commands::rollback(config, dry_run, &progress).await?;
+            report(&done, dry_run);
+        }
+        Command::Status { json } => {
+            let status = commands::status(config).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status).expect("serializable"));
+            } else {
+                commands::print_status(&status);
+            }
+        }
+        Command::Logs { slot, follow, tail } => {
+            let slot = slot.map(|s| match s {
+                SlotArg::Blue => Slot::Blue,
+                SlotArg::Green => Slot::Green,
+            });
+            commands::logs(config, slot, follow, tail).await?;
+        }
+        Command::Lock { action } => {
+            let state = StateDir::new(config.state_dir());
+            match action {
+                LockAction::Status => match state.holder() {
+                    Some(h) => println!("held by {h}{}", if h.is_stale() { " (stale: its process is gone)" } else { "" }),
+                    None => println!("free"),
+                },
+                LockAction::Release => match state.release()? {
+                    Some(h) => println!("released the lock held by {h}"),
+                    None => println!("the lock was free"),
+                },
+            }
+        }
+        Command::Prune { dry_run } => {
+            let removed = commands::prune(config, dry_run).await?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            if removed.is_empty() {
+                println!("nothing to prune (keeping {} images)", config.keep_images);
+            }
+            for r in removed {
+                println!("{verb} {r}");
+            }
+        }
+        Command::Config => println!("{config:#?}"),
+    }
+    Ok(())
+}
+
+fn report(done: &commands::Done, dry_run: bool) {
+    if dry_run {
+        println!("dry run: nothing was changed. A real run would do:");
+        print!("{}", done.plan);
+        return;
+    }
+    let t = done.timings.clone().unwrap_or_default();
+    println!(
+        "{}: {} is live (version {}); healthy after {:.2}s, switched {:.0} ms after healthy, old slot drained in {:.2}s",
+        done.plan.intent,
+        done.plan.to,
+        done.plan.version,
+        t.healthy_after.map_or(0.0, |d| d.as_secs_f64()),
+        t.healthy_to_switched.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        t.drained_in.map_or(0.0, |d| d.as_secs_f64()),
+    );
 }

@@ -1,0 +1,381 @@
+//! The commands: each observes the host, plans (pure), and executes, under the deploy lock when
+//! it changes anything.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::config::DeployConfig;
+use crate::engine::Engine;
+use crate::execute::{Executor, StepFailed, Timings};
+use crate::plan::{self, ImageSource, Intent, Names, Observed, Plan, Slot};
+use crate::progress::Progress;
+use crate::render::{self, Rendered};
+use crate::state::{HistoryRecord, LockError, LockHolder, StateDir};
+
+/// Exit codes, as documented in README.md.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// The deploy or rollback failed; traffic stayed where it was (or, if the switch had
+    /// happened, on the new healthy slot; the message says which).
+    pub const FAILED: u8 = 1;
+    /// deploy.yml or the command line is wrong.
+    pub const CONFIG: u8 = 2;
+    /// Another deploy holds the lock.
+    pub const LOCKED: u8 = 3;
+    /// The Docker engine cannot be reached.
+    pub const DOCKER: u8 = 4;
+    /// Rollback has nothing to go back to.
+    pub const NOTHING_TO_ROLL_BACK: u8 = 5;
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Self { code, error: error.into() }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::new(exit::FAILED, e)
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+
+pub async fn engine() -> Result<Engine, Failure> {
+    Engine::connect().await.map_err(|e| Failure::new(exit::DOCKER, e))
+}
+
+/// Reads what is on the host now. Nothing is changed.
+pub async fn observe(engine: &Engine, config: &DeployConfig) -> anyhow::Result<Observed> {
+    let names = Names::of(config);
+    let nginx = engine.container(&names.nginx).await?;
+    let live = match &nginx {
+        Some(c) if c.running => {
+            let (code, target) = engine.exec(&names.nginx, &["readlink", render::LIVE_SOCKET]).await?;
+            if code == 0 {
+                Slot::parse(target.trim().trim_end_matches(".sock"))
+            } else {
+                None
+            }
+        }
+        // nginx is down: the last recorded live slot is the best knowledge.
+        _ => StateDir::new(config.state_dir())
+            .history()
+            .iter()
+            .rev()
+            .find(|r| r.outcome == "ok")
+            .and_then(|r| r.live_slot.as_deref().and_then(Slot::parse)),
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    Ok(Observed {
+        live,
+        network: engine.network_exists(&names.network).await?,
+        data_volume: engine.volume_exists(&names.data_volume).await?,
+        socket_volume: engine.volume_exists(&names.socket_volume).await?,
+        nginx,
+        blue: engine.container(&names.blue).await?,
+        green: engine.container(&names.green).await?,
+        live_main: read(&config.nginx.rendered_dir.join("nginx.conf")),
+        live_site: read(&config.nginx.rendered_dir.join("live").join("site.conf")),
+    })
+}
+
+pub fn render_config(config: &DeployConfig) -> Result<Rendered, Failure> {
+    let vars = render::Vars {
+        service: config.service.clone(),
+        server_name: config.nginx.server_name.clone(),
+        https_port: config.nginx.https_port,
+        read_timeout_secs: 30,
+    };
+    render::render_files(&config.nginx.base, &config.nginx.template, &vars).map_err(|e| Failure::new(exit::CONFIG, e))
+}
+
+/// KEY=VALUE lines of the env file (comments and blank lines skipped), then `pass_env` names
+/// taken from the deployer's own environment.
+pub fn secret_env(config: &DeployConfig) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = Vec::new();
+    if let Some(path) = &config.env_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::new(
+                exit::CONFIG,
+                anyhow::anyhow!("env_file {}: {e}; create it (KEY=VALUE lines, e.g. HUBSPOT_ACCESS_TOKEN=...) or remove env_file from deploy.yml", path.display()),
+            )
+        })?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(Failure::new(
+                    exit::CONFIG,
+                    anyhow::anyhow!("{}:{}: not KEY=VALUE (the value is not shown)", path.display(), i + 1),
+                ));
+            };
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+            out.push((k.trim().to_string(), v.to_string()));
+        }
+    }
+    for key in &config.pass_env {
+        if out.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        match std::env::var(key) {
+            Ok(v) => out.push((key.clone(), v)),
+            Err(_) => {
+                return Err(Failure::new(
+                    exit::CONFIG,
+                    anyhow::anyhow!("pass_env names {key}, but it is not set in this environment; export it or put it in env_file"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The version of the tree in `dir`: the git commit (12 hex), `-dirty` with uncommitted changes.
+pub fn git_version(dir: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        }
+        None => format!("dev-{}", chrono::Utc::now().format("%Y%m%d%H%M%S")),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub dry_run: bool,
+    pub skip_build: bool,
+    pub image: Option<String>,
+}
+
+/// What a command prints when it is done (or the plan, for a dry run).
+pub struct Done {
+    pub plan: Plan,
+    pub timings: Option<Timings>,
+}
+
+pub async fn up(config: &DeployConfig, opts: &UpOptions, progress: &Progress) -> Result<Done, Failure> {
+    let source = match &opts.image {
+        Some(reference) => ImageSource::Existing {
+            reference: reference.clone(),
+            version: reference.rsplit_once(':').map_or("latest", |(_, t)| t).to_string(),
+        },
+        None => {
+            let version = git_version(config.root());
+            let tag = format!("{}:{version}", config.image);
+            if opts.skip_build {
+                ImageSource::Existing { reference: tag, version }
+            } else {
+                ImageSource::Build { tag, version }
+            }
+        }
+    };
+    run(config, &Intent::Up(source), opts.dry_run, progress).await
+}
+
+pub async fn rollback(config: &DeployConfig, dry_run: bool, progress: &Progress) -> Result<Done, Failure> {
+    run(config, &Intent::Rollback, dry_run, progress).await
+}
+
+async fn run(config: &DeployConfig, intent: &Intent, dry_run: bool, progress: &Progress) -> Result<Done, Failure> {
+    let engine = engine().await?;
+    let rendered = render_config(config)?;
+    let secrets = secret_env(config)?;
+    let user = crate::state::whoami();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let command = match intent {
+        Intent::Up(_) => "up",
+        Intent::Rollback => "rollback",
+    };
+    let state = StateDir::new(config.state_dir());
+    let make_plan = |observed: &Observed| {
+        let inputs = plan::Inputs { config, observed, rendered: &rendered, secret_env: &secrets, user: &user, now: &now };
+        plan::plan(intent, &inputs).map_err(|e| Failure::new(exit::NOTHING_TO_ROLL_BACK, e))
+    };
+    if dry_run {
+        let plan = make_plan(&observe(&engine, config).await?)?;
+        if let Some(holder) = state.holder() {
+            progress.note(&format!("note: the deploy lock is held by {holder}; a real run would be refused"));
+        }
+        return Ok(Done { plan, timings: None });
+    }
+    let me = LockHolder::me(&format!("deployer {command}"));
+    let _lock = state
+        .acquire(&me, |stale| progress.note(&format!("taking over a stale lock from {stale} (its process is gone)")))
+        .map_err(|e| match e {
+            LockError::Held(_) => Failure::new(exit::LOCKED, e),
+            LockError::Io(e) => Failure::new(exit::FAILED, e),
+        })?;
+    // Observed under the lock: nothing else changes the host while this plan runs.
+    let plan = make_plan(&observe(&engine, config).await?)?;
+    let started = Instant::now();
+    let executor = Executor { engine: &engine, rendered: &rendered, progress };
+    let result = executor.run(&plan).await;
+    let (outcome, live) = match &result {
+        Ok(_) => ("ok".to_string(), Some(plan.to)),
+        Err(StepFailed { switched: true, .. }) => ("failed after the switch".to_string(), Some(plan.to)),
+        Err(e) => (format!("failed at step {}", e.step), plan.from),
+    };
+    state.record(&HistoryRecord {
+        at: now.clone(),
+        user: user.clone(),
+        command: command.into(),
+        outcome,
+        live_slot: live.map(|s| s.name().to_string()),
+        version: Some(plan.version.clone()),
+        image: Some(plan.image.clone()),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })?;
+    match result {
+        Ok(timings) => Ok(Done { plan, timings: Some(timings) }),
+        Err(e) => {
+            let whereto = if e.switched {
+                format!("traffic is on {} (healthy); the old slot may still be draining", plan.to)
+            } else {
+                format!("traffic stayed on {}", plan.from.map_or("nothing (no slot was live)", Slot::name))
+            };
+            Err(Failure::new(exit::FAILED, anyhow::anyhow!("{e}\n{whereto}")))
+        }
+    }
+}
+
+/// `deployer status`: everything read from the host.
+pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure> {
+    let engine = engine().await?;
+    let observed = observe(&engine, config).await?;
+    let state = StateDir::new(config.state_dir());
+    let slot = |s: Slot| {
+        observed.slot(s).map_or(json!(null), |c| {
+            json!({
+                "container": c.name,
+                "state": c.status,
+                "health": c.health,
+                "version": c.labels.get(plan::LABEL_VERSION),
+                "image": c.image,
+                "deployed_at": c.labels.get(plan::LABEL_DEPLOYED_AT),
+                "deployed_by": c.labels.get(plan::LABEL_DEPLOYED_BY),
+                "live": observed.live == Some(s),
+            })
+        })
+    };
+    let last = state.history().into_iter().last();
+    Ok(json!({
+        "service": config.service,
+        "live": observed.live,
+        "nginx": observed.nginx.as_ref().map(|c| json!({"container": c.name, "state": c.status})),
+        "slots": {"blue": slot(Slot::Blue), "green": slot(Slot::Green)},
+        "last_deploy": last,
+        "lock": state.holder(),
+    }))
+}
+
+pub fn print_status(status: &serde_json::Value) {
+    let live = status["live"].as_str().unwrap_or("none");
+    println!("service {}: live slot {live}", status["service"].as_str().unwrap_or("?"));
+    let nginx = &status["nginx"];
+    println!(
+        "  nginx  {}",
+        if nginx.is_null() { "missing".to_string() } else { format!("{} ({})", nginx["container"].as_str().unwrap_or("?"), nginx["state"].as_str().unwrap_or("?")) }
+    );
+    for slot in ["blue", "green"] {
+        let s = &status["slots"][slot];
+        if s.is_null() {
+            println!("  {slot:<6} no container");
+        } else {
+            println!(
+                "  {slot:<6} {} {} version {}, health {}{}",
+                s["container"].as_str().unwrap_or("?"),
+                s["state"].as_str().unwrap_or("?"),
+                s["version"].as_str().unwrap_or("?"),
+                s["health"].as_str().unwrap_or("n/a"),
+                if s["live"] == true { "  <- live" } else { "" }
+            );
+        }
+    }
+    match status["last_deploy"].as_object() {
+        Some(d) => println!(
+            "  last   {} by {} at {}: {} (version {})",
+            d["command"].as_str().unwrap_or("?"),
+            d["user"].as_str().unwrap_or("?"),
+            d["at"].as_str().unwrap_or("?"),
+            d["outcome"].as_str().unwrap_or("?"),
+            d["version"].as_str().unwrap_or("?")
+        ),
+        None => println!("  last   never deployed"),
+    }
+    if let Some(lock) = status["lock"].as_object() {
+        println!(
+            "  lock   held by {}@{} since {} ({})",
+            lock["user"].as_str().unwrap_or("?"),
+            lock["host"].as_str().unwrap_or("?"),
+            lock["since"].as_str().unwrap_or("?"),
+            lock["command"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+/// `deployer logs [slot]`: the live slot's by default.
+pub async fn logs(config: &DeployConfig, slot: Option<Slot>, follow: bool, tail: usize) -> Outcome {
+    let engine = engine().await?;
+    let slot = match slot {
+        Some(s) => s,
+        None => observe(&engine, config)
+            .await?
+            .live
+            .context("no slot is live yet; name one: deployer logs blue")?,
+    };
+    let names = Names::of(config);
+    engine.logs(names.slot(slot), follow, tail).await?;
+    Ok(())
+}
+
+/// `deployer prune`: removes images of the service beyond the newest `keep_images`, never one a
+/// slot container uses. Returns the removed references.
+pub async fn prune(config: &DeployConfig, dry_run: bool) -> Result<Vec<String>, Failure> {
+    let engine = engine().await?;
+    let observed = observe(&engine, config).await?;
+    let in_use: Vec<&str> = [&observed.blue, &observed.green].into_iter().flatten().map(|c| c.image.as_str()).collect();
+    let images = engine.images(&config.image).await?;
+    let mut removed = Vec::new();
+    for image in images.iter().skip(config.keep_images as usize) {
+        for tag in &image.tags {
+            if in_use.contains(&tag.as_str()) || tag.ends_with(":latest") {
+                continue;
+            }
+            if !dry_run {
+                engine.remove_image(tag).await?;
+            }
+            removed.push(tag.clone());
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,313 @@
+//! Executes a [`Plan`], step by step, against the Docker engine and the host's files. The plan
+//! decides *what*; this module only knows *how* to do each kind of step, and how to leave the
+//! host safe when one fails: before the switch, a failure stops the slot this run started, so the
+//! live slot keeps serving; after it, traffic is already on a healthy slot.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::engine::Engine;
+use crate::plan::{poll_delay, Plan, Slot, Step};
+use crate::progress::Progress;
+use crate::render::{self, Rendered};
+use crate::state::write_atomic;
+
+/// A failed run: what failed, and whether traffic moved.
+#[derive(Debug, thiserror::Error)]
+#[error("step {step} failed: {source:#}")]
+pub struct StepFailed {
+    pub step: usize,
+    pub switched: bool,
+    #[source]
+    pub source: anyhow::Error,
+}
+
+pub struct Executor<'a> {
+    pub engine: &'a Engine,
+    pub rendered: &'a Rendered,
+    pub progress: &'a Progress,
+}
+
+/// Timings worth reporting (and benchmarking).
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub healthy_after: Option<Duration>,
+    /// From the new slot answering healthy to traffic switched.
+    pub healthy_to_switched: Option<Duration>,
+    pub drained_in: Option<Duration>,
+}
+
+impl Executor<'_> {
+    pub async fn run(&self, plan: &Plan) -> Result<Timings, StepFailed> {
+        let mut timings = Timings::default();
+        let mut switched = false;
+        let mut healthy_at = None;
+        let total = plan.steps.len();
+        for (i, step) in plan.steps.iter().enumerate() {
+            self.progress.step(i + 1, total, &step.to_string());
+            let started = Instant::now();
+            if let Err(source) = self.step(step, &mut timings).await {
+                if !switched {
+                    self.stop_started_slot(plan).await;
+                }
+                return Err(StepFailed { step: i + 1, switched, source });
+            }
+            match step {
+                Step::WaitHealthy { .. } => {
+                    timings.healthy_after = Some(started.elapsed());
+                    healthy_at = Some(Instant::now());
+                }
+                Step::Switch { .. } => {
+                    switched = true;
+                    timings.healthy_to_switched = healthy_at.map(|t| t.elapsed());
+                }
+                Step::DrainAndStop { .. } => timings.drained_in = Some(started.elapsed()),
+                _ => {}
+            }
+        }
+        Ok(timings)
+    }
+
+    /// Before the switch nothing routes to the slot this plan started: stop it (keep it for its
+    /// logs), so the live slot alone serves, as before the run.
+    async fn stop_started_slot(&self, plan: &Plan) {
+        let started = plan.steps.iter().find_map(|s| match s {
+            Step::RunSlot { spec, .. } => Some(spec.name.clone()),
+            Step::StartContainer { name } if plan.from != Some(plan.to) && name.ends_with(plan.to.name()) => {
+                Some(name.clone())
+            }
+            _ => None,
+        });
+        if let Some(name) = started {
+            self.progress.note(&format!("stopping {name}; {} keeps serving", plan.from.map_or("nothing", Slot::name)));
+            if let Err(e) = self.engine.stop(&name, 10).await {
+                self.progress.note(&format!("could not stop {name}: {e:#}"));
+            }
+        }
+    }
+
+    async fn step(&self, step: &Step, timings: &mut Timings) -> anyhow::Result<()> {
+        let engine = self.engine;
+        match step {
+            Step::RunPre { command, dir } => {
+                let status = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(command)
+                    .current_dir(dir)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .await
+                    .with_context(|| format!("cannot run `{command}`"))?;
+                if !status.success() {
+                    bail!("`{command}` failed ({status}); fix it or deploy a built image with --image REF");
+                }
+            }
+            Step::BuildImage { tags, context, dockerfile, args } => {
+                let tar = {
+                    let (context, dockerfile) = (context.clone(), dockerfile.clone());
+                    tokio::task::spawn_blocking(move || crate::context::tar(&context, &dockerfile))
+                        .await
+                        .context("packing the build context")??
+                };
+                self.progress.note(&format!("build context: {:.1} MB", tar.len() as f64 / 1e6));
+                let labels = Default::default();
+                engine
+                    .build(tar, dockerfile, tags, args, &labels, |line| self.progress.detail(line))
+                    .await?;
+            }
+            Step::CreateNetwork { name } => engine.create_network(name, &Default::default()).await?,
+            Step::CreateVolume { name } => engine.create_volume(name, &Default::default()).await?,
+            Step::WriteBaseConfig { path } => {
+                let dir = path.parent().context("config path")?;
+                std::fs::create_dir_all(dir.join("live"))
+                    .with_context(|| format!("cannot create {} (nginx.rendered_dir)", dir.display()))?;
+                write_atomic(path, self.rendered.main_live.as_bytes())?;
+            }
+            Step::RunNginx { spec } => {
+                let ssl = spec
+                    .mounts
+                    .iter()
+                    .find(|m| m.target == render::SSL_DIR)
+                    .map(|m| m.source.clone())
+                    .unwrap_or_default();
+                for file in ["cert.pem", "key.pem"] {
+                    if !Path::new(&ssl).join(file).is_file() {
+                        bail!("{ssl}/{file} is missing: run scripts/gen-self-signed.sh for a local pair, or put the real certificate there");
+                    }
+                }
+                if !engine.image_exists(&spec.image).await? {
+                    bail!("the nginx image {} is not on this host: run scripts/make-base-images.sh (or set nginx.image to a registry image)", spec.image);
+                }
+                engine.run(spec).await?;
+                self.expect_running(&spec.name).await?;
+            }
+            Step::StartContainer { name } => {
+                engine.start(name).await?;
+            }
+            Step::PrepareSocketDir { container } => {
+                self.exec_ok(container, &["chmod", "1777", render::SOCKET_DIR]).await?;
+            }
+            Step::ReplaceSlot { name, grace_secs, .. } => {
+                engine.stop(name, *grace_secs).await?;
+                engine.remove(name).await?;
+            }
+            Step::RunSlot { spec, .. } => {
+                if !engine.image_exists(&spec.image).await? {
+                    bail!("the image {} is not on this host; build it (drop --skip-build) or pass --image with one that is", spec.image);
+                }
+                engine.run(spec).await?;
+            }
+            Step::WaitHealthy { container, url, expect_status, timeout_secs, max_interval_ms, .. } => {
+                let took = self
+                    .wait_healthy(container, url, *expect_status, Duration::from_secs(*timeout_secs), Duration::from_millis(*max_interval_ms))
+                    .await?;
+                timings.healthy_after = Some(took);
+            }
+            Step::TestConfig { container, dir } => {
+                let candidate = dir.join("candidate");
+                write_atomic(&candidate.join("sites").join("site.conf"), self.rendered.site.as_bytes())?;
+                write_atomic(&candidate.join("nginx.conf"), self.rendered.main_candidate.as_bytes())?;
+                let conf = format!("{}/nginx.conf", render::CANDIDATE_DIR);
+                let (code, output) = engine.exec(container, &["nginx", "-t", "-c", &conf]).await?;
+                if code != 0 {
+                    bail!(
+                        "the rendered nginx config is invalid, so nothing was changed (the live config stays):\n{}\nfix the template and run again",
+                        output.trim()
+                    );
+                }
+            }
+            Step::PromoteConfig { dir, reload, container } => {
+                write_atomic(&dir.join("live").join("site.conf"), self.rendered.site.as_bytes())?;
+                write_atomic(&dir.join("nginx.conf"), self.rendered.main_live.as_bytes())?;
+                if *reload {
+                    self.exec_ok(container, &["nginx", "-s", "reload"]).await?;
+                }
+            }
+            Step::Switch { to, container, .. } => {
+                let socket = format!("{}/{}", render::SOCKET_DIR, to.socket_file());
+                let tmp = format!("{}/.live.sock.tmp", render::SOCKET_DIR);
+                self.exec_ok(container, &["test", "-S", &socket])
+                    .await
+                    .map_err(|_| anyhow!("{to} has no socket at {socket}: is APP_SOCKET honoured by this image?"))?;
+                // A fresh symlink renamed over live.sock: nginx sees the old target or the new
+                // one, never neither.
+                self.exec_ok(container, &["ln", "-sfn", &to.socket_file(), &tmp]).await?;
+                self.exec_ok(container, &["mv", "-Tf", &tmp, render::LIVE_SOCKET]).await?;
+            }
+            Step::DrainAndStop { name, grace_secs, .. } => {
+                engine.stop(name, *grace_secs).await?;
+            }
+            Step::Verify { url, slot } => self.verify(url, *slot).await?,
+        }
+        Ok(())
+    }
+
+    async fn exec_ok(&self, container: &str, cmd: &[&str]) -> anyhow::Result<()> {
+        let (code, output) = self.engine.exec(container, cmd).await?;
+        if code != 0 {
+            bail!("`{}` in {container} failed ({code}): {}", cmd.join(" "), output.trim());
+        }
+        Ok(())
+    }
+
+    async fn expect_running(&self, name: &str) -> anyhow::Result<()> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        match self.engine.container(name).await? {
+            Some(c) if c.running => Ok(()),
+            _ => bail!("{name} stopped right after starting; its last lines:\n{}", self.engine.logs_tail(name, 20).await),
+        }
+    }
+
+    /// Polls `url` until it answers `expect`: quick polls first, backing off to `max_interval`;
+    /// fails at once when the container exits or restarts.
+    async fn wait_healthy(
+        &self,
+        container: &str,
+        url: &str,
+        expect: u16,
+        timeout: Duration,
+        max_interval: Duration,
+    ) -> anyhow::Result<Duration> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .context("HTTP client")?;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let info = self.engine.container(container).await?;
+            match info {
+                None => bail!("{container} disappeared while starting"),
+                Some(c) if !c.running || c.restart_count > 0 => {
+                    bail!(
+                        "{container} {} (exit code {}) before turning healthy; its last lines:\n{}",
+                        if c.restart_count > 0 { "restarted" } else { "exited" },
+                        c.exit_code,
+                        self.engine.logs_tail(container, 30).await.trim_end()
+                    );
+                }
+                Some(_) => {}
+            }
+            attempt += 1;
+            let last = match http.get(url).send().await {
+                Ok(r) if r.status().as_u16() == expect => {
+                    self.progress.health_done(started.elapsed(), attempt);
+                    return Ok(started.elapsed());
+                }
+                Ok(r) => format!("{} {}", r.status().as_u16(), r.text().await.unwrap_or_default().chars().take(120).collect::<String>()),
+                Err(e) => short_error(&e),
+            };
+            self.progress.health_wait(started.elapsed(), attempt, &last);
+            if started.elapsed() >= timeout {
+                bail!(
+                    "{container} did not answer {expect} at {url} within {}s (last answer: {last}); its last lines:\n{}",
+                    timeout.as_secs(),
+                    self.engine.logs_tail(container, 30).await.trim_end()
+                );
+            }
+            tokio::time::sleep(poll_delay(attempt - 1, max_interval)).await;
+        }
+    }
+
+    /// After the switch and drain, a request through nginx must reach the new slot.
+    async fn verify(&self, url: &str, slot: Slot) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(3))
+            .build()
+            .context("HTTP client")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = match http.get(url).send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let body: serde_json::Value = r.json().await.unwrap_or_default();
+                    if status == 200 && body["slot"] == slot.name() {
+                        return Ok(());
+                    }
+                    format!("{status} from slot {}", body["slot"])
+                }
+                Err(e) => short_error(&e),
+            };
+            if Instant::now() > deadline {
+                bail!("{url} does not answer from {slot} (last: {answer})");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn short_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else {
+        // The innermost cause says it best ("Connection refused", "connection reset").
+        let mut source: &dyn std::error::Error = e;
+        while let Some(inner) = source.source() {
+            source = inner;
+        }
+        source.to_string()
+    }
+}
