@@ -1,33 +1,46 @@
 #!/usr/bin/env bash
-# The main job, end to end, as far as the workspace goes today: build, start the HubSpot
-# simulator, and exercise it with real HTTP requests the way the app will (account check,
-# contact upsert by email, find by email), then stop it.
-# (Later issues extend this to a blue-green deploy of the app behind nginx.)
+# The main job, end to end, on a machine with nothing but a Docker engine: makes the local base
+# image (nginx, by debootstrap: no registry needed) and a self-signed certificate, starts the
+# HubSpot simulator as a container, then with `deployer`:
+#   up --dry-run (the plan), up (blue, behind nginx), up again (green, no request dropped),
+#   a request to https://localhost/api/hubspot/test answering from the new slot, rollback.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-"$root/scripts/setup.sh"
-port="${SIM_PORT:-8090}"
-cargo build --release -q -p hubspot-sim
-./target/release/hubspot-sim --listen "127.0.0.1:$port" >/tmp/hubspot-sim.log 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/_sim/health" >/dev/null && break; sleep 0.1; done
-base="http://127.0.0.1:$port"
-auth=(-H "Authorization: Bearer pat-na1-quickstart" -H "Content-Type: application/json")
 step() { printf '\n== %s\n' "$1"; }
 
-step "GET /account-info/v3/details (token check)"
-curl -sS -f "${auth[@]}" "$base/account-info/v3/details"; echo
-step "POST /crm/v3/objects/contacts/batch/upsert (idProperty=email)"
-curl -sS -f "${auth[@]}" -X POST "$base/crm/v3/objects/contacts/batch/upsert" \
-  -d '{"inputs":[{"id":"ada@example.com","idProperty":"email","properties":{"firstname":"Ada","lastname":"Lovelace"}}]}'; echo
-step "GET /crm/v3/objects/contacts/ada@example.com?idProperty=email"
-curl -sS -f "${auth[@]}" "$base/crm/v3/objects/contacts/ada%40example.com?idProperty=email"; echo
-step "POST /crm/v3/objects/contacts (same email again: HubSpot answers 409)"
-curl -sS "${auth[@]}" -X POST "$base/crm/v3/objects/contacts" -w '\nHTTP %{http_code}\n' \
-  -d '{"properties":{"email":"ada@example.com"}}'
-step "request counts seen by the simulator"
-curl -sS -f "$base/_sim/stats"; echo
+step "setup: tools, the local nginx image, a self-signed certificate"
+"$root/scripts/setup.sh"
+"$root/scripts/make-base-images.sh"
+"$root/scripts/gen-self-signed.sh"
+cargo build --release -q -p deployer
+deployer() { "$root/target/release/deployer" -c "$root/deploy.local.yml" "$@"; }
+
+step "the HubSpot simulator, on the service's network"
+sim_image="$("$root/scripts/build-sim-image.sh")"
+docker network inspect hubspot-app-net >/dev/null 2>&1 || docker network create hubspot-app-net >/dev/null
+docker rm -f hubspot-sim >/dev/null 2>&1 || true
+docker run -d --name hubspot-sim --network hubspot-app-net "$sim_image" >/dev/null
+# A dummy token for the simulator; real secrets go in .env (never committed).
+[ -f .env.local ] || printf 'HUBSPOT_ACCESS_TOKEN=pat-local-simulator\nADMIN_TOKEN=%s\n' "$(openssl rand -hex 16)" > .env.local
+
+ask() {
+  curl -sS -k --retry 3 https://localhost/api/hubspot/test | tee /dev/stderr | grep -o '"slot":"[a-z]*"'
+}
+
+step "deployer up --dry-run"
+deployer up --dry-run
+step "deployer up"
+deployer up
+ask
+step "deployer up (again: to the other slot)"
+deployer up
+step "curl -k https://localhost/api/hubspot/test"
+ask
+step "deployer rollback"
+deployer rollback
+ask
+step "deployer status"
+deployer status
 echo
 echo "quickstart: ok"

@@ -15,7 +15,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Path to the deploy configuration.
-    #[arg(short = 'c', long = "config", default_value = "deploy.yml", global = true)]
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "deploy.yml",
+        global = true
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,

@@ -40,7 +40,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
-        Self { code, error: error.into() }
+        Self {
+            code,
+            error: error.into(),
+        }
     }
 }
 
@@ -53,7 +56,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 pub type Outcome = Result<(), Failure>;
 
 pub async fn engine() -> Result<Engine, Failure> {
-    Engine::connect().await.map_err(|e| Failure::new(exit::DOCKER, e))
+    Engine::connect()
+        .await
+        .map_err(|e| Failure::new(exit::DOCKER, e))
 }
 
 /// Reads what is on the host now. Nothing is changed.
@@ -62,7 +67,9 @@ pub async fn observe(engine: &Engine, config: &DeployConfig) -> anyhow::Result<O
     let nginx = engine.container(&names.nginx).await?;
     let live = match &nginx {
         Some(c) if c.running => {
-            let (code, target) = engine.exec(&names.nginx, &["readlink", render::LIVE_SOCKET]).await?;
+            let (code, target) = engine
+                .exec(&names.nginx, &["readlink", render::LIVE_SOCKET])
+                .await?;
             if code == 0 {
                 Slot::parse(target.trim().trim_end_matches(".sock"))
             } else {
@@ -98,7 +105,8 @@ pub fn render_config(config: &DeployConfig) -> Result<Rendered, Failure> {
         https_port: config.nginx.https_port,
         read_timeout_secs: 30,
     };
-    render::render_files(&config.nginx.base, &config.nginx.template, &vars).map_err(|e| Failure::new(exit::CONFIG, e))
+    render::render_files(&config.nginx.base, &config.nginx.template, &vars)
+        .map_err(|e| Failure::new(exit::CONFIG, e))
 }
 
 /// KEY=VALUE lines of the env file (comments and blank lines skipped), then `pass_env` names
@@ -121,11 +129,18 @@ pub fn secret_env(config: &DeployConfig) -> Result<Vec<(String, String)>, Failur
             let Some((k, v)) = line.split_once('=') else {
                 return Err(Failure::new(
                     exit::CONFIG,
-                    anyhow::anyhow!("{}:{}: not KEY=VALUE (the value is not shown)", path.display(), i + 1),
+                    anyhow::anyhow!(
+                        "{}:{}: not KEY=VALUE (the value is not shown)",
+                        path.display(),
+                        i + 1
+                    ),
                 ));
             };
             let v = v.trim();
-            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
             out.push((k.trim().to_string(), v.to_string()));
         }
     }
@@ -183,17 +198,27 @@ pub struct Done {
     pub timings: Option<Timings>,
 }
 
-pub async fn up(config: &DeployConfig, opts: &UpOptions, progress: &Progress) -> Result<Done, Failure> {
+pub async fn up(
+    config: &DeployConfig,
+    opts: &UpOptions,
+    progress: &Progress,
+) -> Result<Done, Failure> {
     let source = match &opts.image {
         Some(reference) => ImageSource::Existing {
             reference: reference.clone(),
-            version: reference.rsplit_once(':').map_or("latest", |(_, t)| t).to_string(),
+            version: reference
+                .rsplit_once(':')
+                .map_or("latest", |(_, t)| t)
+                .to_string(),
         },
         None => {
-            let version = git_version(config.root());
+            let version = git_version(&config.build.context);
             let tag = format!("{}:{version}", config.image);
             if opts.skip_build {
-                ImageSource::Existing { reference: tag, version }
+                ImageSource::Existing {
+                    reference: tag,
+                    version,
+                }
             } else {
                 ImageSource::Build { tag, version }
             }
@@ -202,11 +227,20 @@ pub async fn up(config: &DeployConfig, opts: &UpOptions, progress: &Progress) ->
     run(config, &Intent::Up(source), opts.dry_run, progress).await
 }
 
-pub async fn rollback(config: &DeployConfig, dry_run: bool, progress: &Progress) -> Result<Done, Failure> {
+pub async fn rollback(
+    config: &DeployConfig,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<Done, Failure> {
     run(config, &Intent::Rollback, dry_run, progress).await
 }
 
-async fn run(config: &DeployConfig, intent: &Intent, dry_run: bool, progress: &Progress) -> Result<Done, Failure> {
+async fn run(
+    config: &DeployConfig,
+    intent: &Intent,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<Done, Failure> {
     let engine = engine().await?;
     let rendered = render_config(config)?;
     let secrets = secret_env(config)?;
@@ -218,19 +252,35 @@ async fn run(config: &DeployConfig, intent: &Intent, dry_run: bool, progress: &P
     };
     let state = StateDir::new(config.state_dir());
     let make_plan = |observed: &Observed| {
-        let inputs = plan::Inputs { config, observed, rendered: &rendered, secret_env: &secrets, user: &user, now: &now };
+        let inputs = plan::Inputs {
+            config,
+            observed,
+            rendered: &rendered,
+            secret_env: &secrets,
+            user: &user,
+            now: &now,
+        };
         plan::plan(intent, &inputs).map_err(|e| Failure::new(exit::NOTHING_TO_ROLL_BACK, e))
     };
     if dry_run {
         let plan = make_plan(&observe(&engine, config).await?)?;
         if let Some(holder) = state.holder() {
-            progress.note(&format!("note: the deploy lock is held by {holder}; a real run would be refused"));
+            progress.note(&format!(
+                "note: the deploy lock is held by {holder}; a real run would be refused"
+            ));
         }
-        return Ok(Done { plan, timings: None });
+        return Ok(Done {
+            plan,
+            timings: None,
+        });
     }
     let me = LockHolder::me(&format!("deployer {command}"));
     let _lock = state
-        .acquire(&me, |stale| progress.note(&format!("taking over a stale lock from {stale} (its process is gone)")))
+        .acquire(&me, |stale| {
+            progress.note(&format!(
+                "taking over a stale lock from {stale} (its process is gone)"
+            ))
+        })
         .map_err(|e| match e {
             LockError::Held(_) => Failure::new(exit::LOCKED, e),
             LockError::Io(e) => Failure::new(exit::FAILED, e),
@@ -238,11 +288,17 @@ async fn run(config: &DeployConfig, intent: &Intent, dry_run: bool, progress: &P
     // Observed under the lock: nothing else changes the host while this plan runs.
     let plan = make_plan(&observe(&engine, config).await?)?;
     let started = Instant::now();
-    let executor = Executor { engine: &engine, rendered: &rendered, progress };
+    let executor = Executor {
+        engine: &engine,
+        rendered: &rendered,
+        progress,
+    };
     let result = executor.run(&plan).await;
     let (outcome, live) = match &result {
         Ok(_) => ("ok".to_string(), Some(plan.to)),
-        Err(StepFailed { switched: true, .. }) => ("failed after the switch".to_string(), Some(plan.to)),
+        Err(StepFailed { switched: true, .. }) => {
+            ("failed after the switch".to_string(), Some(plan.to))
+        }
         Err(e) => (format!("failed at step {}", e.step), plan.from),
     };
     state.record(&HistoryRecord {
@@ -256,14 +312,26 @@ async fn run(config: &DeployConfig, intent: &Intent, dry_run: bool, progress: &P
         duration_ms: started.elapsed().as_millis() as u64,
     })?;
     match result {
-        Ok(timings) => Ok(Done { plan, timings: Some(timings) }),
+        Ok(timings) => Ok(Done {
+            plan,
+            timings: Some(timings),
+        }),
         Err(e) => {
             let whereto = if e.switched {
-                format!("traffic is on {} (healthy); the old slot may still be draining", plan.to)
+                format!(
+                    "traffic is on {} (healthy); the old slot may still be draining",
+                    plan.to
+                )
             } else {
-                format!("traffic stayed on {}", plan.from.map_or("nothing (no slot was live)", Slot::name))
+                format!(
+                    "traffic stayed on {}",
+                    plan.from.map_or("nothing (no slot was live)", Slot::name)
+                )
             };
-            Err(Failure::new(exit::FAILED, anyhow::anyhow!("{e}\n{whereto}")))
+            Err(Failure::new(
+                exit::FAILED,
+                anyhow::anyhow!("{e}\n{whereto}"),
+            ))
         }
     }
 }
@@ -278,7 +346,7 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
             json!({
                 "container": c.name,
                 "state": c.status,
-                "health": c.health,
+                "health": if c.running { c.health.clone() } else { None },
                 "version": c.labels.get(plan::LABEL_VERSION),
                 "image": c.image,
                 "deployed_at": c.labels.get(plan::LABEL_DEPLOYED_AT),
@@ -300,11 +368,22 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
 
 pub fn print_status(status: &serde_json::Value) {
     let live = status["live"].as_str().unwrap_or("none");
-    println!("service {}: live slot {live}", status["service"].as_str().unwrap_or("?"));
+    println!(
+        "service {}: live slot {live}",
+        status["service"].as_str().unwrap_or("?")
+    );
     let nginx = &status["nginx"];
     println!(
         "  nginx  {}",
-        if nginx.is_null() { "missing".to_string() } else { format!("{} ({})", nginx["container"].as_str().unwrap_or("?"), nginx["state"].as_str().unwrap_or("?")) }
+        if nginx.is_null() {
+            "missing".to_string()
+        } else {
+            format!(
+                "{} ({})",
+                nginx["container"].as_str().unwrap_or("?"),
+                nginx["state"].as_str().unwrap_or("?")
+            )
+        }
     );
     for slot in ["blue", "green"] {
         let s = &status["slots"][slot];
@@ -363,7 +442,11 @@ pub async fn logs(config: &DeployConfig, slot: Option<Slot>, follow: bool, tail:
 pub async fn prune(config: &DeployConfig, dry_run: bool) -> Result<Vec<String>, Failure> {
     let engine = engine().await?;
     let observed = observe(&engine, config).await?;
-    let in_use: Vec<&str> = [&observed.blue, &observed.green].into_iter().flatten().map(|c| c.image.as_str()).collect();
+    let in_use: Vec<&str> = [&observed.blue, &observed.green]
+        .into_iter()
+        .flatten()
+        .map(|c| c.image.as_str())
+        .collect();
     let images = engine.images(&config.image).await?;
     let mut removed = Vec::new();
     for image in images.iter().skip(config.keep_images as usize) {

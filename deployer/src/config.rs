@@ -40,8 +40,6 @@ pub struct DeployConfig {
     /// How long the old slot may take to drain its connections before it is stopped anyway.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: HumanDuration,
-    #[serde(skip)]
-    root: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -51,7 +49,7 @@ pub struct BuildConfig {
     pub dockerfile: PathBuf,
     #[serde(default)]
     pub args: BTreeMap<String, String>,
-    /// Shell commands run (in the config file's directory) before the image build, e.g. the
+    /// Shell commands run (in the build context) before the image build, e.g. the
     /// static binary build the app's Dockerfile copies.
     #[serde(default)]
     pub pre: Vec<String>,
@@ -248,13 +246,7 @@ impl DeployConfig {
         if let Some(d) = config.state_dir.as_mut().filter(|d| d.is_relative()) {
             *d = base.join(&*d);
         }
-        config.root = base;
         Ok(config)
-    }
-
-    /// The directory of the config file: where `build.pre` commands run.
-    pub fn root(&self) -> &std::path::Path {
-        &self.root
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -364,7 +356,10 @@ impl DeployConfig {
                 "must be between 1s and 10m (default 30s)".into(),
             );
         }
-        if self.nginx.http_port == self.nginx.https_port || self.nginx.http_port == 0 || self.nginx.https_port == 0 {
+        if self.nginx.http_port == self.nginx.https_port
+            || self.nginx.http_port == 0
+            || self.nginx.https_port == 0
+        {
             return err(
                 &["nginx", "https_port"],
                 "http_port and https_port must be two different, non-zero ports (default 80 and 443)".into(),

@@ -26,8 +26,17 @@ pub fn tar(dir: &Path, dockerfile: &str) -> anyhow::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
     for rel in files(dir, dockerfile)? {
+        // A plain entry from the file's bytes: `append_path` would write GNU sparse entries for
+        // sparse files (a fresh linker output can be one), which the engine refuses.
+        let path = dir.join(&rel);
+        let file = std::fs::File::open(&path).with_context(|| format!("reading {rel}"))?;
+        let meta = file.metadata()?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(meta.len());
         builder
-            .append_path_with_name(dir.join(&rel), &rel)
+            .append_data(&mut header, &rel, file)
             .with_context(|| format!("adding {rel} to the build context"))?;
     }
     builder.into_inner().context("finishing the build context")
@@ -44,7 +53,11 @@ fn rules(dir: &Path) -> anyhow::Result<Rules> {
     let mut builder = GitignoreBuilder::new(dir);
     let mut exception_prefixes = Vec::new();
     if let Ok(text) = std::fs::read_to_string(dir.join(".dockerignore")) {
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             // Docker anchors every pattern at the context root.
             let (neg, pat) = match line.strip_prefix('!') {
                 Some(p) => ("!", p.trim()),
@@ -76,18 +89,26 @@ fn walk(root: &Path, dir: &Path, rules: &Rules, out: &mut Vec<String>) -> anyhow
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let rel = path.strip_prefix(root).expect("under root").to_string_lossy().to_string();
+        let rel = path
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .to_string();
         let kind = entry.file_type()?;
-        let ignored = rules.ignore.matched(&path, kind.is_dir()).is_ignore();
+        // As Docker does: a path is out when it or its nearest matching parent is excluded,
+        // unless an exception (`!pattern`) matches first.
+        let ignored = rules
+            .ignore
+            .matched_path_or_any_parents(&path, kind.is_dir())
+            .is_ignore();
         if kind.is_dir() {
-            let on_the_way = rules
-                .exception_prefixes
-                .iter()
-                .any(|p| p == &rel || p.starts_with(&format!("{rel}/")) || rel.starts_with(&format!("{p}/")));
+            let on_the_way = rules.exception_prefixes.iter().any(|p| {
+                p == &rel || p.starts_with(&format!("{rel}/")) || rel.starts_with(&format!("{p}/"))
+            });
             if !ignored || on_the_way {
                 walk(root, &path, rules, out)?;
             }
-        } else if !ignored || rules.ignore.matched_path_or_any_parents(&path, false).is_whitelist() {
+        } else if !ignored {
             out.push(rel);
         }
     }
@@ -115,15 +136,29 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, f).unwrap();
         }
-        std::fs::write(dir.join(".dockerignore"), "# only the binary\n*\n!target/release/app\n!app/image\n").unwrap();
+        std::fs::write(
+            dir.join(".dockerignore"),
+            "# only the binary\n*\n!target/release/app\n!app/image\n",
+        )
+        .unwrap();
         assert_eq!(
             files(&dir, "app/Dockerfile").unwrap(),
-            [".dockerignore", "app/Dockerfile", "app/image/data/README", "target/release/app"]
+            [
+                ".dockerignore",
+                "app/Dockerfile",
+                "app/image/data/README",
+                "target/release/app"
+            ]
         );
         std::fs::write(dir.join(".dockerignore"), "target\n**/*.md\n.env\n").unwrap();
         assert_eq!(
             files(&dir, "app/Dockerfile").unwrap(),
-            [".dockerignore", "app/Dockerfile", "app/image/data/README", "src/main.rs"]
+            [
+                ".dockerignore",
+                "app/Dockerfile",
+                "app/image/data/README",
+                "src/main.rs"
+            ]
         );
         let archive = tar(&dir, "app/Dockerfile").unwrap();
         let names: Vec<String> = tar::Archive::new(archive.as_slice())
@@ -131,7 +166,15 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
-        assert_eq!(names, [".dockerignore", "app/Dockerfile", "app/image/data/README", "src/main.rs"]);
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "app/Dockerfile",
+                "app/image/data/README",
+                "src/main.rs"
+            ]
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -113,7 +113,9 @@ impl Engine {
             .context("cannot reach the Docker engine (is it running? is DOCKER_HOST right?)")?
             .negotiate_version()
             .await
-            .context("cannot reach the Docker engine (is it running, and may this user use its socket?)")?;
+            .context(
+                "cannot reach the Docker engine (is it running, and may this user use its socket?)",
+            )?;
         Ok(Self { docker })
     }
 
@@ -159,18 +161,18 @@ impl Engine {
     }
 
     pub async fn network_exists(&self, name: &str) -> anyhow::Result<bool> {
-        match self
-            .docker
-            .inspect_network::<String>(name, None)
-            .await
-        {
+        match self.docker.inspect_network::<String>(name, None).await {
             Ok(_) => Ok(true),
             Err(e) if not_found(&e) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("inspecting network {name}")),
         }
     }
 
-    pub async fn create_network(&self, name: &str, labels: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
         self.docker
             .create_network(CreateNetworkOptions {
                 name: name.to_string(),
@@ -192,7 +194,11 @@ impl Engine {
         }
     }
 
-    pub async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
         self.docker
             .create_volume(CreateVolumeOptions {
                 name: name.to_string(),
@@ -450,7 +456,7 @@ impl Engine {
                 size: i.size,
             })
             .collect();
-        images.sort_by(|a, b| b.created.cmp(&a.created));
+        images.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(images)
     }
 

@@ -50,9 +50,13 @@ impl Executor<'_> {
             let started = Instant::now();
             if let Err(source) = self.step(step, &mut timings).await {
                 if !switched {
-                    self.stop_started_slot(plan).await;
+                    self.stop_started_slot(plan, i).await;
                 }
-                return Err(StepFailed { step: i + 1, switched, source });
+                return Err(StepFailed {
+                    step: i + 1,
+                    switched,
+                    source,
+                });
             }
             match step {
                 Step::WaitHealthy { .. } => {
@@ -72,16 +76,24 @@ impl Executor<'_> {
 
     /// Before the switch nothing routes to the slot this plan started: stop it (keep it for its
     /// logs), so the live slot alone serves, as before the run.
-    async fn stop_started_slot(&self, plan: &Plan) {
-        let started = plan.steps.iter().find_map(|s| match s {
+    async fn stop_started_slot(&self, plan: &Plan, failed: usize) {
+        // Only a slot started by a step that ran (the failed one included: it may have started
+        // the container and then failed).
+        let started = plan.steps[..=failed].iter().find_map(|s| match s {
             Step::RunSlot { spec, .. } => Some(spec.name.clone()),
-            Step::StartContainer { name } if plan.from != Some(plan.to) && name.ends_with(plan.to.name()) => {
+            Step::StartContainer { name }
+                if plan.from != Some(plan.to) && name.ends_with(plan.to.name()) =>
+            {
                 Some(name.clone())
             }
             _ => None,
         });
         if let Some(name) = started {
-            self.progress.note(&format!("stopping {name}; {} keeps serving", plan.from.map_or("nothing", Slot::name)));
+            let serving = match plan.from {
+                Some(live) => format!("{live} keeps serving"),
+                None => "no slot was live before this run".to_string(),
+            };
+            self.progress.note(&format!("stopping {name}; {serving}"));
             if let Err(e) = self.engine.stop(&name, 10).await {
                 self.progress.note(&format!("could not stop {name}: {e:#}"));
             }
@@ -104,25 +116,36 @@ impl Executor<'_> {
                     bail!("`{command}` failed ({status}); fix it or deploy a built image with --image REF");
                 }
             }
-            Step::BuildImage { tags, context, dockerfile, args } => {
+            Step::BuildImage {
+                tags,
+                context,
+                dockerfile,
+                args,
+            } => {
                 let tar = {
                     let (context, dockerfile) = (context.clone(), dockerfile.clone());
                     tokio::task::spawn_blocking(move || crate::context::tar(&context, &dockerfile))
                         .await
                         .context("packing the build context")??
                 };
-                self.progress.note(&format!("build context: {:.1} MB", tar.len() as f64 / 1e6));
+                self.progress
+                    .note(&format!("build context: {:.1} MB", tar.len() as f64 / 1e6));
                 let labels = Default::default();
                 engine
-                    .build(tar, dockerfile, tags, args, &labels, |line| self.progress.detail(line))
+                    .build(tar, dockerfile, tags, args, &labels, |line| {
+                        self.progress.detail(line)
+                    })
                     .await?;
             }
-            Step::CreateNetwork { name } => engine.create_network(name, &Default::default()).await?,
+            Step::CreateNetwork { name } => {
+                engine.create_network(name, &Default::default()).await?
+            }
             Step::CreateVolume { name } => engine.create_volume(name, &Default::default()).await?,
             Step::WriteBaseConfig { path } => {
                 let dir = path.parent().context("config path")?;
-                std::fs::create_dir_all(dir.join("live"))
-                    .with_context(|| format!("cannot create {} (nginx.rendered_dir)", dir.display()))?;
+                std::fs::create_dir_all(dir.join("live")).with_context(|| {
+                    format!("cannot create {} (nginx.rendered_dir)", dir.display())
+                })?;
                 write_atomic(path, self.rendered.main_live.as_bytes())?;
             }
             Step::RunNginx { spec } => {
@@ -147,9 +170,12 @@ impl Executor<'_> {
                 engine.start(name).await?;
             }
             Step::PrepareSocketDir { container } => {
-                self.exec_ok(container, &["chmod", "1777", render::SOCKET_DIR]).await?;
+                self.exec_ok(container, &["chmod", "1777", render::SOCKET_DIR])
+                    .await?;
             }
-            Step::ReplaceSlot { name, grace_secs, .. } => {
+            Step::ReplaceSlot {
+                name, grace_secs, ..
+            } => {
                 engine.stop(name, *grace_secs).await?;
                 engine.remove(name).await?;
             }
@@ -159,18 +185,39 @@ impl Executor<'_> {
                 }
                 engine.run(spec).await?;
             }
-            Step::WaitHealthy { container, url, expect_status, timeout_secs, max_interval_ms, .. } => {
+            Step::WaitHealthy {
+                container,
+                url,
+                expect_status,
+                timeout_secs,
+                max_interval_ms,
+                ..
+            } => {
                 let took = self
-                    .wait_healthy(container, url, *expect_status, Duration::from_secs(*timeout_secs), Duration::from_millis(*max_interval_ms))
+                    .wait_healthy(
+                        container,
+                        url,
+                        *expect_status,
+                        Duration::from_secs(*timeout_secs),
+                        Duration::from_millis(*max_interval_ms),
+                    )
                     .await?;
                 timings.healthy_after = Some(took);
             }
             Step::TestConfig { container, dir } => {
                 let candidate = dir.join("candidate");
-                write_atomic(&candidate.join("sites").join("site.conf"), self.rendered.site.as_bytes())?;
-                write_atomic(&candidate.join("nginx.conf"), self.rendered.main_candidate.as_bytes())?;
+                write_atomic(
+                    &candidate.join("sites").join("site.conf"),
+                    self.rendered.site.as_bytes(),
+                )?;
+                write_atomic(
+                    &candidate.join("nginx.conf"),
+                    self.rendered.main_candidate.as_bytes(),
+                )?;
                 let conf = format!("{}/nginx.conf", render::CANDIDATE_DIR);
-                let (code, output) = engine.exec(container, &["nginx", "-t", "-c", &conf]).await?;
+                let (code, output) = engine
+                    .exec(container, &["nginx", "-t", "-c", &conf])
+                    .await?;
                 if code != 0 {
                     bail!(
                         "the rendered nginx config is invalid, so nothing was changed (the live config stays):\n{}\nfix the template and run again",
@@ -178,8 +225,15 @@ impl Executor<'_> {
                     );
                 }
             }
-            Step::PromoteConfig { dir, reload, container } => {
-                write_atomic(&dir.join("live").join("site.conf"), self.rendered.site.as_bytes())?;
+            Step::PromoteConfig {
+                dir,
+                reload,
+                container,
+            } => {
+                write_atomic(
+                    &dir.join("live").join("site.conf"),
+                    self.rendered.site.as_bytes(),
+                )?;
                 write_atomic(&dir.join("nginx.conf"), self.rendered.main_live.as_bytes())?;
                 if *reload {
                     self.exec_ok(container, &["nginx", "-s", "reload"]).await?;
@@ -190,13 +244,21 @@ impl Executor<'_> {
                 let tmp = format!("{}/.live.sock.tmp", render::SOCKET_DIR);
                 self.exec_ok(container, &["test", "-S", &socket])
                     .await
-                    .map_err(|_| anyhow!("{to} has no socket at {socket}: is APP_SOCKET honoured by this image?"))?;
+                    .map_err(|_| {
+                        anyhow!(
+                            "{to} has no socket at {socket}: is APP_SOCKET honoured by this image?"
+                        )
+                    })?;
                 // A fresh symlink renamed over live.sock: nginx sees the old target or the new
                 // one, never neither.
-                self.exec_ok(container, &["ln", "-sfn", &to.socket_file(), &tmp]).await?;
-                self.exec_ok(container, &["mv", "-Tf", &tmp, render::LIVE_SOCKET]).await?;
+                self.exec_ok(container, &["ln", "-sfn", &to.socket_file(), &tmp])
+                    .await?;
+                self.exec_ok(container, &["mv", "-Tf", &tmp, render::LIVE_SOCKET])
+                    .await?;
             }
-            Step::DrainAndStop { name, grace_secs, .. } => {
+            Step::DrainAndStop {
+                name, grace_secs, ..
+            } => {
                 engine.stop(name, *grace_secs).await?;
             }
             Step::Verify { url, slot } => self.verify(url, *slot).await?,
@@ -207,7 +269,11 @@ impl Executor<'_> {
     async fn exec_ok(&self, container: &str, cmd: &[&str]) -> anyhow::Result<()> {
         let (code, output) = self.engine.exec(container, cmd).await?;
         if code != 0 {
-            bail!("`{}` in {container} failed ({code}): {}", cmd.join(" "), output.trim());
+            bail!(
+                "`{}` in {container} failed ({code}): {}",
+                cmd.join(" "),
+                output.trim()
+            );
         }
         Ok(())
     }
@@ -216,7 +282,10 @@ impl Executor<'_> {
         tokio::time::sleep(Duration::from_millis(300)).await;
         match self.engine.container(name).await? {
             Some(c) if c.running => Ok(()),
-            _ => bail!("{name} stopped right after starting; its last lines:\n{}", self.engine.logs_tail(name, 20).await),
+            _ => bail!(
+                "{name} stopped right after starting; its last lines:\n{}",
+                self.engine.logs_tail(name, 20).await
+            ),
         }
     }
 
@@ -243,7 +312,11 @@ impl Executor<'_> {
                 Some(c) if !c.running || c.restart_count > 0 => {
                     bail!(
                         "{container} {} (exit code {}) before turning healthy; its last lines:\n{}",
-                        if c.restart_count > 0 { "restarted" } else { "exited" },
+                        if c.restart_count > 0 {
+                            "restarted"
+                        } else {
+                            "exited"
+                        },
                         c.exit_code,
                         self.engine.logs_tail(container, 30).await.trim_end()
                     );
@@ -256,7 +329,16 @@ impl Executor<'_> {
                     self.progress.health_done(started.elapsed(), attempt);
                     return Ok(started.elapsed());
                 }
-                Ok(r) => format!("{} {}", r.status().as_u16(), r.text().await.unwrap_or_default().chars().take(120).collect::<String>()),
+                Ok(r) => format!(
+                    "{} {}",
+                    r.status().as_u16(),
+                    r.text()
+                        .await
+                        .unwrap_or_default()
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
+                ),
                 Err(e) => short_error(&e),
             };
             self.progress.health_wait(started.elapsed(), attempt, &last);

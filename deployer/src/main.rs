@@ -30,8 +30,21 @@ async fn main() -> ExitCode {
 async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
     let progress = Progress::auto();
     match command {
-        Command::Up { dry_run, skip_build, image } => {
-            let done = commands::up(config, &UpOptions { dry_run, skip_build, image }, &progress).await?;
+        Command::Up {
+            dry_run,
+            skip_build,
+            image,
+        } => {
+            let done = commands::up(
+                config,
+                &UpOptions {
+                    dry_run,
+                    skip_build,
+                    image,
+                },
+                &progress,
+            )
+            .await?;
             report(&done, dry_run);
         }
         Command::Rollback { dry_run } => {
@@ -41,7 +54,10 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
         Command::Status { json } => {
             let status = commands::status(config).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status).expect("serializable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("serializable")
+                );
             } else {
                 commands::print_status(&status);
             }
@@ -57,7 +73,14 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             let state = StateDir::new(config.state_dir());
             match action {
                 LockAction::Status => match state.holder() {
-                    Some(h) => println!("held by {h}{}", if h.is_stale() { " (stale: its process is gone)" } else { "" }),
+                    Some(h) => println!(
+                        "held by {h}{}",
+                        if h.is_stale() {
+                            " (stale: its process is gone)"
+                        } else {
+                            ""
+                        }
+                    ),
                     None => println!("free"),
                 },
                 LockAction::Release => match state.release()? {

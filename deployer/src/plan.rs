@@ -149,24 +149,76 @@ pub struct Inputs<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
-    RunPre { command: String, dir: PathBuf },
-    BuildImage { tags: Vec<String>, context: PathBuf, dockerfile: String, args: BTreeMap<String, String> },
-    CreateNetwork { name: String },
-    CreateVolume { name: String },
+    RunPre {
+        command: String,
+        dir: PathBuf,
+    },
+    BuildImage {
+        tags: Vec<String>,
+        context: PathBuf,
+        dockerfile: String,
+        args: BTreeMap<String, String>,
+    },
+    CreateNetwork {
+        name: String,
+    },
+    CreateVolume {
+        name: String,
+    },
     /// Writes the base config nginx starts with (first boot only).
-    WriteBaseConfig { path: PathBuf },
-    RunNginx { spec: ContainerSpec },
-    StartContainer { name: String },
-    PrepareSocketDir { container: String },
+    WriteBaseConfig {
+        path: PathBuf,
+    },
+    RunNginx {
+        spec: ContainerSpec,
+    },
+    StartContainer {
+        name: String,
+    },
+    PrepareSocketDir {
+        container: String,
+    },
     /// Drains (if running) and removes a container left in the slot about to be used.
-    ReplaceSlot { slot: Slot, name: String, grace_secs: i64 },
-    RunSlot { slot: Slot, spec: ContainerSpec },
-    WaitHealthy { slot: Slot, container: String, url: String, expect_status: u16, timeout_secs: u64, max_interval_ms: u64 },
-    TestConfig { container: String, dir: PathBuf },
-    PromoteConfig { dir: PathBuf, reload: bool, container: String },
-    Switch { from: Option<Slot>, to: Slot, container: String },
-    DrainAndStop { slot: Slot, name: String, grace_secs: i64 },
-    Verify { url: String, slot: Slot },
+    ReplaceSlot {
+        slot: Slot,
+        name: String,
+        grace_secs: i64,
+    },
+    RunSlot {
+        slot: Slot,
+        spec: ContainerSpec,
+    },
+    WaitHealthy {
+        slot: Slot,
+        container: String,
+        url: String,
+        expect_status: u16,
+        timeout_secs: u64,
+        max_interval_ms: u64,
+    },
+    TestConfig {
+        container: String,
+        dir: PathBuf,
+    },
+    PromoteConfig {
+        dir: PathBuf,
+        reload: bool,
+        container: String,
+    },
+    Switch {
+        from: Option<Slot>,
+        to: Slot,
+        container: String,
+    },
+    DrainAndStop {
+        slot: Slot,
+        name: String,
+        grace_secs: i64,
+    },
+    Verify {
+        url: String,
+        slot: Slot,
+    },
 }
 
 impl fmt::Display for Step {
@@ -246,7 +298,11 @@ pub struct Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let from = self.from.map(|s| s.name()).unwrap_or("nothing");
-        writeln!(f, "{}: {from} -> {} ({}, version {})", self.intent, self.to, self.image, self.version)?;
+        writeln!(
+            f,
+            "{}: {from} -> {} ({}, version {})",
+            self.intent, self.to, self.image, self.version
+        )?;
         for (i, step) in self.steps.iter().enumerate() {
             writeln!(f, "  {:>2}. {step}", i + 1)?;
         }
@@ -275,7 +331,10 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             let (image, version) = match source {
                 ImageSource::Build { tag, version } => {
                     for command in &config.build.pre {
-                        steps.push(Step::RunPre { command: command.clone(), dir: config.root().to_path_buf() });
+                        steps.push(Step::RunPre {
+                            command: command.clone(),
+                            dir: config.build.context.clone(),
+                        });
                     }
                     steps.push(Step::BuildImage {
                         tags: vec![tag.clone(), format!("{}:latest", config.image)],
@@ -285,7 +344,9 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                     });
                     (tag.clone(), version.clone())
                 }
-                ImageSource::Existing { reference, version } => (reference.clone(), version.clone()),
+                ImageSource::Existing { reference, version } => {
+                    (reference.clone(), version.clone())
+                }
             };
             (to, image, version)
         }
@@ -299,16 +360,25 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                     "the {to} slot has no container (it was never deployed or was removed); deploy a version with `deployer up --image REF`"
                 ))
             })?;
-            let version = kept.labels.get(LABEL_VERSION).cloned().unwrap_or_else(|| "unknown".into());
+            let version = kept
+                .labels
+                .get(LABEL_VERSION)
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
             (to, kept.image.clone(), version)
         }
     };
 
     // The static parts: network, volumes, nginx.
     if !observed.network {
-        steps.push(Step::CreateNetwork { name: names.network.clone() });
+        steps.push(Step::CreateNetwork {
+            name: names.network.clone(),
+        });
     }
-    for (present, name) in [(observed.data_volume, &names.data_volume), (observed.socket_volume, &names.socket_volume)] {
+    for (present, name) in [
+        (observed.data_volume, &names.data_volume),
+        (observed.socket_volume, &names.socket_volume),
+    ] {
         if !present {
             steps.push(Step::CreateVolume { name: name.clone() });
         }
@@ -316,14 +386,24 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
     match &observed.nginx {
         None => {
             if observed.live_main.as_deref() != Some(inputs.rendered.main_live.as_str()) {
-                steps.push(Step::WriteBaseConfig { path: config.nginx.rendered_dir.join("nginx.conf") });
+                steps.push(Step::WriteBaseConfig {
+                    path: config.nginx.rendered_dir.join("nginx.conf"),
+                });
             }
-            steps.push(Step::RunNginx { spec: nginx_spec(config, &names) });
-            steps.push(Step::PrepareSocketDir { container: names.nginx.clone() });
+            steps.push(Step::RunNginx {
+                spec: nginx_spec(config, &names),
+            });
+            steps.push(Step::PrepareSocketDir {
+                container: names.nginx.clone(),
+            });
         }
         Some(c) if !c.running => {
-            steps.push(Step::StartContainer { name: names.nginx.clone() });
-            steps.push(Step::PrepareSocketDir { container: names.nginx.clone() });
+            steps.push(Step::StartContainer {
+                name: names.nginx.clone(),
+            });
+            steps.push(Step::PrepareSocketDir {
+                container: names.nginx.clone(),
+            });
         }
         Some(_) => {}
     }
@@ -333,13 +413,22 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
     match intent {
         Intent::Up(_) => {
             if observed.slot(to).is_some() {
-                steps.push(Step::ReplaceSlot { slot: to, name: target_name.clone(), grace_secs: grace });
+                steps.push(Step::ReplaceSlot {
+                    slot: to,
+                    name: target_name.clone(),
+                    grace_secs: grace,
+                });
             }
-            steps.push(Step::RunSlot { slot: to, spec: slot_spec(inputs, &names, to, &image, &version) });
+            steps.push(Step::RunSlot {
+                slot: to,
+                spec: slot_spec(inputs, &names, to, &image, &version),
+            });
         }
         Intent::Rollback => {
             if !observed.slot(to).is_some_and(|c| c.running) {
-                steps.push(Step::StartContainer { name: target_name.clone() });
+                steps.push(Step::StartContainer {
+                    name: target_name.clone(),
+                });
             }
         }
     }
@@ -358,16 +447,31 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
 
     // nginx: validate, make live (reload only if the text changed), switch.
     let dir = config.nginx.rendered_dir.clone();
-    steps.push(Step::TestConfig { container: names.nginx.clone(), dir: dir.clone() });
+    steps.push(Step::TestConfig {
+        container: names.nginx.clone(),
+        dir: dir.clone(),
+    });
     let changed = observed.live_site.as_deref() != Some(inputs.rendered.site.as_str())
         || observed.live_main.as_deref() != Some(inputs.rendered.main_live.as_str());
-    steps.push(Step::PromoteConfig { dir, reload: changed, container: names.nginx.clone() });
+    steps.push(Step::PromoteConfig {
+        dir,
+        reload: changed,
+        container: names.nginx.clone(),
+    });
     if from != Some(to) {
-        steps.push(Step::Switch { from, to, container: names.nginx.clone() });
+        steps.push(Step::Switch {
+            from,
+            to,
+            container: names.nginx.clone(),
+        });
     }
     if let Some(old) = from.filter(|old| *old != to) {
         if observed.slot(old).is_some_and(|c| c.running) {
-            steps.push(Step::DrainAndStop { slot: old, name: names.slot(old).to_string(), grace_secs: grace });
+            steps.push(Step::DrainAndStop {
+                slot: old,
+                name: names.slot(old).to_string(),
+                grace_secs: grace,
+            });
         }
     }
     steps.push(Step::Verify {
@@ -435,7 +539,13 @@ pub fn nginx_spec(config: &DeployConfig, names: &Names) -> ContainerSpec {
     }
 }
 
-fn slot_spec(inputs: &Inputs<'_>, names: &Names, slot: Slot, image: &str, version: &str) -> ContainerSpec {
+fn slot_spec(
+    inputs: &Inputs<'_>,
+    names: &Names,
+    slot: Slot,
+    image: &str,
+    version: &str,
+) -> ContainerSpec {
     let config = inputs.config;
     let port = match slot {
         Slot::Blue => config.slots.blue.port,
@@ -448,7 +558,10 @@ fn slot_spec(inputs: &Inputs<'_>, names: &Names, slot: Slot, image: &str, versio
         format!("APP_VERSION={version}"),
         "APP_LISTEN=0.0.0.0:3000".to_string(),
         format!("APP_SOCKET={}/{}", render::SOCKET_DIR, slot.socket_file()),
-        format!("APP_DRAIN_TIMEOUT={}s", config.drain_timeout.get().as_secs()),
+        format!(
+            "APP_DRAIN_TIMEOUT={}s",
+            config.drain_timeout.get().as_secs()
+        ),
     ]);
     let mut labels = labels(config);
     labels.insert(LABEL_SLOT.into(), slot.name().into());
@@ -463,8 +576,18 @@ fn slot_spec(inputs: &Inputs<'_>, names: &Names, slot: Slot, image: &str, versio
         labels,
         ports: vec![("127.0.0.1".into(), port, 3000)],
         mounts: vec![
-            MountSpec { source: names.data_volume.clone(), target: "/data".into(), volume: true, read_only: false },
-            MountSpec { source: names.socket_volume.clone(), target: render::SOCKET_DIR.into(), volume: true, read_only: false },
+            MountSpec {
+                source: names.data_volume.clone(),
+                target: "/data".into(),
+                volume: true,
+                read_only: false,
+            },
+            MountSpec {
+                source: names.socket_volume.clone(),
+                target: render::SOCKET_DIR.into(),
+                volume: true,
+                read_only: false,
+            },
         ],
         network: names.network.clone(),
         cmd: None,
@@ -507,7 +630,11 @@ nginx:
     }
 
     fn rendered() -> Rendered {
-        Rendered { main_live: "main".into(), main_candidate: "cand".into(), site: "site".into() }
+        Rendered {
+            main_live: "main".into(),
+            main_candidate: "cand".into(),
+            site: "site".into(),
+        }
     }
 
     fn container(slot: Slot, running: bool, version: &str) -> ContainerInfo {
@@ -531,7 +658,10 @@ nginx:
             network: true,
             data_volume: true,
             socket_volume: true,
-            nginx: Some(ContainerInfo { name: "shop-nginx".into(), ..container(Slot::Blue, true, "-") }),
+            nginx: Some(ContainerInfo {
+                name: "shop-nginx".into(),
+                ..container(Slot::Blue, true, "-")
+            }),
             blue: Some(container(Slot::Blue, live == Slot::Blue, "v1")),
             green: Some(container(Slot::Green, live == Slot::Green, "v2")),
             live_main: Some("main".into()),
@@ -543,12 +673,27 @@ nginx:
         let config = config();
         let rendered = rendered();
         let secrets = vec![("HUBSPOT_ACCESS_TOKEN".to_string(), "pat-secret".to_string())];
-        let inputs = Inputs { config: &config, observed, rendered: &rendered, secret_env: &secrets, user: "ops", now: "T" };
-        plan(&intent, &inputs).unwrap().steps.iter().map(|s| s.to_string()).collect()
+        let inputs = Inputs {
+            config: &config,
+            observed,
+            rendered: &rendered,
+            secret_env: &secrets,
+            user: "ops",
+            now: "T",
+        };
+        plan(&intent, &inputs)
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn build(version: &str) -> Intent {
-        Intent::Up(ImageSource::Build { tag: format!("shop-app:{version}"), version: version.into() })
+        Intent::Up(ImageSource::Build {
+            tag: format!("shop-app:{version}"),
+            version: version.into(),
+        })
     }
 
     #[test]
@@ -572,7 +717,10 @@ nginx:
         ];
         assert_eq!(s.len(), expected_prefixes.len(), "{s:#?}");
         for (step, prefix) in s.iter().zip(expected_prefixes) {
-            assert!(step.starts_with(prefix), "{step:?} should start with {prefix:?}");
+            assert!(
+                step.starts_with(prefix),
+                "{step:?} should start with {prefix:?}"
+            );
         }
     }
 
@@ -581,11 +729,22 @@ nginx:
         let mut observed = settled(Slot::Blue);
         observed.green = None;
         let s = steps(build("v2"), &observed);
-        assert!(s.iter().any(|s| s.starts_with("start green: container shop-green from shop-app:v2")));
+        assert!(s
+            .iter()
+            .any(|s| s.starts_with("start green: container shop-green from shop-app:v2")));
         assert!(s.contains(&"keep the live nginx config (unchanged: no reload)".to_string()));
-        assert!(s.contains(&"switch traffic blue -> green (atomic rename of live.sock; no reload)".to_string()));
-        assert!(s.iter().any(|s| s.starts_with("drain blue (shop-blue)")), "{s:#?}");
-        assert!(!s.iter().any(|s| s.contains("create") && !s.contains("live.sock")), "{s:#?}");
+        assert!(s.contains(
+            &"switch traffic blue -> green (atomic rename of live.sock; no reload)".to_string()
+        ));
+        assert!(
+            s.iter().any(|s| s.starts_with("drain blue (shop-blue)")),
+            "{s:#?}"
+        );
+        assert!(
+            !s.iter()
+                .any(|s| s.contains("create") && !s.contains("live.sock")),
+            "{s:#?}"
+        );
     }
 
     #[test]
@@ -599,7 +758,10 @@ nginx:
     #[test]
     fn an_old_idle_slot_is_drained_and_replaced() {
         let s = steps(build("v3"), &settled(Slot::Blue));
-        let replace = s.iter().position(|s| s.starts_with("drain and remove the old green container shop-green")).unwrap();
+        let replace = s
+            .iter()
+            .position(|s| s.starts_with("drain and remove the old green container shop-green"))
+            .unwrap();
         let start = s.iter().position(|s| s.starts_with("start green")).unwrap();
         assert!(replace < start);
     }
@@ -609,7 +771,9 @@ nginx:
         let mut observed = settled(Slot::Blue);
         observed.live_site = Some("old site".into());
         let s = steps(build("v3"), &observed);
-        assert!(s.iter().any(|s| s.ends_with("and reload nginx (the text changed)")));
+        assert!(s
+            .iter()
+            .any(|s| s.ends_with("and reload nginx (the text changed)")));
     }
 
     #[test]
@@ -617,9 +781,13 @@ nginx:
         let s = steps(Intent::Rollback, &settled(Slot::Green));
         assert_eq!(s[0], "start the existing container shop-blue");
         assert!(s[1].starts_with("wait until blue answers 200"));
-        assert!(s.contains(&"switch traffic green -> blue (atomic rename of live.sock; no reload)".to_string()));
+        assert!(s.contains(
+            &"switch traffic green -> blue (atomic rename of live.sock; no reload)".to_string()
+        ));
         assert!(s.iter().any(|s| s.starts_with("drain green (shop-green)")));
-        assert!(!s.iter().any(|s| s.starts_with("build") || s.starts_with("run `")));
+        assert!(!s
+            .iter()
+            .any(|s| s.starts_with("build") || s.starts_with("run `")));
     }
 
     #[test]
@@ -628,9 +796,22 @@ nginx:
         let rendered = rendered();
         for (observed, reason) in [
             (Observed::default(), "no slot is live yet"),
-            (Observed { green: None, ..settled(Slot::Blue) }, "the green slot has no container"),
+            (
+                Observed {
+                    green: None,
+                    ..settled(Slot::Blue)
+                },
+                "the green slot has no container",
+            ),
         ] {
-            let inputs = Inputs { config: &config, observed: &observed, rendered: &rendered, secret_env: &[], user: "ops", now: "T" };
+            let inputs = Inputs {
+                config: &config,
+                observed: &observed,
+                rendered: &rendered,
+                secret_env: &[],
+                user: "ops",
+                now: "T",
+            };
             let err = plan(&Intent::Rollback, &inputs).unwrap_err();
             assert!(err.to_string().contains(reason), "{err}");
         }
@@ -642,14 +823,22 @@ nginx:
         let mut observed = settled(Slot::Green);
         observed.blue = Some(container(Slot::Blue, true, "v1"));
         let s = steps(build("v3"), &observed);
-        assert!(s.iter().any(|s| s.starts_with("drain and remove the old blue container")), "{s:#?}");
-        assert!(s.contains(&"switch traffic green -> blue (atomic rename of live.sock; no reload)".to_string()));
+        assert!(
+            s.iter()
+                .any(|s| s.starts_with("drain and remove the old blue container")),
+            "{s:#?}"
+        );
+        assert!(s.contains(
+            &"switch traffic green -> blue (atomic rename of live.sock; no reload)".to_string()
+        ));
     }
 
     #[test]
     fn poll_delays_start_quick_and_cap_at_the_interval() {
         let max = Duration::from_secs(1);
-        let delays: Vec<u64> = (0..8).map(|a| poll_delay(a, max).as_millis() as u64).collect();
+        let delays: Vec<u64> = (0..8)
+            .map(|a| poll_delay(a, max).as_millis() as u64)
+            .collect();
         assert_eq!(delays, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
         assert_eq!(poll_delay(40, max), max, "no overflow on long waits");
     }

@@ -22,12 +22,20 @@ impl Progress {
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
             bar
         });
-        Self { bar, last_plain: Mutex::new(None), quiet: false }
+        Self {
+            bar,
+            last_plain: Mutex::new(None),
+            quiet: false,
+        }
     }
 
     /// Nothing at all (tests, --json).
     pub fn quiet() -> Self {
-        Self { bar: None, last_plain: Mutex::new(None), quiet: true }
+        Self {
+            bar: None,
+            last_plain: Mutex::new(None),
+            quiet: true,
+        }
     }
 
     fn line(&self, text: &str) {
@@ -60,7 +68,10 @@ impl Progress {
     }
 
     pub fn health_wait(&self, elapsed: Duration, attempts: u32, last: &str) {
-        let text = format!("waiting {:.1}s, {attempts} polls, last answer: {last}", elapsed.as_secs_f64());
+        let text = format!(
+            "waiting {:.1}s, {attempts} polls, last answer: {last}",
+            elapsed.as_secs_f64()
+        );
         match &self.bar {
             Some(bar) => {
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -81,6 +92,9 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        self.note(&format!("healthy after {:.2}s ({attempts} polls)", elapsed.as_secs_f64()));
+        self.note(&format!(
+            "healthy after {:.2}s ({attempts} polls)",
+            elapsed.as_secs_f64()
+        ));
     }
 }

@@ -109,7 +109,9 @@ mod tests {
     fn the_repository_templates_render_the_expected_blocks() {
         let (base, site) = repo_templates();
         let r = render(&base, &site, &vars(443)).unwrap();
-        assert!(r.main_live.contains("include /etc/nginx/deployer/live/*.conf;"));
+        assert!(r
+            .main_live
+            .contains("include /etc/nginx/deployer/live/*.conf;"));
         assert!(r
             .main_candidate
             .contains("include /etc/nginx/deployer/candidate/sites/*.conf;"));
@@ -121,9 +123,15 @@ upstream hubspot-app_live {
 }";
         assert!(r.site.contains(expected_upstream), "{}", r.site);
         assert!(r.site.contains("return 301 https://$host$request_uri;"));
-        assert!(r.site.contains("ssl_certificate     /etc/nginx/ssl/cert.pem;"));
-        assert!(r.site.contains("location /api/ {\n        proxy_pass http://hubspot-app_live;"));
-        assert!(r.site.contains("proxy_set_header X-Forwarded-Proto $scheme;"));
+        assert!(r
+            .site
+            .contains("ssl_certificate     /etc/nginx/ssl/cert.pem;"));
+        assert!(r
+            .site
+            .contains("location /api/ {\n        proxy_pass http://hubspot-app_live;"));
+        assert!(r
+            .site
+            .contains("proxy_set_header X-Forwarded-Proto $scheme;"));
         assert!(!r.site.contains("{{") && !r.site.contains("{%"));
     }
 
@@ -131,7 +139,9 @@ upstream hubspot-app_live {
     fn the_redirect_names_a_non_default_https_port() {
         let (base, site) = repo_templates();
         let r = render(&base, &site, &vars(8443)).unwrap();
-        assert!(r.site.contains("return 301 https://$host:8443$request_uri;"));
+        assert!(r
+            .site
+            .contains("return 301 https://$host:8443$request_uri;"));
     }
 
     #[test]

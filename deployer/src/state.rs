@@ -62,7 +62,12 @@ pub struct HistoryRecord {
 pub fn whoami() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into())
+        .ok()
+        .or_else(|| {
+            let out = std::process::Command::new("id").arg("-un").output().ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub fn hostname() -> String {
@@ -135,7 +140,11 @@ impl StateDir {
         let result = loop {
             // link() fails if the lock exists: creation and content arrive together.
             match std::fs::hard_link(&tmp, self.lock_path()) {
-                Ok(()) => break Ok(LockGuard { path: self.lock_path() }),
+                Ok(()) => {
+                    break Ok(LockGuard {
+                        path: self.lock_path(),
+                    })
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.holder() {
                     Some(h) if h.is_stale() => {
                         on_stale(&h);
@@ -160,13 +169,15 @@ impl StateDir {
     /// The current holder, if the lock is held.
     pub fn holder(&self) -> Option<LockHolder> {
         let text = std::fs::read(self.lock_path()).ok()?;
-        Some(serde_json::from_slice(&text).unwrap_or_else(|_| LockHolder {
-            user: "unknown".into(),
-            host: "unknown".into(),
-            pid: 0,
-            since: "unknown".into(),
-            command: "unreadable lock file".into(),
-        }))
+        Some(
+            serde_json::from_slice(&text).unwrap_or_else(|_| LockHolder {
+                user: "unknown".into(),
+                host: "unknown".into(),
+                pid: 0,
+                since: "unknown".into(),
+                command: "unreadable lock file".into(),
+            }),
+        )
     }
 
     /// Releases the lock whoever holds it (`deployer lock release`). Returns the holder.
@@ -184,6 +195,12 @@ impl StateDir {
         self.ensure()?;
         let mut line = serde_json::to_vec(record).expect("serializable");
         line.push(b'\n');
+        // A torn last line (killed mid-append) gets its own line end, so this record stays whole.
+        let torn =
+            std::fs::read(self.history_path()).is_ok_and(|t| t.last().is_some_and(|b| *b != b'\n'));
+        if torn {
+            line.insert(0, b'\n');
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -205,8 +222,8 @@ impl StateDir {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = std::fs::File::create(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
@@ -303,8 +320,15 @@ mod tests {
             .append(true)
             .open(state.history_path())
             .unwrap();
-        f.write_all(b"{\"at\": \"2026-11-23T00:00:01Z\", \"us").unwrap();
-        assert_eq!(state.history(), vec![record]);
+        f.write_all(b"{\"at\": \"2026-11-23T00:00:01Z\", \"us")
+            .unwrap();
+        assert_eq!(state.history(), vec![record.clone()]);
+        state.record(&record).unwrap();
+        assert_eq!(
+            state.history(),
+            vec![record.clone(), record],
+            "the next record stays whole"
+        );
         std::fs::remove_dir_all(state.path()).unwrap();
     }
 }

@@ -1,0 +1,613 @@
+//! `deployer` against the real Docker engine, a real nginx container and the real app image.
+//! Each test owns a service name, ports and directories, so tests run side by side; each cleans
+//! up what it created. Needs: a Docker engine, `local/nginx:bookworm`
+//! (scripts/make-base-images.sh) and ssl/ (scripts/gen-self-signed.sh); .ci/run makes both.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const IMAGE: &str = "hubspot-app-test";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The app image, built once per test run with the project's script.
+fn app_image() -> String {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new(root().join("scripts/build-app-image.sh"))
+                .arg(IMAGE)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "image build failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            format!("{IMAGE}:latest")
+        })
+        .clone()
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Host {
+    service: String,
+    dir: PathBuf,
+    https: u16,
+    http: u16,
+    blue: u16,
+}
+
+impl Host {
+    /// A deploy target of its own: ports from `n`, directories under the temp dir.
+    fn new(name: &str, n: u16) -> Self {
+        let service = format!("dt-{name}");
+        let dir = std::env::temp_dir().join(format!("deployer-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = 21000 + n * 10;
+        let host = Self {
+            service,
+            dir,
+            http: base,
+            https: base + 1,
+            blue: base + 2,
+        };
+        host.cleanup();
+        host.write_config(&[]);
+        host
+    }
+
+    /// Writes deploy.yml; `edits` replace text in the default one.
+    fn write_config(&self, edits: &[(&str, &str)]) {
+        let root = root();
+        let mut yml = format!(
+            "\
+service: {service}
+image: {IMAGE}
+build:
+  context: {root}
+  dockerfile: app/Dockerfile
+  pre: [scripts/build-app-binary.sh]
+slots:
+  blue: {{port: {blue}}}
+  green: {{port: {green}}}
+env:
+  HUBSPOT_ENABLED: \"false\"
+health:
+  path: /ready
+  interval: 1s
+  timeout: 60s
+  expect_status: 200
+nginx:
+  template: {root}/nginx/site.conf.tera
+  base: {root}/nginx/nginx.conf.tera
+  rendered_dir: {dir}/nginx
+  container: {service}-nginx
+  http_port: {http}
+  https_port: {https}
+  ssl_dir: {root}/ssl
+state_dir: {dir}/state
+drain_timeout: 10s
+",
+            service = self.service,
+            root = root.display(),
+            dir = self.dir.display(),
+            blue = self.blue,
+            green = self.blue + 1,
+            http = self.http,
+            https = self.https,
+        );
+        for (from, to) in edits {
+            assert!(yml.contains(from), "{from}");
+            yml = yml.replace(from, to);
+        }
+        std::fs::write(self.dir.join("deploy.yml"), yml).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_deployer"));
+        c.arg("-c").arg(self.dir.join("deploy.yml")).args(args);
+        c
+    }
+
+    fn deployer(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.deployer(args);
+        assert!(
+            out.status.success(),
+            "deployer {args:?} failed: {}",
+            text(&out)
+        );
+        text(&out)
+    }
+
+    fn up(&self) -> String {
+        self.ok(&["up", "--image", &app_image()])
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
+    }
+
+    fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    }
+
+    /// Which slot answers `/health` through nginx.
+    fn serving(&self) -> String {
+        let r = Self::client()
+            .get(format!("https://127.0.0.1:{}/health", self.https))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().unwrap()["slot"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn container_state(&self, slot: &str) -> String {
+        let out = docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}}",
+            &format!("{}-{slot}", self.service),
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Everything of this service on the host, for before/after comparisons.
+    fn snapshot(&self) -> String {
+        let s = &self.service;
+        let mut out = String::new();
+        for args in [
+            vec![
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={s}-") as &str,
+                "--format",
+                "{{.Names}} {{.Image}} {{.State}}",
+            ],
+            vec![
+                "volume",
+                "ls",
+                "--filter",
+                &format!("name={s}-") as &str,
+                "--format",
+                "{{.Name}}",
+            ],
+            vec![
+                "network",
+                "ls",
+                "--filter",
+                &format!("name={s}-") as &str,
+                "--format",
+                "{{.Name}}",
+            ],
+            vec![
+                "images",
+                IMAGE,
+                "--format",
+                "{{.Repository}}:{{.Tag}} {{.ID}}",
+            ],
+        ] {
+            let mut lines: Vec<String> = String::from_utf8_lossy(&docker(&args).stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            out.push_str(&lines.join("\n"));
+            out.push('\n');
+        }
+        for f in [
+            "nginx/nginx.conf",
+            "nginx/live/site.conf",
+            "state/history.jsonl",
+            "state/lock.json",
+        ] {
+            out.push_str(&format!(
+                "{f}: {:?}\n",
+                std::fs::read_to_string(self.dir.join(f)).ok()
+            ));
+        }
+        out
+    }
+
+    fn cleanup(&self) {
+        let s = &self.service;
+        for c in ["blue", "green", "nginx"] {
+            docker(&["rm", "-f", &format!("{s}-{c}")]);
+        }
+        docker(&[
+            "volume",
+            "rm",
+            "-f",
+            &format!("{s}-data"),
+            &format!("{s}-sockets"),
+        ]);
+        docker(&["network", "rm", &format!("{s}-net")]);
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.cleanup();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Requests through nginx on keep-alive connections until stopped: (ok, failed, first failures).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(https: u16, threads: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let threads = (0..threads)
+            .map(|i| {
+                let (stop, ok) = (stop.clone(), ok.clone());
+                std::thread::spawn(move || {
+                    let client = Host::client();
+                    let mut failures = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let url = if i % 2 == 0 {
+                            "health"
+                        } else {
+                            "api/hubspot/test"
+                        };
+                        match client
+                            .get(format!("https://127.0.0.1:{https}/{url}"))
+                            .send()
+                        {
+                            // /api/hubspot/test answers 503 "disabled" from a slot without
+                            // HubSpot: an answer from the app, which is what counts here.
+                            Ok(r) if r.status() == 200 || r.status() == 503 && i % 2 == 1 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => failures.push(format!("status {}", r.status())),
+                            Err(e) => failures.push(format!("{e:?}")),
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        Self { stop, ok, threads }
+    }
+
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let failures = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        (self.ok.load(Ordering::Relaxed), failures)
+    }
+}
+
+#[test]
+fn first_deploy_builds_then_second_deploy_and_rollback_switch_without_dropping_a_request() {
+    let host = Host::new("flow", 0);
+    app_image(); // the static binary is built; the deployer's own build reuses it
+
+    // First deploy on a bare host: builds through the Docker API, creates everything, blue.
+    let out = host.ok(&["up"]);
+    assert!(out.contains("build image hubspot-app-test:"), "{out}");
+    assert!(out.contains("create network dt-flow-net"), "{out}");
+    assert_eq!(host.serving(), "blue");
+    let status = host.status();
+    assert_eq!(status["live"], "blue");
+    let built_version = status["slots"]["blue"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(built_version.len() >= 12, "{built_version}");
+    let redirect = Host::client()
+        .get(format!("http://127.0.0.1:{}/api/hubspot/test", host.http))
+        .send()
+        .unwrap();
+    assert_eq!(redirect.status(), 301);
+    assert_eq!(
+        redirect.headers()["location"],
+        format!("https://127.0.0.1:{}/api/hubspot/test", host.https).as_str()
+    );
+
+    // Under load: up (to green), rollback (to blue), up again: not one request may fail.
+    let load = Load::start(host.https, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = host.up();
+    assert!(
+        out.contains("keep the live nginx config (unchanged: no reload)"),
+        "{out}"
+    );
+    assert_eq!(host.serving(), "green");
+    assert_eq!(
+        host.container_state("blue"),
+        "exited",
+        "kept, stopped, for rollback"
+    );
+    host.ok(&["rollback"]);
+    assert_eq!(host.serving(), "blue");
+    assert_eq!(host.container_state("green"), "exited");
+    host.up();
+    assert_eq!(host.serving(), "green");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failures) = load.finish();
+    assert!(ok > 100, "the load ran ({ok} requests)");
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        ok,
+        &failures[..failures.len().min(5)]
+    );
+
+    let status = host.status();
+    assert_eq!(status["live"], "green");
+    assert_eq!(status["slots"]["green"]["live"], true);
+    assert_eq!(status["slots"]["green"]["state"], "running");
+    assert_eq!(
+        status["slots"]["blue"]["version"], built_version,
+        "rollback target is the built version"
+    );
+    assert_eq!(status["last_deploy"]["command"], "up");
+    assert_eq!(status["last_deploy"]["outcome"], "ok");
+    let history = std::fs::read_to_string(host.dir.join("state/history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 4, "{history}");
+    let plain = host.ok(&["status"]);
+    assert!(
+        plain.contains("live slot green") && plain.contains("<- live"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn an_unhealthy_green_is_stopped_with_its_logs_and_blue_keeps_serving() {
+    let host = Host::new("unhealthy", 1);
+    host.up();
+    host.write_config(&[
+        ("path: /ready", "path: /never-ready"),
+        ("timeout: 60s", "timeout: 3s"),
+    ]);
+    let started = Instant::now();
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("did not answer 200 at http://127.0.0.1:") && err.contains("within 3s"),
+        "{err}"
+    );
+    assert!(err.contains("last answer: 404"), "{err}");
+    assert!(
+        err.contains("app listening"),
+        "its last log lines are shown: {err}"
+    );
+    assert!(err.contains("traffic stayed on blue"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        host.container_state("green"),
+        "exited",
+        "the failed green is stopped"
+    );
+    assert_eq!(host.serving(), "blue");
+    assert_eq!(host.status()["live"], "blue");
+}
+
+#[test]
+fn a_crashing_green_fails_fast_not_after_the_health_timeout() {
+    let host = Host::new("crash", 2);
+    host.up();
+    // A bad setting makes the app exit at start (exit code 2), under a 300 s health timeout.
+    host.write_config(&[
+        ("HUBSPOT_ENABLED: \"false\"", "HUBSPOT_ENABLED: \"maybe\""),
+        ("timeout: 60s", "timeout: 300s"),
+    ]);
+    let started = Instant::now();
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("exited (exit code 2) before turning healthy"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HUBSPOT_ENABLED"),
+        "the app's own error is shown: {err}"
+    );
+    assert!(took < Duration::from_secs(20), "failed fast: {took:?}");
+    assert_eq!(host.serving(), "blue");
+}
+
+#[test]
+fn an_invalid_template_is_caught_by_nginx_t_and_the_live_config_stays() {
+    let host = Host::new("template", 3);
+    host.up();
+    let live_before = std::fs::read_to_string(host.dir.join("nginx/live/site.conf")).unwrap();
+    let bad = host.dir.join("bad-site.conf.tera");
+    let good = std::fs::read_to_string(root().join("nginx/site.conf.tera")).unwrap();
+    std::fs::write(
+        &bad,
+        good.replace(
+            "client_max_body_size 1m;",
+            "client_max_body_size 1m;\n    no_such_directive on;",
+        ),
+    )
+    .unwrap();
+    let bad = bad.display().to_string();
+    let template = format!("{}/nginx/site.conf.tera", root().display());
+    host.write_config(&[(template.as_str(), bad.as_str())]);
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("unknown directive \"no_such_directive\""),
+        "{err}"
+    );
+    assert!(err.contains("the live config stays"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(host.dir.join("nginx/live/site.conf")).unwrap(),
+        live_before
+    );
+    assert_eq!(host.container_state("green"), "exited");
+    assert_eq!(host.serving(), "blue");
+}
+
+#[test]
+fn a_second_up_is_refused_while_one_holds_the_lock() {
+    let host = Host::new("lock", 4);
+    host.up();
+    // A slow deploy: its pre-build step sleeps while it holds the lock.
+    host.write_config(&[("pre: [scripts/build-app-binary.sh]", "pre: [\"sleep 4\"]")]);
+    let mut first = host.command(&["up"]).spawn().unwrap();
+    let lock = host.dir.join("state/lock.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lock.exists() {
+        assert!(Instant::now() < deadline, "the first up took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(second.status.code(), Some(3), "{}", text(&second));
+    let err = text(&second);
+    assert!(
+        err.contains("another deploy holds the lock") && err.contains("deployer up"),
+        "{err}"
+    );
+    assert!(host.ok(&["lock", "status"]).contains("held by"));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        host.ok(&["lock", "status"]).contains("stale"),
+        "a killed holder's lock is stale"
+    );
+    assert!(host.ok(&["lock", "release"]).contains("released"));
+    assert!(host.ok(&["lock", "status"]).contains("free"));
+}
+
+#[test]
+fn a_deployer_killed_mid_deploy_converges_on_the_next_run() {
+    let host = Host::new("killed", 5);
+    host.up();
+    // Kill -9 the deployer while it waits for green's health (green's /ready is slow to come:
+    // the health path 404s, so the wait is long), then run `up` again with a good config.
+    host.write_config(&[("path: /ready", "path: /not-yet")]);
+    let mut child = host
+        .command(&["up", "--image", &app_image()])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host.container_state("green") != "running" {
+        assert!(Instant::now() < deadline, "green started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL: no cleanup at all
+    child.wait().unwrap();
+    assert!(
+        host.dir.join("state/lock.json").exists(),
+        "the killed run left its lock"
+    );
+    assert_eq!(
+        host.status()["live"],
+        "blue",
+        "status understands the state"
+    );
+    assert_eq!(host.serving(), "blue");
+
+    host.write_config(&[]);
+    let out = host.up();
+    assert!(out.contains("taking over a stale lock"), "{out}");
+    assert!(
+        out.contains("drain and remove the old green container"),
+        "{out}"
+    );
+    assert_eq!(host.serving(), "green");
+    assert_eq!(host.status()["live"], "green");
+    assert_eq!(host.container_state("blue"), "exited");
+}
+
+#[test]
+fn dry_run_changes_nothing_and_prints_the_plan() {
+    let host = Host::new("dryrun", 6);
+    // On a bare host...
+    let before = host.snapshot();
+    let out = host.ok(&["up", "--dry-run", "--image", &app_image()]);
+    assert!(out.contains("dry run: nothing was changed"), "{out}");
+    assert!(
+        out.contains("create network dt-dryrun-net") && out.contains("switch traffic to blue"),
+        "{out}"
+    );
+    assert_eq!(host.snapshot(), before);
+    // ...and on a deployed one, for up and for rollback.
+    host.up();
+    host.up();
+    let before = host.snapshot();
+    let out = host.ok(&["up", "--dry-run"]);
+    assert!(out.contains("build image hubspot-app-test:"), "{out}");
+    assert!(out.contains("switch traffic green -> blue"), "{out}");
+    let out = host.ok(&["rollback", "--dry-run"]);
+    assert!(
+        out.contains("start the existing container dt-dryrun-blue"),
+        "{out}"
+    );
+    assert!(out.contains("switch traffic green -> blue"), "{out}");
+    host.ok(&["prune", "--dry-run"]);
+    assert_eq!(host.snapshot(), before, "nothing changed on the host");
+}
+
+#[test]
+fn bad_config_and_nothing_to_roll_back_have_their_own_exit_codes() {
+    let host = Host::new("codes", 7);
+    host.write_config(&[("timeout: 60s", "timeout: forever")]);
+    let out = host.deployer(&["up"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("deploy.yml:15: health.timeout"),
+        "{}",
+        text(&out)
+    );
+    host.write_config(&[]);
+    let out = host.deployer(&["rollback"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        text(&out).contains("nothing to roll back to: no slot is live yet"),
+        "{}",
+        text(&out)
+    );
+}
