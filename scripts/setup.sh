@@ -4,6 +4,8 @@
 #   - Rust toolchain: must already be on the machine (rustup); checked, not installed.
 #   - wrk (Debian package): the load generator of the benchmark scripts.
 #   - .venv/ with HubSpot's official Python client, for the simulator's proof test.
+#   - openssl (Debian package) and a self-signed pair in ssl/ for nginx's HTTPS.
+#   - local/nginx:bookworm, made with debootstrap (scripts/make-base-images.sh): no registry here.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -12,6 +14,8 @@ command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with
 need_apt=()
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: need Debian packages ${need_apt[*]}: run as root or install them" >&2; exit 1
@@ -21,5 +25,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The Docker engine: started by the machine; start it here if it is not (tests need it).
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting the Docker engine" >&2
+  (service docker start || (nohup dockerd >/tmp/dockerd.log 2>&1 &)) >/dev/null 2>&1 || true
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "setup: no Docker engine reachable (see /tmp/dockerd.log)" >&2; exit 1; }
+fi
+
 "$root/scripts/ensure-python-client.sh" >/dev/null
+"$root/scripts/gen-self-signed.sh" >&2
+"$root/scripts/make-base-images.sh" >&2
 echo "setup: ok" >&2
