@@ -46,6 +46,13 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// `sqlite://…` (default `sqlite://app.db`, created if missing).
     pub database_url: String,
+    /// Run the outbox worker in this process (`OUTBOX_WORKER`, default true).
+    pub outbox_worker: bool,
+    /// Attempts before an outbox item is dead (`OUTBOX_MAX_ATTEMPTS`, default 8).
+    pub outbox_max_attempts: i64,
+    /// How long a claimed outbox item stays with its worker (`OUTBOX_LEASE`, default 60s); it
+    /// must exceed HUBSPOT_TIMEOUT, so a live worker never loses an item it is sending.
+    pub outbox_lease: Duration,
     pub hubspot: HubSpotSettings,
     pub version: String,
     pub slot: String,
@@ -173,8 +180,42 @@ impl Settings {
                 ),
             ));
         }
+        let outbox_worker =
+            get("OUTBOX_WORKER").map_or(Ok(true), |v| parse_bool("OUTBOX_WORKER", &v))?;
+        let outbox_max_attempts = match get("OUTBOX_MAX_ATTEMPTS") {
+            None => 8,
+            Some(raw) => raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "OUTBOX_MAX_ATTEMPTS",
+                        format!("'{raw}' is not a number from 1 to 100"),
+                    )
+                })?,
+        };
+        let outbox_lease = match get("OUTBOX_LEASE") {
+            None => Duration::from_secs(60),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| {
+                bad(
+                    "OUTBOX_LEASE",
+                    format!("'{raw}' is not a duration; write e.g. 60s"),
+                )
+            })?,
+        };
+        if outbox_lease <= timeout {
+            return Err(bad(
+                "OUTBOX_LEASE",
+                format!("{outbox_lease:?} must be longer than HUBSPOT_TIMEOUT ({timeout:?}), or a slow batch could be sent twice"),
+            ));
+        }
         Ok(Settings {
             listen,
+            outbox_lease,
+            outbox_worker,
+            outbox_max_attempts,
             socket: get("APP_SOCKET").map(|p| p.trim().into()),
             drain_timeout,
             database_url,

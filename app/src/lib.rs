@@ -6,6 +6,7 @@
 //! - [`contacts`]: contact domain types, validated at the edge.
 //! - [`hubspot`]: the only module that talks to HubSpot.
 //! - [`healthcheck`]: `app healthcheck`, the container's health probe (no curl in `scratch`).
+//! - [`outbox`]: the durable queue of contact writes and its worker (leases, batches, dead letters).
 //! - [`mask`]: masks emails and phone numbers in anything that is logged.
 //! - [`routes`]: the HTTP API (`router(state)`), separate from serving.
 //! - [`serve`]: connection counting and the drain that makes a blue-green switch lossless.
@@ -17,6 +18,7 @@ pub mod db;
 pub mod healthcheck;
 pub mod hubspot;
 pub mod mask;
+pub mod outbox;
 pub mod routes;
 pub mod serve;
 
@@ -30,6 +32,7 @@ use tokio::net::TcpListener;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::hubspot::HubSpotClient;
+use crate::outbox::{Outbox, OutboxConfig};
 use crate::routes::AppState;
 
 pub struct Application {
@@ -43,10 +46,21 @@ impl Application {
     /// `local_addr()` is known before serving (tests bind port 0).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let hubspot = match (&settings.hubspot.enabled, &settings.hubspot.token) {
-            (true, Some(token)) => Some(HubSpotClient::new(&settings.hubspot, token.clone())?),
+            (true, Some(token)) => Some(Arc::new(HubSpotClient::new(
+                &settings.hubspot,
+                token.clone(),
+            )?)),
             _ => None,
         };
         let db = Db::connect(&settings.database_url).await?;
+        let outbox = Outbox::new(
+            db.clone(),
+            OutboxConfig {
+                max_attempts: settings.outbox_max_attempts,
+                lease: settings.outbox_lease,
+                ..OutboxConfig::default()
+            },
+        );
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
@@ -62,9 +76,15 @@ impl Application {
                 settings,
                 hubspot,
                 db,
+                outbox,
                 drain: Arc::default(),
             }),
         })
+    }
+
+    /// The shared state (tests drive the outbox's `try_once` through it).
+    pub fn state(&self) -> routes::Shared {
+        self.state.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -80,6 +100,23 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (worker_stop, worker_stopped) = tokio::sync::watch::channel(false);
+        let worker = match (&self.state.hubspot, self.state.settings.outbox_worker) {
+            (Some(client), true) => {
+                let owner = format!(
+                    "{}-{}-{}",
+                    self.state.settings.slot,
+                    std::process::id(),
+                    rand::random::<u32>()
+                );
+                Some(tokio::spawn(self.state.outbox.clone().run(
+                    client.clone(),
+                    owner,
+                    worker_stopped,
+                )))
+            }
+            _ => None,
+        };
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;
         let socket_path = self.state.settings.socket.clone();
@@ -120,6 +157,12 @@ impl Application {
             }
         };
         let (served, ()) = tokio::join!(servers, conductor);
+        // The worker finishes the batch in flight (bounded by HUBSPOT_TIMEOUT) and stops; an
+        // item it had claimed but not sent keeps its lease until it expires, then is sent.
+        let _ = worker_stop.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
         if let Some(path) = socket_path {
             let _ = std::fs::remove_file(path);
         }

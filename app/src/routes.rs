@@ -20,8 +20,9 @@ use crate::hubspot::{HubSpotClient, HubSpotError};
 pub struct AppState {
     pub settings: Settings,
     /// `None` when HubSpot is disabled.
-    pub hubspot: Option<HubSpotClient>,
+    pub hubspot: Option<Arc<HubSpotClient>>,
     pub db: crate::db::Db,
+    pub outbox: crate::outbox::Outbox,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: std::sync::Arc<crate::serve::Drain>,
 }
@@ -39,7 +40,14 @@ pub fn router(state: Shared) -> Router {
                 .post(hubspot_test_upsert)
                 .layer(DefaultBodyLimit::max(MAX_CONTACT_BODY)),
         )
-        .route("/api/contacts", get(contact_by_email))
+        .route(
+            "/api/contacts",
+            get(contact_by_email)
+                .post(enqueue_contacts)
+                .layer(DefaultBodyLimit::max(MAX_ENQUEUE_BODY)),
+        )
+        .route("/api/outbox", get(list_outbox))
+        .route("/api/outbox/{id}/retry", axum::routing::post(retry_outbox))
         .route("/api/contacts/search", get(search_contacts))
         .layer(axum::middleware::from_fn_with_state(
             drain,
@@ -278,7 +286,7 @@ impl axum::extract::FromRequestParts<Shared> for AdminAuth {
 }
 
 fn hubspot_client(s: &AppState) -> Result<&HubSpotClient, Reply> {
-    s.hubspot.as_ref().ok_or_else(|| {
+    s.hubspot.as_deref().ok_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "disabled", "message": "HubSpot integration is disabled (HUBSPOT_ENABLED=false)"})),
@@ -401,4 +409,124 @@ async fn search_contacts(
         StatusCode::OK,
         Json(json!({"matched_by": kind, "total": found["total"], "results": results})),
     ))
+}
+
+/// Largest body `POST /api/contacts` accepts (up to [`MAX_ENQUEUE`] contacts).
+pub const MAX_ENQUEUE_BODY: usize = 1024 * 1024;
+pub const MAX_ENQUEUE: usize = 1000;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum EnqueueBody {
+    Many { contacts: Vec<Value> },
+    One(Value),
+}
+
+/// `POST /api/contacts`: one contact, or `{"contacts": [...]}` (≤ 1000). Validated, stored in the
+/// outbox, answered 202 at once; the worker sends them.
+async fn enqueue_contacts(
+    _: AdminAuth,
+    State(s): State<Shared>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Reply, Reply> {
+    let body =
+        body.map_err(|_| bad_input(format!("body: larger than {} KiB", MAX_ENQUEUE_BODY / 1024)))?;
+    let parsed: EnqueueBody =
+        serde_json::from_slice(&body).map_err(|e| bad_input(format!("body: {e}")))?;
+    let raw = match parsed {
+        EnqueueBody::Many { contacts } => contacts,
+        EnqueueBody::One(one) => vec![one],
+    };
+    if raw.is_empty() || raw.len() > MAX_ENQUEUE {
+        return Err(bad_input(format!(
+            "contacts: send 1 to {MAX_ENQUEUE} contacts per request"
+        )));
+    }
+    let mut inputs = Vec::with_capacity(raw.len());
+    for (i, value) in raw.into_iter().enumerate() {
+        let where_ = |m: String| {
+            if inputs.capacity() > 1 {
+                bad_input(format!("contacts[{i}]: {m}"))
+            } else {
+                bad_input(m)
+            }
+        };
+        let request: ContactRequest =
+            serde_json::from_value(value).map_err(|e| where_(format!("body: {e}")))?;
+        inputs.push(ContactInput::from_request(request, s.settings.phone_region).map_err(where_)?);
+    }
+    let ids = s.outbox.enqueue(&inputs).await.map_err(|e| {
+        tracing::error!(error = %e, "outbox enqueue failed");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "message": "could not store the contacts; nothing was queued, send again"})),
+        )
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "queued", "queued": ids.len(), "ids": ids})),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OutboxQuery {
+    #[serde(default = "dead")]
+    state: String,
+}
+
+fn dead() -> String {
+    "dead".into()
+}
+
+/// `GET /api/outbox?state=dead|pending|sent`: items and the queue's depth.
+async fn list_outbox(
+    _: AdminAuth,
+    State(s): State<Shared>,
+    q: Result<Query<OutboxQuery>, QueryRejection>,
+) -> Result<Reply, Reply> {
+    let state = q.map(|Query(q)| q.state).unwrap_or_else(|_| dead());
+    if !["dead", "pending", "sent"].contains(&state.as_str()) {
+        return Err(bad_input("state: one of dead, pending, sent"));
+    }
+    let internal = |e: anyhow::Error| {
+        tracing::error!(error = %e, "outbox read failed");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "message": "database unavailable"})),
+        )
+    };
+    let items = s.outbox.list(&state, 200).await.map_err(internal)?;
+    let depth = s.outbox.depth().await.map_err(internal)?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "depth": depth,
+            "items": items.iter().map(crate::outbox::present).collect::<Vec<_>>(),
+        })),
+    ))
+}
+
+/// `POST /api/outbox/{id}/retry`: a dead item goes back in the queue.
+async fn retry_outbox(
+    _: AdminAuth,
+    State(s): State<Shared>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<Reply, Reply> {
+    let retried = s.outbox.retry(id).await.map_err(|e| {
+        tracing::error!(error = %e, "outbox retry failed");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "message": "database unavailable"})),
+        )
+    })?;
+    if retried {
+        Ok((StatusCode::OK, Json(json!({"status": "queued", "id": id}))))
+    } else {
+        Err((
+            StatusCode::CONFLICT,
+            Json(
+                json!({"status": "not_dead", "message": format!("outbox item {id} does not exist or is not dead; only dead items can be retried")}),
+            ),
+        ))
+    }
 }

@@ -1,0 +1,334 @@
+//! The durable outbox against the HubSpot simulator: batching, coalescing, HubSpot down then
+//! back, dead letters and replay, two workers on one SQLite file, and the real `app` process
+//! killed with SIGKILL mid-batch then restarted.
+
+use std::time::{Duration, Instant};
+
+use app::config::Settings;
+use app::contacts::{ContactInput, ContactRequest};
+use app::db::Db;
+use app::hubspot::HubSpotClient;
+use app::outbox::{Outbox, OutboxConfig};
+use hubspot_sim::SimConfig;
+use serde_json::{json, Value};
+
+fn temp_db_url(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("app-outbox-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}/app.db", dir.display())
+}
+
+fn client(sim: &hubspot_sim::RunningSim) -> HubSpotClient {
+    let vars = [
+        ("HUBSPOT_ACCESS_TOKEN", "pat-outbox".to_string()),
+        ("HUBSPOT_BASE_URL", sim.base_url()),
+        ("HUBSPOT_TIMEOUT", "3s".to_string()),
+    ];
+    let settings =
+        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+    HubSpotClient::new(&settings.hubspot, settings.hubspot.token.clone().unwrap()).unwrap()
+}
+
+fn contact(email: &str, firstname: &str) -> ContactInput {
+    ContactInput::try_from(ContactRequest {
+        email: email.into(),
+        firstname: Some(firstname.into()),
+        lastname: None,
+        phone: None,
+        company: None,
+    })
+    .unwrap()
+}
+
+fn quick() -> OutboxConfig {
+    OutboxConfig {
+        max_attempts: 4,
+        lease: Duration::from_secs(10),
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+    }
+}
+
+async fn sim_json(sim: &hubspot_sim::RunningSim, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Upsert requests the simulator answered, by status.
+async fn upsert_calls(sim: &hubspot_sim::RunningSim) -> Vec<(u64, u64)> {
+    let stats = sim_json(sim, "/_sim/stats").await;
+    stats["byRoute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // The simulator counts by route pattern; the app makes no other batch call.
+        .filter(|r| r["route"] == "/crm/v3/objects/{object_type}/batch/{action}")
+        .map(|r| (r["status"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
+        .collect()
+}
+
+/// Every contact in the simulator: email → firstname. Fails on a duplicate email.
+async fn sim_contacts(sim: &hubspot_sim::RunningSim) -> std::collections::BTreeMap<String, String> {
+    let records = sim_json(sim, "/_sim/records/contacts").await;
+    let mut out = std::collections::BTreeMap::new();
+    for r in records["results"].as_array().unwrap() {
+        let email = r["properties"]["email"].as_str().unwrap().to_string();
+        let name = r["properties"]["firstname"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            out.insert(email.clone(), name).is_none(),
+            "duplicate contact {email}"
+        );
+    }
+    out
+}
+
+async fn drain(outbox: &Outbox, client: &HubSpotClient, owner: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = outbox.try_once(client, owner).await.unwrap();
+        let depth = outbox.depth().await.unwrap();
+        if n == 0 && depth.pending == 0 && depth.leased == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "outbox not drained: {depth:?}");
+        if n == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn writes_go_in_batches_of_100_and_updates_to_one_email_coalesce() {
+    let sim = hubspot_sim::spawn(SimConfig::default()).await.unwrap();
+    let outbox = Outbox::new(Db::connect(&temp_db_url("batch")).await.unwrap(), quick());
+    let contacts: Vec<ContactInput> = (0..250)
+        .map(|i| contact(&format!("u{i}@example.com"), "First"))
+        .collect();
+    outbox.enqueue(&contacts).await.unwrap();
+    // Three more updates to u7: one pending item, the last value wins.
+    for name in ["Second", "Third", "Final"] {
+        let ids = outbox
+            .enqueue(&[contact("U7@Example.com", name)])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 1);
+    }
+    assert_eq!(
+        outbox.depth().await.unwrap().pending,
+        250,
+        "coalesced into the existing item"
+    );
+    let client = client(&sim);
+    drain(&outbox, &client, "w1", Duration::from_secs(20)).await;
+    assert_eq!(
+        upsert_calls(&sim).await,
+        [(200, 3)],
+        "250 contacts in 3 calls"
+    );
+    let stored = sim_contacts(&sim).await;
+    assert_eq!(stored.len(), 250);
+    assert_eq!(stored["u7@example.com"], "Final");
+    assert_eq!(outbox.depth().await.unwrap().sent, 250);
+}
+
+#[tokio::test]
+async fn hubspot_down_then_back_loses_nothing_and_writes_each_contact_once() {
+    let sim = hubspot_sim::spawn(SimConfig::default()).await.unwrap();
+    let outbox = Outbox::new(
+        Db::connect(&temp_db_url("down")).await.unwrap(),
+        OutboxConfig {
+            max_attempts: 50,
+            ..quick()
+        },
+    );
+    let contacts: Vec<ContactInput> = (0..150)
+        .map(|i| contact(&format!("d{i}@example.com"), "D"))
+        .collect();
+    outbox.enqueue(&contacts).await.unwrap();
+    // HubSpot is down: every upsert answers 503 for the next 12 requests (the client's own
+    // retries included), then it is back.
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 12, "status": 503}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let client = client(&sim);
+    drain(&outbox, &client, "w1", Duration::from_secs(60)).await;
+    let stored = sim_contacts(&sim).await;
+    assert_eq!(stored.len(), 150, "nothing lost");
+    let calls = upsert_calls(&sim).await;
+    assert_eq!(calls.iter().find(|(s, _)| *s == 503).map(|c| c.1), Some(12));
+    assert_eq!(
+        calls.iter().find(|(s, _)| *s == 200).map(|c| c.1),
+        Some(2),
+        "each contact written once: {calls:?}"
+    );
+    let depth = outbox.depth().await.unwrap();
+    assert_eq!((depth.sent, depth.dead), (150, 0));
+}
+
+#[tokio::test]
+async fn items_that_keep_failing_go_dead_and_can_be_replayed() {
+    let sim = hubspot_sim::spawn(SimConfig::default()).await.unwrap();
+    let outbox = Outbox::new(Db::connect(&temp_db_url("dead")).await.unwrap(), quick());
+    outbox
+        .enqueue(&[contact("dead@example.com", "X")])
+        .await
+        .unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(
+            &json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1000, "status": 500}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let client = client(&sim);
+    drain(&outbox, &client, "w1", Duration::from_secs(60)).await;
+    let dead = outbox.list("dead", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 4);
+    assert!(
+        dead[0].last_error.as_deref().unwrap().contains("500"),
+        "{:?}",
+        dead[0].last_error
+    );
+    reqwest::Client::new()
+        .post(format!("{}/_sim/reset", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(outbox.retry(dead[0].id).await.unwrap());
+    assert!(
+        !outbox.retry(dead[0].id).await.unwrap(),
+        "only a dead item is retried"
+    );
+    drain(&outbox, &client, "w1", Duration::from_secs(20)).await;
+    assert_eq!(sim_contacts(&sim).await.len(), 1);
+    assert_eq!(outbox.depth().await.unwrap().sent, 1);
+}
+
+#[tokio::test]
+async fn two_workers_on_one_sqlite_file_never_send_an_item_twice() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let url = temp_db_url("shared");
+    // Two processes' worth: separate pools on the same file, separate owners.
+    let a = Outbox::new(Db::connect(&url).await.unwrap(), quick());
+    let b = Outbox::new(Db::connect(&url).await.unwrap(), quick());
+    let contacts: Vec<ContactInput> = (0..1000)
+        .map(|i| contact(&format!("s{i}@example.com"), "S"))
+        .collect();
+    a.enqueue(&contacts).await.unwrap();
+    let (ca, cb) = (client(&sim), client(&sim));
+    let wa = async { drain(&a, &ca, "worker-a", Duration::from_secs(60)).await };
+    let wb = async { drain(&b, &cb, "worker-b", Duration::from_secs(60)).await };
+    tokio::join!(wa, wb);
+    assert_eq!(sim_contacts(&sim).await.len(), 1000);
+    assert_eq!(
+        upsert_calls(&sim).await,
+        [(200, 10)],
+        "1000 items, 10 full batches: none sent twice"
+    );
+    let sent = a.list("sent", 2000).await.unwrap();
+    assert_eq!(sent.len(), 1000);
+    assert!(sent.iter().all(|i| i.attempts == 1));
+}
+
+/// The real `app` binary, killed with SIGKILL while a batch is in flight, restarted on the same
+/// database: every contact arrives, none twice.
+#[tokio::test]
+async fn an_app_killed_mid_batch_sends_everything_after_restart() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let db = temp_db_url("killed");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+            .env_clear()
+            .env("APP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HUBSPOT_ACCESS_TOKEN", "pat-killed")
+            .env("HUBSPOT_BASE_URL", sim.base_url())
+            .env("HUBSPOT_TIMEOUT", "5s")
+            .env("OUTBOX_LEASE", "6s")
+            .env("ADMIN_TOKEN", "admin-killed")
+            .env("DATABASE_URL", &db)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let wait_ready = || async {
+        for _ in 0..200 {
+            if http
+                .get(format!("{base}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("app not ready");
+    };
+    // Batches hang for 3 s at HubSpot: the kill lands while the first is in flight.
+    http.post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1, "latency_ms": 3000}))
+        .send()
+        .await
+        .unwrap();
+    let mut app = start();
+    wait_ready().await;
+    let contacts: Vec<Value> = (0..300)
+        .map(|i| json!({"email": format!("k{i}@example.com"), "firstname": "K"}))
+        .collect();
+    let r = http
+        .post(format!("{base}/api/contacts"))
+        .bearer_auth("admin-killed")
+        .json(&json!({"contacts": contacts}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.kill().unwrap(); // SIGKILL, mid-batch
+    app.wait().unwrap();
+
+    let mut app = start();
+    wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let r: Value = http
+            .get(format!("{base}/api/outbox?state=sent"))
+            .bearer_auth("admin-killed")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["depth"]["sent"] == 300 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all sent: {}", r["depth"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.kill().unwrap();
+    app.wait().unwrap();
+    let stored = sim_contacts(&sim).await;
+    assert_eq!(stored.len(), 300, "every contact arrived, none twice");
+}
