@@ -53,6 +53,13 @@ pub struct Settings {
     /// How long a claimed outbox item stays with its worker (`OUTBOX_LEASE`, default 60s); it
     /// must exceed HUBSPOT_TIMEOUT, so a live worker never loses an item it is sending.
     pub outbox_lease: Duration,
+    /// The HubSpot app's client secret, which signs webhooks (`HUBSPOT_CLIENT_SECRET`); unset:
+    /// `/webhooks/hubspot` answers 503.
+    pub webhook_secret: Option<Secret>,
+    /// Accepted signature versions (`WEBHOOK_SIGNATURE_VERSIONS`, default `v3`).
+    pub webhook_versions: Vec<crate::webhooks::Version>,
+    /// How long a cached contact is fresh (`CACHE_TTL`, default 24h).
+    pub cache_ttl: Duration,
     pub hubspot: HubSpotSettings,
     pub version: String,
     pub slot: String,
@@ -211,9 +218,30 @@ impl Settings {
                 format!("{outbox_lease:?} must be longer than HUBSPOT_TIMEOUT ({timeout:?}), or a slow batch could be sent twice"),
             ));
         }
+        let webhook_versions = match get("WEBHOOK_SIGNATURE_VERSIONS") {
+            None => vec![crate::webhooks::Version::V3],
+            Some(raw) => crate::webhooks::Version::parse_list(&raw).ok_or_else(|| {
+                bad(
+                    "WEBHOOK_SIGNATURE_VERSIONS",
+                    format!("'{raw}' is not a list of v1, v2, v3 (e.g. v3 or v1,v3)"),
+                )
+            })?,
+        };
+        let cache_ttl = match get("CACHE_TTL") {
+            None => Duration::from_secs(24 * 3600),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| {
+                bad(
+                    "CACHE_TTL",
+                    format!("'{raw}' is not a duration; write e.g. 24h or 30m"),
+                )
+            })?,
+        };
         Ok(Settings {
             listen,
             outbox_lease,
+            webhook_secret: get("HUBSPOT_CLIENT_SECRET").map(|t| Secret::new(t.trim())),
+            webhook_versions,
+            cache_ttl,
             outbox_worker,
             outbox_max_attempts,
             socket: get("APP_SOCKET").map(|p| p.trim().into()),

@@ -1,6 +1,8 @@
 //! The HubSpot contact-sync web service.
 //!
 //! # Layout
+//! - [`cache`]: contacts as last read from HubSpot (by id, email, phone), TTL, stale serving.
+//! - [`webhooks`]: signature checks, the durable event inbox and its processor.
 //! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
 //! - [`db`]: the app's SQLite database (migrations at start; the audit log of admin lookups).
 //! - [`contacts`]: contact domain types, validated at the edge.
@@ -12,6 +14,7 @@
 //! - [`serve`]: connection counting and the drain that makes a blue-green switch lossless.
 //! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
 
+pub mod cache;
 pub mod config;
 pub mod contacts;
 pub mod db;
@@ -21,6 +24,7 @@ pub mod mask;
 pub mod outbox;
 pub mod routes;
 pub mod serve;
+pub mod webhooks;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -61,6 +65,8 @@ impl Application {
                 ..OutboxConfig::default()
             },
         );
+        let inbox = crate::webhooks::Inbox::new(db.clone());
+        let cache = crate::cache::Cache::new(db.clone(), settings.cache_ttl);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
@@ -77,6 +83,8 @@ impl Application {
                 hubspot,
                 db,
                 outbox,
+                inbox,
+                cache,
                 drain: Arc::default(),
             }),
         })
@@ -117,6 +125,13 @@ impl Application {
             }
             _ => None,
         };
+        let processor = self.state.hubspot.as_ref().map(|client| {
+            tokio::spawn(self.state.inbox.clone().run(
+                self.state.cache.clone(),
+                client.clone(),
+                worker_stop.subscribe(),
+            ))
+        });
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;
         let socket_path = self.state.settings.socket.clone();
@@ -160,8 +175,8 @@ impl Application {
         // The worker finishes the batch in flight (bounded by HUBSPOT_TIMEOUT) and stops; an
         // item it had claimed but not sent keeps its lease until it expires, then is sent.
         let _ = worker_stop.send(true);
-        if let Some(worker) = worker {
-            let _ = worker.await;
+        for task in [worker, processor].into_iter().flatten() {
+            let _ = task.await;
         }
         if let Some(path) = socket_path {
             let _ = std::fs::remove_file(path);

@@ -23,6 +23,8 @@ pub struct AppState {
     pub hubspot: Option<Arc<HubSpotClient>>,
     pub db: crate::db::Db,
     pub outbox: crate::outbox::Outbox,
+    pub inbox: crate::webhooks::Inbox,
+    pub cache: crate::cache::Cache,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: std::sync::Arc<crate::serve::Drain>,
 }
@@ -47,6 +49,13 @@ pub fn router(state: Shared) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_ENQUEUE_BODY)),
         )
         .route("/api/outbox", get(list_outbox))
+        .route(
+            "/webhooks/hubspot",
+            axum::routing::post(webhook).layer(DefaultBodyLimit::max(crate::webhooks::MAX_BODY)),
+        )
+        .route("/api/contacts/lookup", get(lookup_phone).post(lookup_phones))
+        .route("/api/stats", get(stats))
+        .route("/metrics", get(metrics))
         .route("/api/outbox/{id}/retry", axum::routing::post(retry_outbox))
         .route("/api/contacts/search", get(search_contacts))
         .layer(axum::middleware::from_fn_with_state(
@@ -529,4 +538,242 @@ async fn retry_outbox(
             ),
         ))
     }
+}
+
+/// `POST /webhooks/hubspot`: verify, record durably, answer at once (processing is async).
+async fn webhook(
+    State(s): State<Shared>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Reply {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &s.inbox.stats;
+    let reject = |status: StatusCode, message: String| {
+        stats.rejected.fetch_add(1, Relaxed);
+        tracing::warn!(%status, %message, "webhook rejected");
+        (
+            status,
+            Json(json!({"status": "rejected", "message": message})),
+        )
+    };
+    let Some(secret) = &s.settings.webhook_secret else {
+        return reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks are off: set HUBSPOT_CLIENT_SECRET to the HubSpot app's client secret".into(),
+        );
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(_) => {
+            return reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body: larger than {} KiB", crate::webhooks::MAX_BODY / 1024),
+            )
+        }
+    };
+    let public = crate::webhooks::public_uri(&headers, &uri);
+    if let Err(e) = crate::webhooks::verify(
+        secret.expose(),
+        &s.settings.webhook_versions,
+        &method,
+        &public,
+        &headers,
+        &body,
+        crate::outbox::now_ms(),
+    ) {
+        return reject(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let events = match crate::webhooks::parse(&body) {
+        Ok(e) => e,
+        Err(message) => return reject(StatusCode::BAD_REQUEST, message),
+    };
+    match s.inbox.record(&events).await {
+        Ok((new, duplicates)) => {
+            stats.accepted.fetch_add(new as u64, Relaxed);
+            stats.duplicates.fetch_add(duplicates as u64, Relaxed);
+            (
+                StatusCode::OK,
+                Json(json!({"status": "accepted", "accepted": new, "duplicates": duplicates})),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record webhook events");
+            // Not recorded: a 5xx makes HubSpot deliver again.
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({"status": "error", "message": "could not record the events; HubSpot will retry"}),
+                ),
+            )
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PhoneQuery {
+    phone: String,
+}
+
+async fn lookup_one(s: &AppState, raw: &str) -> Result<Value, Reply> {
+    let phone =
+        crate::contacts::normalize_phone(raw, s.settings.phone_region).map_err(bad_input)?;
+    let found = s
+        .cache
+        .lookup_phone(s.hubspot.as_deref(), &phone)
+        .await
+        .map_err(|e| hubspot_failure(&e))?;
+    s.db.audit(
+        "admin",
+        "lookup by phone",
+        AuditSubject::Phone(&phone),
+        if found["found"] == true {
+            "found"
+        } else {
+            "not found"
+        },
+    )
+    .await;
+    Ok(found)
+}
+
+/// `GET /api/contacts/lookup?phone=…`: from the cache, else HubSpot; stale cache when HubSpot
+/// is down.
+async fn lookup_phone(
+    _: AdminAuth,
+    State(s): State<Shared>,
+    q: Result<Query<PhoneQuery>, QueryRejection>,
+) -> Result<Reply, Reply> {
+    let Query(q) =
+        q.map_err(|_| bad_input("phone: missing; call /api/contacts/lookup?phone=%2B14155550100"))?;
+    Ok((StatusCode::OK, Json(lookup_one(&s, &q.phone).await?)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhonesBody {
+    phones: Vec<String>,
+}
+
+/// `POST /api/contacts/lookup` with `{"phones": [...]}` (≤ 100): one answer per phone, in order.
+async fn lookup_phones(
+    _: AdminAuth,
+    State(s): State<Shared>,
+    body: Result<Json<PhonesBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Reply, Reply> {
+    let Json(body) = body.map_err(|e| bad_input(format!("body: {}", e.body_text())))?;
+    if body.phones.is_empty() || body.phones.len() > 100 {
+        return Err(bad_input("phones: send 1 to 100 phone numbers"));
+    }
+    let mut results = Vec::with_capacity(body.phones.len());
+    for raw in &body.phones {
+        results.push(match lookup_one(&s, raw).await {
+            Ok(v) => v,
+            Err((status, Json(e))) => {
+                json!({"phone": raw, "error": e["message"], "status": status.as_u16()})
+            }
+        });
+    }
+    Ok((StatusCode::OK, Json(json!({"results": results}))))
+}
+
+/// The figures `/api/stats` and `/metrics` show.
+async fn collect_stats(s: &AppState) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let depth = s.outbox.depth().await.ok();
+    let w = &s.inbox.stats;
+    let c = s.cache.stats();
+    let (hits, misses) = (c.hits.load(Relaxed), c.misses.load(Relaxed));
+    json!({
+        "version": s.settings.version,
+        "slot": s.settings.slot,
+        "outbox": depth,
+        "webhooks": {
+            "accepted": w.accepted.load(Relaxed),
+            "duplicates": w.duplicates.load(Relaxed),
+            "rejected": w.rejected.load(Relaxed),
+            "processed": w.processed.load(Relaxed),
+        },
+        "cache": {
+            "entries": s.cache.len().await.ok(),
+            "hits": hits,
+            "misses": misses,
+            "stale_served": c.stale_served.load(Relaxed),
+            "hit_rate": if hits + misses == 0 { Value::Null } else { json!(hits as f64 / (hits + misses) as f64) },
+        },
+        "connections": s.drain.open_connections(),
+    })
+}
+
+/// `GET /api/stats` (admin): the service's figures as JSON.
+async fn stats(_: AdminAuth, State(s): State<Shared>) -> Json<Value> {
+    Json(collect_stats(&s).await)
+}
+
+/// `GET /metrics`: the same figures in Prometheus' text format.
+async fn metrics(State(s): State<Shared>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let v = collect_stats(&s).await;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, Value)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            if let Some(n) = value.as_f64() {
+                out.push_str(&format!("{name}{labels} {n}\n"));
+            }
+        }
+    };
+    let o = &v["outbox"];
+    metric(
+        "app_outbox_items",
+        "gauge",
+        "Outbox items by state.",
+        ["pending", "leased", "sent", "dead"]
+            .iter()
+            .map(|st| (format!("{{state=\"{st}\"}}"), o[st].clone()))
+            .collect(),
+    );
+    let w = &v["webhooks"];
+    metric(
+        "app_webhook_events_total",
+        "counter",
+        "Webhook events by outcome.",
+        ["accepted", "duplicates", "rejected", "processed"]
+            .iter()
+            .map(|k| (format!("{{outcome=\"{k}\"}}"), w[k].clone()))
+            .collect(),
+    );
+    let c = &v["cache"];
+    metric(
+        "app_cache_lookups_total",
+        "counter",
+        "Phone lookups by cache outcome.",
+        [
+            ("hit", "hits"),
+            ("miss", "misses"),
+            ("stale", "stale_served"),
+        ]
+        .iter()
+        .map(|(l, k)| (format!("{{result=\"{l}\"}}"), c[k].clone()))
+        .collect(),
+    );
+    metric(
+        "app_cache_entries",
+        "gauge",
+        "Contacts in the cache.",
+        vec![(String::new(), c["entries"].clone())],
+    );
+    metric(
+        "app_open_connections",
+        "gauge",
+        "Open client connections.",
+        vec![(String::new(), v["connections"].clone())],
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
 }

@@ -236,7 +236,9 @@ impl DeployConfig {
             &mut config.nginx.ssl_dir,
             &mut config.nginx.rendered_dir,
         ] {
-            if p.is_relative() {
+            if p.as_os_str() == "." {
+                *p = base.clone();
+            } else if p.is_relative() {
                 *p = base.join(&*p);
             }
         }

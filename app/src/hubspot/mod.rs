@@ -368,14 +368,24 @@ impl HubSpotClient {
         &self,
         email: &crate::contacts::Email,
     ) -> Result<Option<Value>, HubSpotError> {
-        let path = format!(
-            "/crm/v3/objects/contacts/{}",
-            urlencoding::encode(email.as_str())
-        );
-        let query = [
-            ("idProperty", "email"),
-            ("properties", crate::contacts::READ_PROPERTIES),
-        ];
+        self.get_contact(email.as_str(), Some("email")).await
+    }
+
+    /// `GET /crm/v3/objects/contacts/{id}`; `None` for HubSpot's 404 (deleted or never existed).
+    pub async fn contact_by_id(&self, id: &str) -> Result<Option<Value>, HubSpotError> {
+        self.get_contact(id, None).await
+    }
+
+    async fn get_contact(
+        &self,
+        key: &str,
+        id_property: Option<&str>,
+    ) -> Result<Option<Value>, HubSpotError> {
+        let path = format!("/crm/v3/objects/contacts/{}", urlencoding::encode(key));
+        let mut query = vec![("properties", crate::contacts::READ_PROPERTIES)];
+        if let Some(p) = id_property {
+            query.push(("idProperty", p));
+        }
         match self
             .call(Method::GET, &path, &query, None, Bucket::General, true)
             .await
