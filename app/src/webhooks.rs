@@ -76,11 +76,36 @@ pub fn public_uri(headers: &HeaderMap, uri: &Uri) -> String {
     let port = header("x-forwarded-port").filter(|p| {
         !host.contains(':') && !matches!((scheme, *p), ("https", "443") | ("http", "80"))
     });
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = decode_signed(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     match port {
         Some(port) => format!("{scheme}://{host}:{port}{path}"),
         None => format!("{scheme}://{host}{path}"),
     }
+}
+
+/// HubSpot signs the URI with these escapes decoded (its v3 documentation lists them).
+fn decode_signed(path: &str) -> String {
+    const DECODED: [(&str, &str); 12] = [
+        ("%3A", ":"),
+        ("%2F", "/"),
+        ("%3F", "?"),
+        ("%40", "@"),
+        ("%21", "!"),
+        ("%24", "$"),
+        ("%27", "'"),
+        ("%28", "("),
+        ("%29", ")"),
+        ("%2A", "*"),
+        ("%2C", ","),
+        ("%3B", ";"),
+    ];
+    let mut out = path.to_string();
+    for (escaped, plain) in DECODED {
+        out = out
+            .replace(escaped, plain)
+            .replace(&escaped.to_lowercase(), plain);
+    }
+    out
 }
 
 /// Verifies a delivery with the accepted versions; `now_ms` is the current Unix time in ms.
@@ -269,7 +294,8 @@ impl Inbox {
         for (e, payload) in events {
             let done = sqlx::query(
                 "INSERT INTO webhook_events (event_id, subscription_type, object_id, occurred_at, payload, received_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (event_id, subscription_type, object_id, occurred_at) DO NOTHING",
             )
             .bind(e.event_id as i64)
             .bind(&e.subscription_type)
@@ -287,11 +313,11 @@ impl Inbox {
         Ok((new, events.len() - new))
     }
 
-    /// Unprocessed events: (event id, subscription type, object id), oldest first.
+    /// Unprocessed events: (row id, subscription type, object id), oldest first.
     pub async fn unprocessed(&self, limit: i64) -> anyhow::Result<Vec<(i64, String, i64)>> {
         let rows = sqlx::query(
-            "SELECT event_id, subscription_type, object_id FROM webhook_events
-             WHERE processed_at IS NULL ORDER BY received_at, event_id LIMIT $1",
+            "SELECT id, subscription_type, object_id FROM webhook_events
+             WHERE processed_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.db.pool())
@@ -300,7 +326,7 @@ impl Inbox {
             .iter()
             .map(|r| {
                 (
-                    r.get("event_id"),
+                    r.get("id"),
                     r.get("subscription_type"),
                     r.get("object_id"),
                 )
@@ -311,7 +337,7 @@ impl Inbox {
     pub async fn mark_processed(&self, ids: &[i64]) -> anyhow::Result<()> {
         let now = crate::outbox::now_ms();
         for id in ids {
-            sqlx::query("UPDATE webhook_events SET processed_at = $1 WHERE event_id = $2")
+            sqlx::query("UPDATE webhook_events SET processed_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(id)
                 .execute(self.db.pool())
