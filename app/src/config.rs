@@ -60,6 +60,13 @@ pub struct Settings {
     pub webhook_versions: Vec<crate::webhooks::Version>,
     /// How long a cached contact is fresh (`CACHE_TTL`, default 24h).
     pub cache_ttl: Duration,
+    /// When the pull sync runs (`SYNC_SCHEDULE`, cron, default every 30 minutes; `off` for never).
+    pub sync_schedule: Option<cron::Schedule>,
+    /// Also run a sync at start (`SYNC_ON_START`, default false).
+    pub sync_on_start: bool,
+    /// How far before the cursor each incremental search starts (`SYNC_OVERLAP`, default 5m),
+    /// so contacts HubSpot's lagging search index had not shown yet are not missed.
+    pub sync_overlap: Duration,
     pub hubspot: HubSpotSettings,
     pub version: String,
     pub slot: String,
@@ -236,9 +243,30 @@ impl Settings {
                 )
             })?,
         };
+        let sync_schedule = match get("SYNC_SCHEDULE") {
+            Some(raw) if raw.trim().eq_ignore_ascii_case("off") => None,
+            raw => Some(
+                crate::sync::parse_schedule(raw.as_deref().unwrap_or("*/30 * * * *"))
+                    .map_err(|m| bad("SYNC_SCHEDULE", m))?,
+            ),
+        };
+        let sync_on_start =
+            get("SYNC_ON_START").map_or(Ok(false), |v| parse_bool("SYNC_ON_START", &v))?;
+        let sync_overlap = match get("SYNC_OVERLAP") {
+            None => Duration::from_secs(300),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| {
+                bad(
+                    "SYNC_OVERLAP",
+                    format!("'{raw}' is not a duration; write e.g. 5m"),
+                )
+            })?,
+        };
         Ok(Settings {
             listen,
             outbox_lease,
+            sync_schedule,
+            sync_on_start,
+            sync_overlap,
             webhook_secret: get("HUBSPOT_CLIENT_SECRET").map(|t| Secret::new(t.trim())),
             webhook_versions,
             cache_ttl,

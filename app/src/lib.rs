@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cache`]: contacts as last read from HubSpot (by id, email, phone), TTL, stale serving.
 //! - [`webhooks`]: signature checks, the durable event inbox and its processor.
+//! - [`sync`]: incremental pull of contacts (cursor, 10k search cap, resumable) on a schedule.
 //! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
 //! - [`db`]: the app's SQLite database (migrations at start; the audit log of admin lookups).
 //! - [`contacts`]: contact domain types, validated at the edge.
@@ -24,11 +25,13 @@ pub mod mask;
 pub mod outbox;
 pub mod routes;
 pub mod serve;
+pub mod sync;
 pub mod webhooks;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -67,6 +70,7 @@ impl Application {
         );
         let inbox = crate::webhooks::Inbox::new(db.clone());
         let cache = crate::cache::Cache::new(db.clone(), settings.cache_ttl);
+        let sync = crate::sync::Sync::new(db.clone(), cache.clone(), settings.sync_overlap);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
@@ -85,6 +89,7 @@ impl Application {
                 outbox,
                 inbox,
                 cache,
+                sync,
                 drain: Arc::default(),
             }),
         })
@@ -132,6 +137,27 @@ impl Application {
                 worker_stop.subscribe(),
             ))
         });
+        let scheduler = self.state.hubspot.as_ref().and_then(|client| {
+            let schedule = self.state.settings.sync_schedule.clone()?;
+            let (sync, client) = (self.state.sync.clone(), client.clone());
+            let on_start = self.state.settings.sync_on_start;
+            let mut stop = worker_stop.subscribe();
+            Some(tokio::spawn(async move {
+                let mut first = on_start;
+                loop {
+                    let wait = if first { Duration::ZERO } else { crate::sync::next_run(&schedule).unwrap_or(Duration::from_secs(1800)) };
+                    first = false;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return,
+                    }
+                    // Blue and green both schedule; the database lets one run at a time.
+                    if let Err(e) = sync.run(&client).await {
+                        tracing::info!(error = %crate::mask::text(&e.to_string()), "scheduled sync did not run to the end");
+                    }
+                }
+            }))
+        });
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;
         let socket_path = self.state.settings.socket.clone();
@@ -175,6 +201,9 @@ impl Application {
         // The worker finishes the batch in flight (bounded by HUBSPOT_TIMEOUT) and stops; an
         // item it had claimed but not sent keeps its lease until it expires, then is sent.
         let _ = worker_stop.send(true);
+        if let Some(scheduler) = scheduler {
+            scheduler.abort(); // a run cut here resumes from its last committed page
+        }
         for task in [worker, processor].into_iter().flatten() {
             let _ = task.await;
         }

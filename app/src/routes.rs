@@ -25,6 +25,7 @@ pub struct AppState {
     pub outbox: crate::outbox::Outbox,
     pub inbox: crate::webhooks::Inbox,
     pub cache: crate::cache::Cache,
+    pub sync: crate::sync::Sync,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: std::sync::Arc<crate::serve::Drain>,
 }
@@ -55,6 +56,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/contacts/lookup", get(lookup_phone).post(lookup_phones))
         .route("/api/stats", get(stats))
+        .route("/api/sync/run", axum::routing::post(run_sync))
         .route("/metrics", get(metrics))
         .route("/api/outbox/{id}/retry", axum::routing::post(retry_outbox))
         .route("/api/contacts/search", get(search_contacts))
@@ -294,8 +296,8 @@ impl axum::extract::FromRequestParts<Shared> for AdminAuth {
     }
 }
 
-fn hubspot_client(s: &AppState) -> Result<&HubSpotClient, Reply> {
-    s.hubspot.as_deref().ok_or_else(|| {
+fn hubspot_client(s: &AppState) -> Result<&Arc<HubSpotClient>, Reply> {
+    s.hubspot.as_ref().ok_or_else(|| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "disabled", "message": "HubSpot integration is disabled (HUBSPOT_ENABLED=false)"})),
@@ -702,8 +704,36 @@ async fn collect_stats(s: &AppState) -> Value {
             "stale_served": c.stale_served.load(Relaxed),
             "hit_rate": if hits + misses == 0 { Value::Null } else { json!(hits as f64 / (hits + misses) as f64) },
         },
+        "sync": s.sync.status().await.ok(),
         "connections": s.drain.open_connections(),
     })
+}
+
+/// `POST /api/sync/run` (admin): starts a pull sync now; 202, or 409 when one is running.
+async fn run_sync(_: AdminAuth, State(s): State<Shared>) -> Result<Reply, Reply> {
+    let client = hubspot_client(&s)?.clone();
+    let status = s.sync.status().await.map_err(|e| {
+        tracing::error!(error = %e, "sync status");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "message": "database unavailable"})),
+        )
+    })?;
+    if status.status == "syncing" {
+        return Err((
+            StatusCode::CONFLICT,
+            Json(
+                json!({"status": "running", "message": "a sync is already running", "sync": status}),
+            ),
+        ));
+    }
+    let sync = s.sync.clone();
+    tokio::spawn(async move {
+        if let Err(e) = sync.run(&client).await {
+            tracing::warn!(error = %crate::mask::text(&e.to_string()), "requested sync did not finish");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "started"}))))
 }
 
 /// `GET /api/stats` (admin): the service's figures as JSON.

@@ -324,13 +324,7 @@ impl Inbox {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| {
-                (
-                    r.get("id"),
-                    r.get("subscription_type"),
-                    r.get("object_id"),
-                )
-            })
+            .map(|r| (r.get("id"), r.get("subscription_type"), r.get("object_id")))
             .collect())
     }
 
