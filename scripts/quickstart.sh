@@ -24,22 +24,28 @@ docker run -d --name hubspot-sim --network hubspot-app-net "$sim_image" >/dev/nu
 # A dummy token for the simulator; real secrets go in .env (never committed).
 [ -f .env.local ] || printf 'HUBSPOT_ACCESS_TOKEN=pat-local-simulator\nADMIN_TOKEN=%s\n' "$(openssl rand -hex 16)" > .env.local
 
+# GET /api/hubspot/test through nginx; fails unless it answers 200 from slot $1.
 ask() {
-  curl -sS -k --retry 3 https://localhost/api/hubspot/test | tee /dev/stderr | grep -o '"slot":"[a-z]*"'
+  local body
+  body="$(curl -sS -k --fail-with-body https://localhost/api/hubspot/test)"
+  echo "$body"
+  grep -q "\"slot\":\"$1\"" <<<"$body" || { echo "quickstart: expected slot $1" >&2; exit 1; }
 }
 
 step "deployer up --dry-run"
 deployer up --dry-run
 step "deployer up"
 deployer up
-ask
+live="$(deployer status --json | sed -n 's/^  "live": "\(.*\)",$/\1/p')"
+ask "$live"
+other=green; [ "$live" = green ] && other=blue
 step "deployer up (again: to the other slot)"
 deployer up
 step "curl -k https://localhost/api/hubspot/test"
-ask
+ask "$other"
 step "deployer rollback"
 deployer rollback
-ask
+ask "$live"
 step "deployer status"
 deployer status
 echo
