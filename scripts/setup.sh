@@ -5,6 +5,7 @@
 #   - wrk (Debian package): the load generator of the benchmark scripts.
 #   - .venv/ with HubSpot's official Python client, for the simulator's proof test.
 #   - openssl (Debian package) and a self-signed pair in ssl/ for nginx's HTTPS.
+#   - chromium (Debian package): the dashboard's browser test, headless.
 #   - local/nginx:bookworm, made with debootstrap (scripts/make-base-images.sh): no registry here.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +17,7 @@ command -v wrk >/dev/null || need_apt+=(wrk)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: need Debian packages ${need_apt[*]}: run as root or install them" >&2; exit 1

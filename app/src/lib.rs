@@ -4,6 +4,7 @@
 //! - [`cache`]: contacts as last read from HubSpot (by id, email, phone), TTL, stale serving.
 //! - [`webhooks`]: signature checks, the durable event inbox and its processor.
 //! - [`sync`]: incremental pull of contacts (cursor, 10k search cap, resumable) on a schedule.
+//! - [`dashboard`]: `/dashboard`, server-rendered (tera), behind the admin token or a session.
 //! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
 //! - [`db`]: the app's SQLite database (migrations at start; the audit log of admin lookups).
 //! - [`contacts`]: contact domain types, validated at the edge.
@@ -18,6 +19,7 @@
 pub mod cache;
 pub mod config;
 pub mod contacts;
+pub mod dashboard;
 pub mod db;
 pub mod healthcheck;
 pub mod hubspot;

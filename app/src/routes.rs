@@ -57,6 +57,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/contacts/lookup", get(lookup_phone).post(lookup_phones))
         .route("/api/stats", get(stats))
         .route("/api/sync/run", axum::routing::post(run_sync))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard/login", axum::routing::post(crate::dashboard::login))
         .route("/metrics", get(metrics))
         .route("/api/outbox/{id}/retry", axum::routing::post(retry_outbox))
         .route("/api/contacts/search", get(search_contacts))
@@ -680,8 +682,8 @@ async fn lookup_phones(
     Ok((StatusCode::OK, Json(json!({"results": results}))))
 }
 
-/// The figures `/api/stats` and `/metrics` show.
-async fn collect_stats(s: &AppState) -> Value {
+/// The figures `/api/stats`, `/metrics` and the dashboard show.
+pub async fn collect_stats(s: &AppState) -> Value {
     use std::sync::atomic::Ordering::Relaxed;
     let depth = s.outbox.depth().await.ok();
     let w = &s.inbox.stats;
@@ -705,6 +707,17 @@ async fn collect_stats(s: &AppState) -> Value {
             "hit_rate": if hits + misses == 0 { Value::Null } else { json!(hits as f64 / (hits + misses) as f64) },
         },
         "sync": s.sync.status().await.ok(),
+        "hubspot": s.hubspot.as_ref().map(|h| {
+            let st = &h.stats;
+            let attempts = st.attempts.load(Relaxed);
+            json!({
+                "attempts": attempts,
+                "failures": st.failures.load(Relaxed),
+                "rate_limited": st.rate_limited.load(Relaxed),
+                "latency_mean_ms": if attempts == 0 { 0.0 } else { (st.latency_total_us.load(Relaxed) as f64 / attempts as f64 / 100.0).round() / 10.0 },
+                "latency_max_ms": (st.latency_max_us.load(Relaxed) as f64 / 100.0).round() / 10.0,
+            })
+        }).unwrap_or_else(|| json!({"attempts": 0, "failures": 0, "rate_limited": 0, "latency_mean_ms": 0, "latency_max_ms": 0})),
         "connections": s.drain.open_connections(),
     })
 }

@@ -69,8 +69,19 @@ pub struct AccountDetails {
     pub time_zone: Option<String>,
 }
 
+/// Counts of HubSpot calls (each attempt), for `/api/stats`, `/metrics` and the dashboard.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    pub attempts: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+    pub rate_limited: std::sync::atomic::AtomicU64,
+    pub latency_total_us: std::sync::atomic::AtomicU64,
+    pub latency_max_us: std::sync::atomic::AtomicU64,
+}
+
 #[derive(Debug)]
 pub struct HubSpotClient {
+    pub stats: CallStats,
     http: reqwest::Client,
     base: reqwest::Url,
     token: Secret,
@@ -97,6 +108,7 @@ impl HubSpotClient {
             .build()?;
         let (max, span) = settings.rate_limit;
         Ok(Self {
+            stats: CallStats::default(),
             http,
             base: settings.base_url.clone(),
             token,
@@ -149,6 +161,20 @@ impl HubSpotClient {
     /// all within `HUBSPOT_TIMEOUT` counted from the first send (each attempt gets what is left;
     /// a retry that could not finish in time is not made).
     /// `idempotent`: whether a call that may have reached HubSpot can safely be sent again.
+    fn record(&self, took: Duration, error: Option<&HubSpotError>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let us = took.as_micros() as u64;
+        self.stats.attempts.fetch_add(1, Relaxed);
+        self.stats.latency_total_us.fetch_add(us, Relaxed);
+        self.stats.latency_max_us.fetch_max(us, Relaxed);
+        if let Some(e) = error {
+            self.stats.failures.fetch_add(1, Relaxed);
+            if matches!(e, HubSpotError::Api { status: 429, .. }) {
+                self.stats.rate_limited.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -177,7 +203,10 @@ impl HubSpotClient {
             if let Some(body) = body {
                 req = req.json(body);
             }
-            let (failure, error) = match self.attempt(req).await {
+            let started = std::time::Instant::now();
+            let outcome = self.attempt(req).await;
+            self.record(started.elapsed(), outcome.as_ref().err().map(|(_, e)| e));
+            let (failure, error) = match outcome {
                 Ok(value) => return Ok(value),
                 Err(pair) => pair,
             };
