@@ -48,6 +48,7 @@ impl Cache {
         let updated = object["updatedAt"]
             .as_str()
             .or_else(|| p["lastmodifieddate"].as_str());
+        let mut w = self.db.write().await?;
         sqlx::query(
             "INSERT INTO contact_cache (hubspot_id, email, phone, contact, hs_updated_at, fetched_at)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -63,17 +64,18 @@ impl Cache {
         .bind(crate::contacts::present(object).to_string())
         .bind(updated)
         .bind(crate::outbox::now_ms())
-        .execute(self.db.pool())
+        .execute(&mut *w.tx)
         .await?;
-        Ok(())
+        w.commit().await
     }
 
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        let mut w = self.db.write().await?;
         sqlx::query("DELETE FROM contact_cache WHERE hubspot_id = $1")
             .bind(id)
-            .execute(self.db.pool())
+            .execute(&mut *w.tx)
             .await?;
-        Ok(())
+        w.commit().await
     }
 
     /// Cached contacts with this E.164 phone, and whether the freshest is within the TTL.

@@ -12,6 +12,23 @@ use sqlx::SqlitePool;
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: SqlitePool,
+    /// One writer at a time within this process: SQLite allows one anyway, and waiting here
+    /// (a fair queue) is quicker than SQLite's busy handler, which sleeps in growing steps.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`: the write lock is taken up front, so a
+/// read-then-write never fails on upgrade) holding this process's writer turn.
+pub struct WriteTx {
+    pub tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> anyhow::Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 impl Db {
@@ -39,7 +56,17 @@ impl Db {
             .run(&pool)
             .await
             .context("database migrations failed")?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Default::default(),
+        })
+    }
+
+    /// Starts a write transaction; see [`WriteTx`].
+    pub async fn write(&self) -> anyhow::Result<WriteTx> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Readiness probe: one round trip, bounded by `within`.

@@ -111,7 +111,7 @@ impl Outbox {
     /// Returns the item id each contact landed in.
     pub async fn enqueue(&self, contacts: &[ContactInput]) -> anyhow::Result<Vec<i64>> {
         let now = now_ms();
-        let mut tx = self.db.pool().begin().await?;
+        let mut w = self.db.write().await?;
         let mut ids = Vec::with_capacity(contacts.len());
         for c in contacts {
             let email = c.email.as_str();
@@ -122,7 +122,7 @@ impl Outbox {
             )
             .bind(email)
             .bind(now)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *w.tx)
             .await?;
             let id = match existing {
                 Some(row) => {
@@ -134,7 +134,7 @@ impl Outbox {
                         .bind(serde_json::to_string(&merged)?)
                         .bind(now)
                         .bind(id)
-                        .execute(&mut *tx)
+                        .execute(&mut *w.tx)
                         .await?;
                     id
                 }
@@ -145,13 +145,13 @@ impl Outbox {
                 .bind(email)
                 .bind(serde_json::to_string(&stored(c))?)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *w.tx)
                 .await?
                 .get("id"),
             };
             ids.push(id);
         }
-        tx.commit().await?;
+        w.commit().await?;
         self.wake.notify_one();
         Ok(ids)
     }
@@ -159,6 +159,7 @@ impl Outbox {
     /// Claims up to [`BATCH`] due items for `owner`, atomically.
     pub async fn claim(&self, owner: &str) -> anyhow::Result<Vec<Item>> {
         let now = now_ms();
+        let mut w = self.db.write().await?;
         let items = sqlx::query_as::<_, Item>(
             "UPDATE outbox SET lease_owner = $1, lease_until = $2
              WHERE id IN (
@@ -172,12 +173,19 @@ impl Outbox {
         .bind(now + self.config.lease.as_millis() as i64)
         .bind(now)
         .bind(BATCH)
-        .fetch_all(self.db.pool())
+        .fetch_all(&mut *w.tx)
         .await?;
+        w.commit().await?;
         Ok(items)
     }
 
-    async fn mark_sent(&self, owner: &str, id: i64, hubspot_id: &str) -> anyhow::Result<()> {
+    async fn mark_sent(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        owner: &str,
+        id: i64,
+        hubspot_id: &str,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE outbox SET state = 'sent', hubspot_id = $1, lease_owner = NULL, lease_until = NULL,
                  attempts = attempts + 1, last_error = NULL, updated_at = $2
@@ -187,15 +195,17 @@ impl Outbox {
         .bind(now_ms())
         .bind(id)
         .bind(owner)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
         Ok(())
     }
 
     /// A failed attempt: back to pending after a backoff, or dead when `fatal` or out of
     /// attempts.
+    #[allow(clippy::too_many_arguments)]
     async fn mark_failed(
         &self,
+        tx: &mut sqlx::SqliteConnection,
         owner: &str,
         item: &Item,
         error: &str,
@@ -218,7 +228,7 @@ impl Outbox {
         .bind(now_ms())
         .bind(item.id)
         .bind(owner)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
         Ok(())
     }
@@ -253,31 +263,38 @@ impl Outbox {
         }
         let mut inputs = Vec::new();
         let mut groups = Vec::new();
+        let mut unusable = Vec::new();
         for (email, (properties, group)) in &by_email {
             match restore(email, &serde_json::to_string(properties)?) {
                 Ok(input) => {
                     inputs.push(input);
                     groups.push(group.clone());
                 }
-                Err(e) => {
-                    for item in group {
-                        self.mark_failed(owner, item, &e, true, None, jitter)
-                            .await?;
-                    }
-                }
+                Err(e) => unusable.extend(group.iter().map(|item| (*item, e.clone()))),
             }
         }
-        if inputs.is_empty() {
-            return Ok(items.len());
+        let sent = if inputs.is_empty() {
+            None
+        } else {
+            Some(client.upsert_contacts(&inputs).await)
+        };
+        // Every outcome of the batch in one write transaction.
+        let mut w = self.db.write().await?;
+        let tx = &mut *w.tx;
+        for (item, e) in unusable {
+            self.mark_failed(tx, owner, item, &e, true, None, jitter)
+                .await?;
         }
-        match client.upsert_contacts(&inputs).await {
-            Ok(results) => {
+        match sent {
+            None => {}
+            Some(Ok(results)) => {
                 for (result, group) in results.into_iter().zip(groups) {
                     for item in group {
                         match &result {
-                            Ok(done) => self.mark_sent(owner, item.id, &done.id).await?,
+                            Ok(done) => self.mark_sent(tx, owner, item.id, &done.id).await?,
                             Err(refused) => {
                                 self.mark_failed(
+                                    tx,
                                     owner,
                                     item,
                                     &format!("HubSpot refused it: {refused}"),
@@ -291,7 +308,7 @@ impl Outbox {
                     }
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 // A 429 that reaches here outlived the client's own retries (a DAILY limit, or a
                 // storm longer than HUBSPOT_TIMEOUT): wait a minute rather than seconds.
                 let retry_after = match &e {
@@ -301,12 +318,21 @@ impl Outbox {
                 tracing::warn!(error = %crate::mask::text(&e.to_string()), items = items.len(), "outbox batch failed; will retry");
                 for group in groups {
                     for item in group {
-                        self.mark_failed(owner, item, &e.to_string(), false, retry_after, jitter)
-                            .await?;
+                        self.mark_failed(
+                            tx,
+                            owner,
+                            item,
+                            &e.to_string(),
+                            false,
+                            retry_after,
+                            jitter,
+                        )
+                        .await?;
                     }
                 }
             }
         }
+        w.commit().await?;
         Ok(items.len())
     }
 

@@ -289,7 +289,7 @@ impl Inbox {
         events: &[(Event, serde_json::Value)],
     ) -> anyhow::Result<(usize, usize)> {
         let now = crate::outbox::now_ms();
-        let mut tx = self.db.pool().begin().await?;
+        let mut w = self.db.write().await?;
         let mut new = 0;
         for (e, payload) in events {
             let done = sqlx::query(
@@ -304,11 +304,11 @@ impl Inbox {
             .bind(payload.to_string())
             .bind(now)
             .bind(now + KEEP_EVENTS.as_millis() as i64)
-            .execute(&mut *tx)
+            .execute(&mut *w.tx)
             .await?;
             new += done.rows_affected() as usize;
         }
-        tx.commit().await?;
+        w.commit().await?;
         self.wake.notify_one();
         Ok((new, events.len() - new))
     }
@@ -330,14 +330,15 @@ impl Inbox {
 
     pub async fn mark_processed(&self, ids: &[i64]) -> anyhow::Result<()> {
         let now = crate::outbox::now_ms();
+        let mut w = self.db.write().await?;
         for id in ids {
             sqlx::query("UPDATE webhook_events SET processed_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(id)
-                .execute(self.db.pool())
+                .execute(&mut *w.tx)
                 .await?;
         }
-        Ok(())
+        w.commit().await
     }
 
     /// Deletes processed events past their expiry; returns how many.

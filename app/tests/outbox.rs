@@ -332,3 +332,79 @@ async fn an_app_killed_mid_batch_sends_everything_after_restart() {
     let stored = sim_contacts(&sim).await;
     assert_eq!(stored.len(), 300, "every contact arrived, none twice");
 }
+
+/// Producers keep writing while the worker claims and settles: every request is accepted (no
+/// "database is locked") and every contact is sent.
+#[tokio::test]
+async fn enqueueing_while_the_worker_sends_never_fails() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let vars = [
+        ("APP_LISTEN", "127.0.0.1:0".to_string()),
+        ("HUBSPOT_ACCESS_TOKEN", "pat-busy".to_string()),
+        ("HUBSPOT_BASE_URL", sim.base_url()),
+        ("HUBSPOT_RATE_LIMIT", "100000/10s".to_string()),
+        ("ADMIN_TOKEN", "admin-busy".to_string()),
+        ("DATABASE_URL", temp_db_url("busy")),
+        ("SYNC_SCHEDULE", "off".to_string()),
+    ];
+    let settings =
+        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+    let app = app::Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run(std::future::pending()));
+    let http = reqwest::Client::new();
+    let posts = (0..8).map(|b| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let contacts: Vec<Value> = (0..500)
+                .map(|i| json!({"email": format!("busy{b}x{i}@example.com")}))
+                .collect();
+            let r = http
+                .post(format!("{base}/api/contacts"))
+                .bearer_auth("admin-busy")
+                .json(&json!({"contacts": contacts}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.text().await.unwrap())
+        }
+    });
+    for (status, body) in futures_join_all(posts).await {
+        assert_eq!(status, 202, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r: Value = http
+            .get(format!("{base}/api/outbox?state=sent"))
+            .bearer_auth("admin-busy")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["depth"]["sent"] == 4000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", r["depth"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim_contacts(&sim).await.len(), 4000);
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+    F: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
