@@ -394,12 +394,11 @@ async fn enqueueing_while_the_worker_sends_never_fails() {
     assert_eq!(sim_contacts(&sim).await.len(), 4000);
 }
 
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+/// Runs the futures side by side (each on its own task) and returns their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
-    F: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     let mut out = Vec::new();
