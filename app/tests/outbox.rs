@@ -245,46 +245,115 @@ async fn two_workers_on_one_sqlite_file_never_send_an_item_twice() {
     assert!(sent.iter().all(|i| i.attempts == 1));
 }
 
+/// Starts the real `app` binary on `port` with the outbox worker running.
+fn app_process(
+    port: u16,
+    db: &str,
+    sim: &hubspot_sim::RunningSim,
+    admin: &str,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+        .env_clear()
+        .env("APP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HUBSPOT_ACCESS_TOKEN", "pat-process")
+        .env("HUBSPOT_BASE_URL", sim.base_url())
+        .env("HUBSPOT_TIMEOUT", "5s")
+        .env("HUBSPOT_RATE_LIMIT", "100000/10s")
+        .env("OUTBOX_LEASE", "6s")
+        .env("ADMIN_TOKEN", admin)
+        .env("DATABASE_URL", db)
+        .env("SYNC_SCHEDULE", "off")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("app at {base} not ready");
+}
+
+async fn sent(http: &reqwest::Client, base: &str, admin: &str) -> Value {
+    http.get(format!("{base}/api/outbox?state=sent"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Two real app processes, one SQLite file, both workers on: every contact is sent once.
+#[tokio::test]
+async fn two_app_processes_on_one_sqlite_file_send_each_item_once() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let db = temp_db_url("two-processes");
+    let http = reqwest::Client::new();
+    let (pa, pb) = (free_port(), free_port());
+    let (ba, bb) = (
+        format!("http://127.0.0.1:{pa}"),
+        format!("http://127.0.0.1:{pb}"),
+    );
+    let mut a = app_process(pa, &db, &sim, "admin-two");
+    wait_ready(&http, &ba).await; // migrations run once, by the first
+    let mut b = app_process(pb, &db, &sim, "admin-two");
+    wait_ready(&http, &bb).await;
+    for (i, base) in [&ba, &bb, &ba].into_iter().enumerate() {
+        let contacts: Vec<Value> = (0..1000)
+            .map(|n| json!({"email": format!("two{i}x{n}@example.com")}))
+            .collect();
+        let r = http
+            .post(format!("{base}/api/contacts"))
+            .bearer_auth("admin-two")
+            .json(&json!({"contacts": contacts}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent(&http, &bb, "admin-two").await["depth"]["sent"] != 3000 {
+        assert!(Instant::now() < deadline, "not all sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for p in [&mut a, &mut b] {
+        p.kill().unwrap();
+        p.wait().unwrap();
+    }
+    assert_eq!(sim_contacts(&sim).await.len(), 3000);
+    assert_eq!(
+        upsert_calls(&sim).await,
+        [(200, 30)],
+        "30 full batches: no item sent twice"
+    );
+}
+
 /// The real `app` binary, killed with SIGKILL while a batch is in flight, restarted on the same
 /// database: every contact arrives, none twice.
 #[tokio::test]
 async fn an_app_killed_mid_batch_sends_everything_after_restart() {
     let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
     let db = temp_db_url("killed");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_app"))
-            .env_clear()
-            .env("APP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("HUBSPOT_ACCESS_TOKEN", "pat-killed")
-            .env("HUBSPOT_BASE_URL", sim.base_url())
-            .env("HUBSPOT_TIMEOUT", "5s")
-            .env("OUTBOX_LEASE", "6s")
-            .env("ADMIN_TOKEN", "admin-killed")
-            .env("DATABASE_URL", &db)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .unwrap()
-    };
+    let port = free_port();
+    let start = || app_process(port, &db, &sim, "admin-killed");
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let wait_ready = || async {
-        for _ in 0..200 {
-            if http
-                .get(format!("{base}/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("app not ready");
-    };
     // Batches hang for 3 s at HubSpot: the kill lands while the first is in flight.
     http.post(format!("{}/_sim/faults", sim.base_url()))
         .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1, "latency_ms": 3000}))
@@ -292,7 +361,7 @@ async fn an_app_killed_mid_batch_sends_everything_after_restart() {
         .await
         .unwrap();
     let mut app = start();
-    wait_ready().await;
+    wait_ready(&http, &base).await;
     let contacts: Vec<Value> = (0..300)
         .map(|i| json!({"email": format!("k{i}@example.com"), "firstname": "K"}))
         .collect();
@@ -309,18 +378,10 @@ async fn an_app_killed_mid_batch_sends_everything_after_restart() {
     app.wait().unwrap();
 
     let mut app = start();
-    wait_ready().await;
+    wait_ready(&http, &base).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let r: Value = http
-            .get(format!("{base}/api/outbox?state=sent"))
-            .bearer_auth("admin-killed")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = sent(&http, &base, "admin-killed").await;
         if r["depth"]["sent"] == 300 {
             break;
         }
