@@ -1,8 +1,9 @@
 //! The app over real HTTP against a real (in-process) HubSpot simulator.
 
+mod common;
+
 use std::time::Duration;
 
-use app::config::Settings;
 use app::Application;
 use hubspot_sim::SimConfig;
 use serde_json::{json, Value};
@@ -28,9 +29,7 @@ async fn spawn_app(sim_config: SimConfig, extra: &[(&str, &str)]) -> TestApp {
         vars.retain(|(name, _)| name != k);
         vars.push((k.to_string(), v.to_string()));
     }
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run(std::future::pending()));
@@ -185,14 +184,7 @@ impl TestApp {
 
     /// Statuses the simulator gave for account-info, in status order, with counts.
     async fn account_info_statuses(&self) -> Vec<(u64, u64)> {
-        let stats: Value = self.sim_get("/_sim/stats").await;
-        stats["byRoute"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["route"] == "/account-info/v3/details")
-            .map(|r| (r["status"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
-            .collect()
+        common::route_statuses(&self.sim, "/account-info/v3/details").await
     }
 }
 
@@ -538,9 +530,7 @@ async fn shutdown_finishes_requests_in_flight() {
         ("HUBSPOT_BASE_URL", sim.base_url()),
         ("DATABASE_URL", "sqlite::memory:".to_string()),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -618,10 +608,6 @@ async fn sigterm_drains_keep_alive_connections_without_cutting_them() {
     let socket = dir.join("blue.sock");
     // A plain file in the way is refused with a clear error; a stale socket is replaced.
     std::fs::write(&socket, "").unwrap();
-    let settings_with = |vars: &[(&str, String)]| {
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap()
-    };
     let vars = [
         ("APP_LISTEN", "127.0.0.1:0".to_string()),
         ("HUBSPOT_ENABLED", "false".to_string()),
@@ -629,14 +615,14 @@ async fn sigterm_drains_keep_alive_connections_without_cutting_them() {
         ("APP_SOCKET", socket.display().to_string()),
         ("APP_DRAIN_TIMEOUT", "20s".to_string()),
     ];
-    let err = Application::build(settings_with(&vars))
+    let err = Application::build(common::settings(&vars))
         .await
         .err()
         .unwrap();
     assert!(format!("{err:#}").contains("is not a socket"), "{err:#}");
     std::fs::remove_file(&socket).unwrap();
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap()); // leaves a stale socket
-    let app = Application::build(settings_with(&vars)).await.unwrap();
+    let app = Application::build(common::settings(&vars)).await.unwrap();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(
         mode & 0o777,

@@ -1,6 +1,7 @@
 //! The HubSpot client on its own, against the simulator.
 
-use app::config::Settings;
+mod common;
+
 use app::hubspot::HubSpotClient;
 use hubspot_sim::SimConfig;
 use serde_json::json;
@@ -20,9 +21,7 @@ async fn list_contacts_pages_through_everything_once() {
         ("HUBSPOT_ACCESS_TOKEN", "pat".to_string()),
         ("HUBSPOT_BASE_URL", base),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     let client =
         HubSpotClient::new(&settings.hubspot, settings.hubspot.token.clone().unwrap()).unwrap();
 

@@ -1,9 +1,10 @@
 //! The dashboard in a real browser (headless Chromium): sign in with the admin token, and the
 //! page shows the live figures after real work against the simulator.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use app::config::Settings;
 use app::Application;
 use hubspot_sim::SimConfig;
 use serde_json::{json, Value};
@@ -62,9 +63,7 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         ("DATABASE_URL", "sqlite::memory:".to_string()),
         ("SYNC_SCHEDULE", "off".to_string()),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run(std::future::pending()));

@@ -2,9 +2,10 @@
 //! back, dead letters and replay, two workers on one SQLite file, and the real `app` process
 //! killed with SIGKILL mid-batch then restarted.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use app::config::Settings;
 use app::contacts::{ContactInput, ContactRequest};
 use app::db::Db;
 use app::hubspot::HubSpotClient;
@@ -25,9 +26,7 @@ fn client(sim: &hubspot_sim::RunningSim) -> HubSpotClient {
         ("HUBSPOT_BASE_URL", sim.base_url()),
         ("HUBSPOT_TIMEOUT", "3s".to_string()),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     HubSpotClient::new(&settings.hubspot, settings.hubspot.token.clone().unwrap()).unwrap()
 }
 
@@ -60,17 +59,10 @@ async fn sim_json(sim: &hubspot_sim::RunningSim, path: &str) -> Value {
         .unwrap()
 }
 
-/// Upsert requests the simulator answered, by status.
+/// Upsert requests the simulator answered, by status. The simulator counts by route pattern;
+/// the app makes no other batch call.
 async fn upsert_calls(sim: &hubspot_sim::RunningSim) -> Vec<(u64, u64)> {
-    let stats = sim_json(sim, "/_sim/stats").await;
-    stats["byRoute"]
-        .as_array()
-        .unwrap()
-        .iter()
-        // The simulator counts by route pattern; the app makes no other batch call.
-        .filter(|r| r["route"] == "/crm/v3/objects/{object_type}/batch/{action}")
-        .map(|r| (r["status"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
-        .collect()
+    common::route_statuses(sim, "/crm/v3/objects/{object_type}/batch/{action}").await
 }
 
 /// Every contact in the simulator: email → firstname. Fails on a duplicate email.
@@ -408,9 +400,7 @@ async fn enqueueing_while_the_worker_sends_never_fails() {
         ("DATABASE_URL", temp_db_url("busy")),
         ("SYNC_SCHEDULE", "off".to_string()),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     let app = app::Application::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run(std::future::pending()));

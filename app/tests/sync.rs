@@ -2,9 +2,10 @@
 //! only what changed, the 10,000-result search cap with more than 10,000 contacts sharing one
 //! timestamp, and a run killed mid-way that the next run resumes.
 
+mod common;
+
 use std::time::Duration;
 
-use app::config::Settings;
 use app::Application;
 use hubspot_sim::SimConfig;
 use serde_json::{json, Value};
@@ -29,9 +30,7 @@ async fn spawn(sim: SimConfig) -> T {
         ("SYNC_SCHEDULE", "off".to_string()),
         ("SYNC_OVERLAP", "1s".to_string()),
     ];
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     let app = Application::build(settings).await.unwrap();
     let state = app.state();
     tokio::spawn(app.run(std::future::pending()));

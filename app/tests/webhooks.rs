@@ -3,9 +3,10 @@
 //! malformed and oversized bodies are refused; a phone lookup serves a stale cache entry when
 //! HubSpot is down.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use app::config::Settings;
 use app::Application;
 use hubspot_sim::{SignatureVersion, SimConfig, WebhookConfig};
 use serde_json::{json, Value};
@@ -53,9 +54,7 @@ async fn spawn(duplicates: f64, extra: &[(&str, &str)]) -> T {
         vars.retain(|(n, _)| n != k);
         vars.push((k.to_string(), v.to_string()));
     }
-    let settings =
-        Settings::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
-            .unwrap();
+    let settings = common::settings(&vars);
     let app = Application::build(settings).await.unwrap();
     tokio::spawn(app.run(std::future::pending()));
     T {
