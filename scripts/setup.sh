@@ -6,6 +6,8 @@
 #   - .venv/ with HubSpot's official Python client, for the simulator's proof test.
 #   - openssl (Debian package) and a self-signed pair in ssl/ for nginx's HTTPS.
 #   - chromium (Debian package): the dashboard's browser test, headless.
+#   - PostgreSQL (Debian package), started, with role and database for the tests
+#     (scripts/ensure-postgres.sh).
 #   - local/nginx:bookworm, made with debootstrap (scripts/make-base-images.sh): no registry here.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,5 +39,6 @@ fi
 
 "$root/scripts/ensure-python-client.sh" >/dev/null
 "$root/scripts/gen-self-signed.sh" >&2
+"$root/scripts/ensure-postgres.sh" >/dev/null
 "$root/scripts/make-base-images.sh" >&2
 echo "setup: ok" >&2

@@ -44,7 +44,7 @@ pub struct Settings {
     pub socket: Option<std::path::PathBuf>,
     /// On SIGTERM, how long to wait for open connections to close before stopping anyway.
     pub drain_timeout: Duration,
-    /// `sqlite://…` (default `sqlite://app.db`, created if missing).
+    /// `sqlite://…` (default `sqlite://app.db`, created if missing) or `postgres://…`.
     pub database_url: String,
     /// Run the outbox worker in this process (`OUTBOX_WORKER`, default true).
     pub outbox_worker: bool,
@@ -185,11 +185,11 @@ impl Settings {
             })?,
         };
         let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://app.db".into());
-        if !database_url.starts_with("sqlite:") {
+        if crate::db::Backend::of(&database_url).is_none() {
             return Err(bad(
                 "DATABASE_URL",
                 format!(
-                    "'{}' is not supported; use a SQLite URL like sqlite://data/app.db",
+                    "'{}' is not supported; use sqlite://data/app.db or postgres://user:password@host/db",
                     database_url.split('@').next_back().unwrap_or_default()
                 ),
             ));

@@ -1,26 +1,47 @@
 //! The app's own database: SQLite by default (one file under a volume, WAL so blue and green can
-//! share it during a switch). Migrations are embedded and run at start; they are idempotent.
+//! share it during a switch), PostgreSQL in production if wanted. One code path serves both
+//! (sqlx's `Any` driver, portable SQL with `$n` parameters); the migrations are the same schema
+//! written once per dialect (`migrations/sqlite`, `migrations/postgres`), embedded and run at
+//! start, idempotently.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use sha2::Digest;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     /// One writer at a time within this process: SQLite allows one anyway, and waiting here
     /// (a fair queue) is quicker than SQLite's busy handler, which sleeps in growing steps.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write transaction (`BEGIN IMMEDIATE`: the write lock is taken up front, so a
-/// read-then-write never fails on upgrade) holding this process's writer turn.
+/// A write transaction holding this process's writer turn. On SQLite it is `BEGIN IMMEDIATE`
+/// (the write lock is taken up front, so a read-then-write never fails on upgrade).
 pub struct WriteTx {
-    pub tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    pub tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
@@ -31,41 +52,77 @@ impl WriteTx {
     }
 }
 
+/// The URL with a password, if any, replaced: safe to show.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 impl Db {
-    /// Opens (creating the file if needed) and migrates the database at `url`.
+    /// Opens (a SQLite file is created if needed) and migrates the database at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| {
-                format!("DATABASE_URL '{url}' is not a SQLite URL; write e.g. sqlite://data/app.db")
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        // An in-memory database exists once per connection: keep exactly one.
+        sqlx::any::install_default_drivers();
+        let shown = redact(url);
+        let backend = Backend::of(url).with_context(|| {
+            format!("DATABASE_URL '{shown}' is neither sqlite:… nor postgres://…; write e.g. sqlite://data/app.db")
+        })?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            }
+            _ => url.to_string(),
+        };
+        // An in-memory SQLite database exists once per connection: keep exactly one.
         let max = if url.contains(":memory:") { 1 } else { 8 };
-        let pool = SqlitePoolOptions::new()
+        let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await
-            .with_context(|| {
-                format!("cannot open the database at DATABASE_URL '{url}' (is its directory there and writable?)")
+            .with_context(|| match backend {
+                Backend::Sqlite => format!("cannot open the database at DATABASE_URL '{shown}' (is its directory there and writable?)"),
+                Backend::Postgres => format!("cannot connect to DATABASE_URL '{shown}' (is PostgreSQL up, and the user, password and database right?)"),
             })?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .context("database migrations failed")?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
+        }
+        .context("database migrations failed")?;
         Ok(Self {
             pool,
+            backend,
             writer: Default::default(),
         })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Starts a write transaction; see [`WriteTx`].
     pub async fn write(&self) -> anyhow::Result<WriteTx> {
         let turn = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(WriteTx { tx, _turn: turn })
     }
 
@@ -83,7 +140,7 @@ impl Db {
     pub async fn audit(&self, actor: &str, action: &str, subject: AuditSubject<'_>, outcome: &str) {
         let at = chrono::Utc::now().to_rfc3339();
         let result = sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, subject, outcome) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, actor, action, subject, outcome) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(at)
         .bind(actor)
@@ -100,14 +157,14 @@ impl Db {
     /// The latest audit entries, newest first.
     pub async fn recent_audit(&self, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
         Ok(sqlx::query_as::<_, AuditEntry>(
-            "SELECT at, actor, action, subject, outcome FROM audit_log ORDER BY id DESC LIMIT ?",
+            "SELECT at, actor, action, subject, outcome FROM audit_log ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }

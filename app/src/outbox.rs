@@ -161,12 +161,16 @@ impl Outbox {
         let now = now_ms();
         let mut w = self.db.write().await?;
         let items = sqlx::query_as::<_, Item>(
+            // The conditions are repeated outside the subquery: on PostgreSQL a concurrent claim
+            // of the same rows waits, then re-checks them and finds them leased, so it skips
+            // them (SQLite runs one writer at a time anyway).
             "UPDATE outbox SET lease_owner = $1, lease_until = $2
              WHERE id IN (
                  SELECT id FROM outbox
                  WHERE state = 'pending' AND next_attempt_at <= $3
                    AND (lease_until IS NULL OR lease_until < $3)
                  ORDER BY id LIMIT $4)
+               AND state = 'pending' AND (lease_until IS NULL OR lease_until < $3)
              RETURNING id, email, properties, state, attempts, next_attempt_at, last_error, hubspot_id",
         )
         .bind(owner)
@@ -181,7 +185,7 @@ impl Outbox {
 
     async fn mark_sent(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         owner: &str,
         id: i64,
         hubspot_id: &str,
@@ -205,7 +209,7 @@ impl Outbox {
     #[allow(clippy::too_many_arguments)]
     async fn mark_failed(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         owner: &str,
         item: &Item,
         error: &str,

@@ -1,0 +1,151 @@
+//! The PostgreSQL store, against a real server (scripts/ensure-postgres.sh starts one; set
+//! TEST_POSTGRES_URL to use another): the same migrations and code as SQLite, and two real app
+//! processes on one database sending each outbox item exactly once.
+
+use std::time::{Duration, Instant};
+
+use app::db::Db;
+use hubspot_sim::SimConfig;
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+mod common;
+
+/// A fresh database of its own on the test server; returns its URL.
+async fn fresh_database(name: &str) -> String {
+    let admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://app:app@127.0.0.1:5432/app_test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("no PostgreSQL at {admin}: {e}; run scripts/ensure-postgres.sh (scripts/setup.sh does)")
+    });
+    let db = format!(
+        "app_{name}_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{db}")
+}
+
+#[tokio::test]
+async fn migrations_run_twice_and_the_store_works() {
+    let url = fresh_database("migrate").await;
+    let db = Db::connect(&url).await.unwrap();
+    assert_eq!(db.backend(), app::db::Backend::Postgres);
+    drop(db);
+    let db = Db::connect(&url).await.unwrap();
+    db.ping(Duration::from_secs(2)).await.unwrap();
+    db.audit(
+        "admin",
+        "lookup",
+        app::db::AuditSubject::Phone("+14155550100"),
+        "found",
+    )
+    .await;
+    let rows = db.recent_audit(5).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].subject.starts_with("sha256:"));
+    // A bad password is a clear error that does not echo it.
+    let bad = url.replacen("app:app@", "app:wrong-secret@", 1);
+    let err = format!("{:#}", Db::connect(&bad).await.unwrap_err());
+    assert!(
+        err.contains("cannot connect to DATABASE_URL") && !err.contains("wrong-secret"),
+        "{err}"
+    );
+}
+
+fn app_process(port: u16, db: &str, sim: &hubspot_sim::RunningSim) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+        .env_clear()
+        .env("APP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HUBSPOT_ACCESS_TOKEN", "pat-pg")
+        .env("HUBSPOT_BASE_URL", sim.base_url())
+        .env("HUBSPOT_RATE_LIMIT", "100000/10s")
+        .env("ADMIN_TOKEN", "admin-pg")
+        .env("DATABASE_URL", db)
+        .env("SYNC_SCHEDULE", "off")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let db = fresh_database("outbox").await;
+    let http = reqwest::Client::new();
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    // Both start at once: the migrations take PostgreSQL's advisory lock, one runs them.
+    let mut apps: Vec<_> = ports.iter().map(|p| app_process(*p, &db, &sim)).collect();
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    for base in &bases {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "{base} not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (i, base) in [&bases[0], &bases[1], &bases[0]].into_iter().enumerate() {
+        let contacts: Vec<Value> = (0..1000)
+            .map(|n| json!({"email": format!("pg{i}x{n}@example.com")}))
+            .collect();
+        let r = http
+            .post(format!("{base}/api/contacts"))
+            .bearer_auth("admin-pg")
+            .json(&json!({"contacts": contacts}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r: Value = http
+            .get(format!("{}/api/outbox?state=sent", bases[1]))
+            .bearer_auth("admin-pg")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["depth"]["sent"] == 3000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all sent: {}", r["depth"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for app in &mut apps {
+        app.kill().unwrap();
+        app.wait().unwrap();
+    }
+    let calls = common::route_statuses(&sim, "/crm/v3/objects/{object_type}/batch/{action}").await;
+    assert_eq!(calls, [(200, 30)], "30 full batches: no item sent twice");
+    let records: Value = reqwest::get(format!("{}/_sim/records/contacts", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(records["count"], 3000);
+}
