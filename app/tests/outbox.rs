@@ -170,6 +170,71 @@ async fn hubspot_down_then_back_loses_nothing_and_writes_each_contact_once() {
     assert_eq!((depth.sent, depth.dead), (150, 0));
 }
 
+/// HubSpot down for a minute and a half while the real worker runs with its backoff, then back:
+/// nothing lost, and each batch written once (3 successful calls for 250 contacts).
+#[tokio::test]
+async fn hubspot_down_for_minutes_then_back_with_the_worker_running() {
+    let sim = hubspot_sim::spawn(SimConfig::default()).await.unwrap();
+    let outbox = Outbox::new(
+        Db::connect(&temp_db_url("outage")).await.unwrap(),
+        OutboxConfig {
+            max_attempts: 100,
+            lease: Duration::from_secs(10),
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+        },
+    );
+    let http = reqwest::Client::new();
+    let fault: Value = http
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 503}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contacts: Vec<ContactInput> = (0..250)
+        .map(|i| contact(&format!("o{i}@example.com"), "O"))
+        .collect();
+    outbox.enqueue(&contacts).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(outbox.clone().run(
+        std::sync::Arc::new(client(&sim)),
+        "w-outage".into(),
+        stopped,
+    ));
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let failed_meanwhile = upsert_calls(&sim).await;
+    assert!(
+        failed_meanwhile.iter().all(|(s, _)| *s == 503),
+        "{failed_meanwhile:?}"
+    );
+    assert_eq!(outbox.depth().await.unwrap().sent, 0);
+    http.delete(format!("{}/_sim/faults/{}", sim.base_url(), fault["id"]))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while outbox.depth().await.unwrap().sent < 250 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            outbox.depth().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    assert_eq!(sim_contacts(&sim).await.len(), 250, "nothing lost");
+    let ok_calls = upsert_calls(&sim)
+        .await
+        .into_iter()
+        .find(|(s, _)| *s == 200);
+    assert_eq!(ok_calls, Some((200, 3)), "each batch written once");
+    assert_eq!(outbox.depth().await.unwrap().dead, 0);
+}
+
 #[tokio::test]
 async fn items_that_keep_failing_go_dead_and_can_be_replayed() {
     let sim = hubspot_sim::spawn(SimConfig::default()).await.unwrap();
