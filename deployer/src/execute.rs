@@ -81,11 +81,7 @@ impl Executor<'_> {
         // the container and then failed).
         let started = plan.steps[..=failed].iter().find_map(|s| match s {
             Step::RunSlot { spec, .. } => Some(spec.name.clone()),
-            Step::StartContainer { name }
-                if plan.from != Some(plan.to) && name.ends_with(plan.to.name()) =>
-            {
-                Some(name.clone())
-            }
+            Step::StartKeptSlot { name, .. } => Some(name.clone()),
             _ => None,
         });
         if let Some(name) = started {
@@ -166,7 +162,7 @@ impl Executor<'_> {
                 engine.run(spec).await?;
                 self.expect_running(&spec.name).await?;
             }
-            Step::StartContainer { name } => {
+            Step::StartContainer { name } | Step::StartKeptSlot { name, .. } => {
                 engine.start(name).await?;
             }
             Step::PrepareSocketDir { container } => {

@@ -175,6 +175,11 @@ pub enum Step {
     StartContainer {
         name: String,
     },
+    /// Rollback: start the slot kept (stopped) by the last deploy.
+    StartKeptSlot {
+        slot: Slot,
+        name: String,
+    },
     PrepareSocketDir {
         container: String,
     },
@@ -244,6 +249,9 @@ impl fmt::Display for Step {
                 spec.ports.iter().map(|(ip, h, c)| format!("{ip}:{h}->{c}")).collect::<Vec<_>>().join(", ")
             ),
             Step::StartContainer { name } => write!(f, "start the existing container {name}"),
+            Step::StartKeptSlot { slot, name } => {
+                write!(f, "start the kept {slot} container {name}")
+            }
             Step::PrepareSocketDir { container } => {
                 write!(f, "make {} writable by both slots (in {container})", render::SOCKET_DIR)
             }
@@ -426,7 +434,8 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
         }
         Intent::Rollback => {
             if !observed.slot(to).is_some_and(|c| c.running) {
-                steps.push(Step::StartContainer {
+                steps.push(Step::StartKeptSlot {
+                    slot: to,
                     name: target_name.clone(),
                 });
             }
@@ -779,7 +788,7 @@ nginx:
     #[test]
     fn rollback_restarts_the_kept_slot_and_switches_back() {
         let s = steps(Intent::Rollback, &settled(Slot::Green));
-        assert_eq!(s[0], "start the existing container shop-blue");
+        assert_eq!(s[0], "start the kept blue container shop-blue");
         assert!(s[1].starts_with("wait until blue answers 200"));
         assert!(s.contains(
             &"switch traffic green -> blue (atomic rename of live.sock; no reload)".to_string()

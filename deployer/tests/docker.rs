@@ -583,7 +583,7 @@ fn dry_run_changes_nothing_and_prints_the_plan() {
     assert!(out.contains("switch traffic green -> blue"), "{out}");
     let out = host.ok(&["rollback", "--dry-run"]);
     assert!(
-        out.contains("start the existing container dt-dryrun-blue"),
+        out.contains("start the kept blue container dt-dryrun-blue"),
         "{out}"
     );
     assert!(out.contains("switch traffic green -> blue"), "{out}");
