@@ -34,7 +34,7 @@ pub struct ContainerSpec {
     pub ports: Vec<(String, u16, u16)>,
     pub mounts: Vec<MountSpec>,
     pub network: String,
-    /// Other names on the network (e.g. `app-live`); empty for none.
+    /// The command, when not the image's own.
     pub cmd: Option<Vec<String>>,
     pub stop_signal: Option<String>,
 }
