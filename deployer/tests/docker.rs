@@ -85,7 +85,7 @@ impl Host {
         let mut yml = format!(
             "\
 service: {service}
-image: {IMAGE}
+image: {service}-img
 build:
   context: {root}
   dockerfile: app/Dockerfile
@@ -217,7 +217,7 @@ drain_timeout: 10s
             ],
             vec![
                 "images",
-                IMAGE,
+                &format!("{}-img", self.service),
                 "--format",
                 "{{.Repository}}:{{.Tag}} {{.ID}}",
             ],
@@ -257,6 +257,11 @@ drain_timeout: 10s
             &format!("{s}-sockets"),
         ]);
         docker(&["network", "rm", &format!("{s}-net")]);
+        // Images this service built (each test builds under its own repository name).
+        let ids = docker(&["images", "-q", &format!("{s}-img")]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            docker(&["rmi", "-f", id]);
+        }
     }
 }
 
@@ -328,7 +333,7 @@ fn first_deploy_builds_then_second_deploy_and_rollback_switch_without_dropping_a
 
     // First deploy on a bare host: builds through the Docker API, creates everything, blue.
     let out = host.ok(&["up"]);
-    assert!(out.contains("build image hubspot-app-test:"), "{out}");
+    assert!(out.contains("build image dt-flow-img:"), "{out}");
     assert!(out.contains("create network dt-flow-net"), "{out}");
     assert_eq!(host.serving(), "blue");
     let status = host.status();
@@ -579,7 +584,7 @@ fn dry_run_changes_nothing_and_prints_the_plan() {
     host.up();
     let before = host.snapshot();
     let out = host.ok(&["up", "--dry-run"]);
-    assert!(out.contains("build image hubspot-app-test:"), "{out}");
+    assert!(out.contains("build image dt-dryrun-img:"), "{out}");
     assert!(out.contains("switch traffic green -> blue"), "{out}");
     let out = host.ok(&["rollback", "--dry-run"]);
     assert!(
