@@ -302,49 +302,6 @@ async fn two_workers_on_one_sqlite_file_never_send_an_item_twice() {
     assert!(sent.iter().all(|i| i.attempts == 1));
 }
 
-/// Starts the real `app` binary on `port` with the outbox worker running.
-fn app_process(
-    port: u16,
-    db: &str,
-    sim: &hubspot_sim::RunningSim,
-    admin: &str,
-) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_app"))
-        .env_clear()
-        .env("APP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HUBSPOT_ACCESS_TOKEN", "pat-process")
-        .env("HUBSPOT_BASE_URL", sim.base_url())
-        .env("HUBSPOT_TIMEOUT", "5s")
-        .env("HUBSPOT_RATE_LIMIT", "100000/10s")
-        .env("OUTBOX_LEASE", "6s")
-        .env("ADMIN_TOKEN", admin)
-        .env("DATABASE_URL", db)
-        .env("SYNC_SCHEDULE", "off")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("app at {base} not ready");
-}
-
 async fn sent(http: &reqwest::Client, base: &str, admin: &str) -> Value {
     http.get(format!("{base}/api/outbox?state=sent"))
         .bearer_auth(admin)
@@ -362,15 +319,15 @@ async fn two_app_processes_on_one_sqlite_file_send_each_item_once() {
     let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
     let db = temp_db_url("two-processes");
     let http = reqwest::Client::new();
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb) = (common::free_port(), common::free_port());
     let (ba, bb) = (
         format!("http://127.0.0.1:{pa}"),
         format!("http://127.0.0.1:{pb}"),
     );
-    let mut a = app_process(pa, &db, &sim, "admin-two");
-    wait_ready(&http, &ba).await; // migrations run once, by the first
-    let mut b = app_process(pb, &db, &sim, "admin-two");
-    wait_ready(&http, &bb).await;
+    let mut a = common::app_process(pa, &db, &sim, "admin-two");
+    common::wait_ready(&http, &ba).await; // migrations run once, by the first
+    let mut b = common::app_process(pb, &db, &sim, "admin-two");
+    common::wait_ready(&http, &bb).await;
     for (i, base) in [&ba, &bb, &ba].into_iter().enumerate() {
         let contacts: Vec<Value> = (0..1000)
             .map(|n| json!({"email": format!("two{i}x{n}@example.com")}))
@@ -407,8 +364,8 @@ async fn two_app_processes_on_one_sqlite_file_send_each_item_once() {
 async fn an_app_killed_mid_batch_sends_everything_after_restart() {
     let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
     let db = temp_db_url("killed");
-    let port = free_port();
-    let start = || app_process(port, &db, &sim, "admin-killed");
+    let port = common::free_port();
+    let start = || common::app_process(port, &db, &sim, "admin-killed");
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     // Batches hang for 3 s at HubSpot: the kill lands while the first is in flight.
@@ -418,7 +375,7 @@ async fn an_app_killed_mid_batch_sends_everything_after_restart() {
         .await
         .unwrap();
     let mut app = start();
-    wait_ready(&http, &base).await;
+    common::wait_ready(&http, &base).await;
     let contacts: Vec<Value> = (0..300)
         .map(|i| json!({"email": format!("k{i}@example.com"), "firstname": "K"}))
         .collect();
@@ -435,7 +392,7 @@ async fn an_app_killed_mid_batch_sends_everything_after_restart() {
     app.wait().unwrap();
 
     let mut app = start();
-    wait_ready(&http, &base).await;
+    common::wait_ready(&http, &base).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let r = sent(&http, &base, "admin-killed").await;

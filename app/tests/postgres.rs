@@ -58,21 +58,6 @@ async fn migrations_run_twice_and_the_store_works() {
     );
 }
 
-fn app_process(port: u16, db: &str, sim: &hubspot_sim::RunningSim) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_app"))
-        .env_clear()
-        .env("APP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HUBSPOT_ACCESS_TOKEN", "pat-pg")
-        .env("HUBSPOT_BASE_URL", sim.base_url())
-        .env("HUBSPOT_RATE_LIMIT", "100000/10s")
-        .env("ADMIN_TOKEN", "admin-pg")
-        .env("DATABASE_URL", db)
-        .env("SYNC_SCHEDULE", "off")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
     let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
@@ -88,22 +73,16 @@ async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
         })
         .collect();
     // Both start at once: the migrations take PostgreSQL's advisory lock, one runs them.
-    let mut apps: Vec<_> = ports.iter().map(|p| app_process(*p, &db, &sim)).collect();
+    let mut apps: Vec<_> = ports
+        .iter()
+        .map(|p| common::app_process(*p, &db, &sim, "admin-pg"))
+        .collect();
     let bases: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
     for base in &bases {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(Instant::now() < deadline, "{base} not ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::wait_ready(&http, base).await;
     }
     for (i, base) in [&bases[0], &bases[1], &bases[0]].into_iter().enumerate() {
         let contacts: Vec<Value> = (0..1000)

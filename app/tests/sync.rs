@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use app::Application;
 use hubspot_sim::SimConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 
 struct T {
     state: app::routes::Shared,
@@ -67,21 +67,10 @@ impl T {
     }
 
     async fn requests(&self, route: &str) -> u64 {
-        let stats: Value = self
-            .http
-            .get(format!("{}/_sim/stats", self.sim.base_url()))
-            .send()
+        common::route_statuses(&self.sim, route)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["byRoute"]
-            .as_array()
-            .unwrap()
             .iter()
-            .filter(|r| r["route"] == route)
-            .map(|r| r["count"].as_u64().unwrap())
+            .map(|(_, n)| n)
             .sum()
     }
 

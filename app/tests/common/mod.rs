@@ -30,3 +30,47 @@ pub async fn route_statuses(sim: &hubspot_sim::RunningSim, route: &str) -> Vec<(
         .map(|r| (r["status"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
         .collect()
 }
+
+/// Starts the real `app` binary on `port` with the outbox worker running.
+pub fn app_process(
+    port: u16,
+    db: &str,
+    sim: &hubspot_sim::RunningSim,
+    admin: &str,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+        .env_clear()
+        .env("APP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HUBSPOT_ACCESS_TOKEN", "pat-process")
+        .env("HUBSPOT_BASE_URL", sim.base_url())
+        .env("HUBSPOT_TIMEOUT", "5s")
+        .env("HUBSPOT_RATE_LIMIT", "100000/10s")
+        .env("OUTBOX_LEASE", "6s")
+        .env("ADMIN_TOKEN", admin)
+        .env("DATABASE_URL", db)
+        .env("SYNC_SCHEDULE", "off")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Waits (up to 10 s) until the app at `base` answers `/ready` with 200.
+pub async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..400 {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("app at {base} not ready");
+}
