@@ -455,23 +455,7 @@ async fn enqueueing_while_the_worker_sends_never_fails() {
     for (status, body) in futures_join_all(posts).await {
         assert_eq!(status, 202, "{body}");
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r: Value = http
-            .get(format!("{base}/api/outbox?state=sent"))
-            .bearer_auth("admin-busy")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["depth"]["sent"] == 4000 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}", r["depth"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_all_sent(&http, &base, "admin-busy", 4000).await;
     assert_eq!(sim_contacts(&sim).await.len(), 4000);
 }
 

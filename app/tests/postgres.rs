@@ -2,7 +2,7 @@
 //! TEST_POSTGRES_URL to use another): the same migrations and code as SQLite, and two real app
 //! processes on one database sending each outbox item exactly once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use app::db::Db;
 use hubspot_sim::SimConfig;
@@ -97,23 +97,7 @@ async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
             .unwrap();
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r: Value = http
-            .get(format!("{}/api/outbox?state=sent", bases[1]))
-            .bearer_auth("admin-pg")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["depth"]["sent"] == 3000 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all sent: {}", r["depth"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_all_sent(&http, &bases[1], "admin-pg", 3000).await;
     for app in &mut apps {
         app.kill().unwrap();
         app.wait().unwrap();

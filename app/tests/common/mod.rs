@@ -74,3 +74,28 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     }
     panic!("app at {base} not ready");
 }
+
+/// Waits (up to 30 s) until the outbox of the app at `base` reports `count` items sent.
+pub async fn wait_all_sent(http: &reqwest::Client, base: &str, admin: &str, count: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r: Value = http
+            .get(format!("{base}/api/outbox?state=sent"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["depth"]["sent"] == count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all sent: {}",
+            r["depth"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
