@@ -24,22 +24,50 @@ fn chromium() -> &'static str {
     panic!("no Chromium found: run scripts/setup.sh (it installs Debian's chromium)");
 }
 
-/// Loads `page` (a file that signs in and lands on the dashboard) and returns the final DOM.
-fn browse(page: &std::path::Path) -> String {
-    let out = std::process::Command::new("timeout")
-        .arg("60")
-        .arg(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).to_string()
+/// Loads `url` (a page that signs in and lands on the dashboard) in headless Chromium, with a
+/// profile of its own, and returns the final DOM. A browser that fails to start (no DOM at all)
+/// is tried again, up to three times; its exit status and last stderr lines are in the panic.
+fn browse(url: &str, profile: &std::path::Path) -> String {
+    let mut failures = Vec::new();
+    for attempt in 1..=3 {
+        let out = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-breakpad",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                profile.join(attempt.to_string()).display()
+            ))
+            .arg(url)
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout).to_string();
+        if !dom.trim().is_empty() {
+            return dom;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.contains("dbus"))
+            .rev()
+            .take(15)
+            .collect();
+        failures.push(format!(
+            "attempt {attempt}: {} and no DOM; stderr ends with:\n{}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    panic!("Chromium gave no DOM:\n{}", failures.join("\n"));
 }
 
 fn figure(dom: &str, id: &str) -> String {
@@ -115,18 +143,24 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let dir = std::env::temp_dir().join(format!("app-dashboard-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let page = dir.join("signin.html");
-    std::fs::write(
-        &page,
-        format!(r#"<form method="post" action="{base}/dashboard/login"><input name="token" value="{ADMIN}"></form><script>document.forms[0].submit()</script>"#),
-    )
-    .unwrap();
+    // The page that signs in is served over http from 127.0.0.1 like the app, so the browser
+    // sees an ordinary local form post (no file:// origin).
+    let signin = format!(
+        r#"<form method="post" action="{base}/dashboard/login"><input name="token" value="{ADMIN}"></form><script>document.forms[0].submit()</script>"#
+    );
+    let pages = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let signin_url = format!("http://{}/signin", pages.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/signin",
+        axum::routing::get(move || async move { axum::response::Html(signin) }),
+    );
+    tokio::spawn(async move { axum::serve(pages, router).await });
+
+    let profile = std::env::temp_dir().join(format!("app-dashboard-{}", std::process::id()));
     // Blocking on the browser here would block the app it is browsing: run it on its own thread.
     let dom = tokio::task::spawn_blocking({
-        let page = page.clone();
-        move || browse(&page)
+        let profile = profile.clone();
+        move || browse(&signin_url, &profile)
     })
     .await
     .unwrap();
@@ -139,5 +173,5 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         "two batch calls for 120 contacts"
     );
     assert_eq!(figure(&dom, "slot"), "local");
-    std::fs::remove_dir_all(dir).unwrap();
+    let _ = std::fs::remove_dir_all(profile);
 }
