@@ -8,6 +8,8 @@
 #   - chromium (Debian package): the dashboard's browser test, headless.
 #   - PostgreSQL (Debian package), started, with role and database for the tests
 #     (scripts/ensure-postgres.sh).
+#   - openssh-server (Debian package): a test sshd on 127.0.0.1:2222 for the deployer's remote-host
+#     tests, with a user allowed to use Docker (scripts/ensure-sshd.sh).
 #   - local/nginx:bookworm, made with debootstrap (scripts/make-base-images.sh): no registry here.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,5 +42,6 @@ fi
 "$root/scripts/ensure-python-client.sh" >/dev/null
 "$root/scripts/gen-self-signed.sh" >&2
 "$root/scripts/ensure-postgres.sh" >/dev/null
+"$root/scripts/ensure-sshd.sh" >/dev/null
 "$root/scripts/make-base-images.sh" >&2
 echo "setup: ok" >&2

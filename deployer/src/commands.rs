@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::config::DeployConfig;
 use crate::engine::Engine;
 use crate::execute::{Executor, StepFailed, Timings};
+use crate::host::Host;
 use crate::plan::{self, ImageSource, Intent, Names, Observed, Plan, Slot};
 use crate::progress::Progress;
 use crate::render::{self, Rendered};
@@ -55,14 +56,36 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 pub type Outcome = Result<(), Failure>;
 
-pub async fn engine() -> Result<Engine, Failure> {
-    Engine::connect()
+/// The host of `deploy.yml` and its Docker engine, connected.
+pub struct Target {
+    pub host: Host,
+    pub engine: Engine,
+}
+
+impl Target {
+    pub async fn connect(config: &DeployConfig) -> Result<Self, Failure> {
+        let unreachable = |e| Failure::new(exit::DOCKER, e);
+        let host = Host::of(config).await.map_err(unreachable)?;
+        let engine = host.engine().await.map_err(unreachable)?;
+        Ok(Self { host, engine })
+    }
+
+    pub fn state(&self, config: &DeployConfig) -> StateDir {
+        StateDir::new(self.host.clone(), config.state_dir())
+    }
+}
+
+/// The state directory on the host (no Docker engine needed: `deployer lock`).
+pub async fn state_dir(config: &DeployConfig) -> Result<StateDir, Failure> {
+    let host = Host::of(config)
         .await
-        .map_err(|e| Failure::new(exit::DOCKER, e))
+        .map_err(|e| Failure::new(exit::DOCKER, e))?;
+    Ok(StateDir::new(host, config.state_dir()))
 }
 
 /// Reads what is on the host now. Nothing is changed.
-pub async fn observe(engine: &Engine, config: &DeployConfig) -> anyhow::Result<Observed> {
+pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<Observed> {
+    let engine = &target.engine;
     let names = Names::of(config);
     let nginx = engine.container(&names.nginx).await?;
     let live = match &nginx {
@@ -77,14 +100,15 @@ pub async fn observe(engine: &Engine, config: &DeployConfig) -> anyhow::Result<O
             }
         }
         // nginx is down: the last recorded live slot is the best knowledge.
-        _ => StateDir::new(config.state_dir())
+        _ => target
+            .state(config)
             .history()
             .iter()
             .rev()
             .find(|r| r.outcome == "ok")
             .and_then(|r| r.live_slot.as_deref().and_then(Slot::parse)),
     };
-    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let read = |p: &Path| target.host.read_string(p);
     Ok(Observed {
         live,
         network: engine.network_exists(&names.network).await?,
@@ -194,6 +218,8 @@ pub struct UpOptions {
 
 /// What a command prints when it is done (or the plan, for a dry run).
 pub struct Done {
+    /// Where it ran ("this host", or the SSH target).
+    pub host: String,
     pub plan: Plan,
     pub timings: Option<Timings>,
 }
@@ -241,16 +267,16 @@ async fn run(
     dry_run: bool,
     progress: &Progress,
 ) -> Result<Done, Failure> {
-    let engine = engine().await?;
     let rendered = render_config(config)?;
     let secrets = secret_env(config)?;
+    let target = Target::connect(config).await?;
     let user = crate::state::whoami();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let command = match intent {
         Intent::Up(_) => "up",
         Intent::Rollback => "rollback",
     };
-    let state = StateDir::new(config.state_dir());
+    let state = target.state(config);
     let make_plan = |observed: &Observed| {
         let inputs = plan::Inputs {
             config,
@@ -263,13 +289,14 @@ async fn run(
         plan::plan(intent, &inputs).map_err(|e| Failure::new(exit::NOTHING_TO_ROLL_BACK, e))
     };
     if dry_run {
-        let plan = make_plan(&observe(&engine, config).await?)?;
+        let plan = make_plan(&observe(&target, config).await?)?;
         if let Some(holder) = state.holder() {
             progress.note(&format!(
                 "note: the deploy lock is held by {holder}; a real run would be refused"
             ));
         }
         return Ok(Done {
+            host: target.host.to_string(),
             plan,
             timings: None,
         });
@@ -286,10 +313,11 @@ async fn run(
             LockError::Io(e) => Failure::new(exit::FAILED, e),
         })?;
     // Observed under the lock: nothing else changes the host while this plan runs.
-    let plan = make_plan(&observe(&engine, config).await?)?;
+    let plan = make_plan(&observe(&target, config).await?)?;
     let started = Instant::now();
     let executor = Executor {
-        engine: &engine,
+        engine: &target.engine,
+        host: &target.host,
         rendered: &rendered,
         progress,
     };
@@ -313,6 +341,7 @@ async fn run(
     })?;
     match result {
         Ok(timings) => Ok(Done {
+            host: target.host.to_string(),
             plan,
             timings: Some(timings),
         }),
@@ -338,9 +367,9 @@ async fn run(
 
 /// `deployer status`: everything read from the host.
 pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure> {
-    let engine = engine().await?;
-    let observed = observe(&engine, config).await?;
-    let state = StateDir::new(config.state_dir());
+    let target = Target::connect(config).await?;
+    let observed = observe(&target, config).await?;
+    let state = target.state(config);
     let slot = |s: Slot| {
         observed.slot(s).map_or(json!(null), |c| {
             json!({
@@ -358,6 +387,7 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
     let last = state.history().into_iter().last();
     Ok(json!({
         "service": config.service,
+        "host": target.host.to_string(),
         "live": observed.live,
         "nginx": observed.nginx.as_ref().map(|c| json!({"container": c.name, "state": c.status})),
         "slots": {"blue": slot(Slot::Blue), "green": slot(Slot::Green)},
@@ -369,8 +399,9 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
 pub fn print_status(status: &serde_json::Value) {
     let live = status["live"].as_str().unwrap_or("none");
     println!(
-        "service {}: live slot {live}",
-        status["service"].as_str().unwrap_or("?")
+        "service {} on {}: live slot {live}",
+        status["service"].as_str().unwrap_or("?"),
+        status["host"].as_str().unwrap_or("?")
     );
     let nginx = &status["nginx"];
     println!(
@@ -424,24 +455,25 @@ pub fn print_status(status: &serde_json::Value) {
 
 /// `deployer logs [slot]`: the live slot's by default.
 pub async fn logs(config: &DeployConfig, slot: Option<Slot>, follow: bool, tail: usize) -> Outcome {
-    let engine = engine().await?;
+    let target = Target::connect(config).await?;
     let slot = match slot {
         Some(s) => s,
-        None => observe(&engine, config)
+        None => observe(&target, config)
             .await?
             .live
             .context("no slot is live yet; name one: deployer logs blue")?,
     };
     let names = Names::of(config);
-    engine.logs(names.slot(slot), follow, tail).await?;
+    target.engine.logs(names.slot(slot), follow, tail).await?;
     Ok(())
 }
 
 /// `deployer prune`: removes images of the service beyond the newest `keep_images`, never one a
 /// slot container uses. Returns the removed references.
 pub async fn prune(config: &DeployConfig, dry_run: bool) -> Result<Vec<String>, Failure> {
-    let engine = engine().await?;
-    let observed = observe(&engine, config).await?;
+    let target = Target::connect(config).await?;
+    let engine = &target.engine;
+    let observed = observe(&target, config).await?;
     let in_use: Vec<&str> = [&observed.blue, &observed.green]
         .into_iter()
         .flatten()

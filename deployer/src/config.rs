@@ -40,6 +40,37 @@ pub struct DeployConfig {
     /// How long the old slot may take to drain its connections before it is stopped anyway.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: HumanDuration,
+    /// Deploy to another machine over SSH instead of this one. Paths on the host
+    /// (`state_dir`, `nginx.rendered_dir`, `nginx.ssl_dir`) are then paths on that machine.
+    #[serde(default)]
+    pub remote: Option<RemoteConfig>,
+}
+
+/// The SSH connection to a remote Docker host.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    pub host: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    pub user: String,
+    /// A private key file; without one, the SSH agent, then `~/.ssh/id_ed25519`, `id_ecdsa`,
+    /// `id_rsa`.
+    #[serde(default)]
+    pub identity: Option<PathBuf>,
+    /// The host's key must be in this file (OpenSSH format); default `~/.ssh/known_hosts`.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// The Docker engine's socket on the host.
+    #[serde(default = "default_docker_socket")]
+    pub docker_socket: String,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+fn default_docker_socket() -> String {
+    "/var/run/docker.sock".into()
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -185,6 +216,14 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// `~/x` as `$HOME/x`.
+fn expand_home(p: &std::path::Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
 /// The 1-based line of `path` (nested keys) in YAML `text`, found by indentation.
 fn locate(text: &str, path: &[&str]) -> Option<usize> {
     let mut want = 0;
@@ -247,6 +286,17 @@ impl DeployConfig {
         }
         if let Some(d) = config.state_dir.as_mut().filter(|d| d.is_relative()) {
             *d = base.join(&*d);
+        }
+        if let Some(remote) = config.remote.as_mut() {
+            for p in [remote.identity.as_mut(), remote.known_hosts.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                *p = expand_home(p);
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
         }
         Ok(config)
     }
@@ -348,6 +398,48 @@ impl DeployConfig {
         }) {
             return err(&["env"], format!("{key} looks like a secret; secrets never go in deploy.yml: put it in env_file (or export it) instead"));
         }
+        if let Some(remote) = &self.remote {
+            for (path, value) in [
+                (&["state_dir"][..], self.state_dir.as_deref()),
+                (
+                    &["nginx", "rendered_dir"][..],
+                    Some(self.nginx.rendered_dir.as_path()),
+                ),
+                (
+                    &["nginx", "ssl_dir"][..],
+                    Some(self.nginx.ssl_dir.as_path()),
+                ),
+            ] {
+                if let Some(v) = value.filter(|v| !v.is_absolute()) {
+                    return err(
+                        path,
+                        format!(
+                            "'{}' is relative, but with remote: it is a path on {}; give the absolute path there",
+                            v.display(),
+                            remote.host
+                        ),
+                    );
+                }
+            }
+            if remote.host.trim().is_empty() || remote.user.trim().is_empty() {
+                return err(
+                    &["remote"],
+                    "host and user must not be empty, e.g. host: 203.0.113.10, user: deploy".into(),
+                );
+            }
+            if remote.port == 0 {
+                return err(&["remote", "port"], "port 0 is not a port; use 22".into());
+            }
+            if !remote.docker_socket.starts_with('/') {
+                return err(
+                    &["remote", "docker_socket"],
+                    format!(
+                        "'{}' must be an absolute socket path, e.g. /var/run/docker.sock",
+                        remote.docker_socket
+                    ),
+                );
+            }
+        }
         let drain = self
             .drain_timeout
             .parse()
@@ -424,6 +516,33 @@ nginx:
 
     fn error(text: &str) -> ConfigError {
         DeployConfig::parse("deploy.yml", text).unwrap_err()
+    }
+
+    #[test]
+    fn a_remote_host_needs_absolute_host_paths() {
+        let remote = format!(
+            "{GOOD}ssl_dir_placeholder: x\nremote:\n  host: 203.0.113.10\n  user: deploy\n"
+        )
+        .replace("ssl_dir_placeholder: x\n", "");
+        // nginx.ssl_dir defaults to the relative `ssl`: on another machine that means nothing.
+        let e = error(&remote);
+        assert!(
+            e.message.starts_with("nginx.ssl_dir: 'ssl' is relative")
+                && e.message.contains("on 203.0.113.10"),
+            "{e}"
+        );
+        let ok = remote.replace(
+            "  container: hubspot-nginx\n",
+            "  container: hubspot-nginx\n  ssl_dir: /etc/ssl/app\n",
+        );
+        let c = DeployConfig::parse("deploy.yml", &ok).unwrap();
+        let r = c.remote.unwrap();
+        assert_eq!(
+            (r.port, r.docker_socket.as_str()),
+            (22, "/var/run/docker.sock")
+        );
+        let e = error(&ok.replace("  user: deploy\n", "  user: deploy\n  prot: 22\n"));
+        assert!(e.message.contains("unknown field `prot`"), "{e}");
     }
 
     #[test]

@@ -119,6 +119,17 @@ impl Engine {
         Ok(Self { docker })
     }
 
+    /// The engine behind the unix socket `path` (a remote engine's forwarded socket).
+    pub async fn connect_unix(path: &std::path::Path) -> anyhow::Result<Self> {
+        let path = path.to_str().context("the socket path is not UTF-8")?;
+        let docker = Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+            .context("cannot reach the Docker engine")?
+            .negotiate_version()
+            .await
+            .context("cannot reach the remote Docker engine through SSH")?;
+        Ok(Self { docker })
+    }
+
     pub async fn container(&self, name: &str) -> anyhow::Result<Option<ContainerInfo>> {
         let c = match self
             .docker

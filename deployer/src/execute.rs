@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 
 use crate::engine::Engine;
+use crate::host::Host;
 use crate::plan::{poll_delay, Plan, Slot, Step};
 use crate::progress::Progress;
 use crate::render::{self, Rendered};
-use crate::state::write_atomic;
 
 /// A failed run: what failed, and whether traffic moved.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,7 @@ pub struct StepFailed {
 
 pub struct Executor<'a> {
     pub engine: &'a Engine,
+    pub host: &'a Host,
     pub rendered: &'a Rendered,
     pub progress: &'a Progress,
 }
@@ -139,10 +140,11 @@ impl Executor<'_> {
             Step::CreateVolume { name } => engine.create_volume(name, &Default::default()).await?,
             Step::WriteBaseConfig { path } => {
                 let dir = path.parent().context("config path")?;
-                std::fs::create_dir_all(dir.join("live")).with_context(|| {
-                    format!("cannot create {} (nginx.rendered_dir)", dir.display())
-                })?;
-                write_atomic(path, self.rendered.main_live.as_bytes())?;
+                self.host
+                    .create_dir_all(&dir.join("live"))
+                    .context("nginx.rendered_dir")?;
+                self.host
+                    .write_atomic(path, self.rendered.main_live.as_bytes())?;
             }
             Step::RunNginx { spec } => {
                 let ssl = spec
@@ -152,8 +154,8 @@ impl Executor<'_> {
                     .map(|m| m.source.clone())
                     .unwrap_or_default();
                 for file in ["cert.pem", "key.pem"] {
-                    if !Path::new(&ssl).join(file).is_file() {
-                        bail!("{ssl}/{file} is missing: run scripts/gen-self-signed.sh for a local pair, or put the real certificate there");
+                    if !self.host.is_file(&Path::new(&ssl).join(file)) {
+                        bail!("{ssl}/{file} is missing on {}: run scripts/gen-self-signed.sh for a local pair, or put the real certificate there", self.host);
                     }
                 }
                 if !engine.image_exists(&spec.image).await? {
@@ -202,11 +204,11 @@ impl Executor<'_> {
             }
             Step::TestConfig { container, dir } => {
                 let candidate = dir.join("candidate");
-                write_atomic(
+                self.host.write_atomic(
                     &candidate.join("sites").join("site.conf"),
                     self.rendered.site.as_bytes(),
                 )?;
-                write_atomic(
+                self.host.write_atomic(
                     &candidate.join("nginx.conf"),
                     self.rendered.main_candidate.as_bytes(),
                 )?;
@@ -226,11 +228,12 @@ impl Executor<'_> {
                 reload,
                 container,
             } => {
-                write_atomic(
+                self.host.write_atomic(
                     &dir.join("live").join("site.conf"),
                     self.rendered.site.as_bytes(),
                 )?;
-                write_atomic(&dir.join("nginx.conf"), self.rendered.main_live.as_bytes())?;
+                self.host
+                    .write_atomic(&dir.join("nginx.conf"), self.rendered.main_live.as_bytes())?;
                 if *reload {
                     self.exec_ok(container, &["nginx", "-s", "reload"]).await?;
                 }
@@ -299,6 +302,7 @@ impl Executor<'_> {
             .timeout(Duration::from_secs(2))
             .build()
             .context("HTTP client")?;
+        let reach = self.host.reach(url)?;
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -320,7 +324,7 @@ impl Executor<'_> {
                 Some(_) => {}
             }
             attempt += 1;
-            let last = match http.get(url).send().await {
+            let last = match http.get(&reach).send().await {
                 Ok(r) if r.status().as_u16() == expect => {
                     self.progress.health_done(started.elapsed(), attempt);
                     return Ok(started.elapsed());
@@ -356,9 +360,10 @@ impl Executor<'_> {
             .timeout(Duration::from_secs(3))
             .build()
             .context("HTTP client")?;
+        let reach = self.host.reach(url)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let answer = match http.get(url).send().await {
+            let answer = match http.get(&reach).send().await {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let body: serde_json::Value = r.json().await.unwrap_or_default();

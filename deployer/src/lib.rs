@@ -10,6 +10,10 @@
 //! - [`execute`]: runs a plan's steps; stops a half-started slot if a step fails before the
 //!   switch.
 //! - [`context`]: the build context as a tar, honouring `.dockerignore`.
+//! - [`host`]: the machine deployed to (this one or a remote one): its files, its Docker
+//!   engine, its `127.0.0.1` ports.
+//! - [`remote`]: SSH (ssh2): forwarded Docker socket and ports, SFTP, host key check.
+//! - [`tunnel`]: forwarded connections multiplexed over one SSH session.
 //! - [`state`]: the deploy lock and history on the host (atomic writes).
 //! - [`progress`]: what the operator sees while waiting.
 //! - [`commands`]: each command: observe, plan, execute, under the lock.
@@ -20,7 +24,10 @@ pub mod config;
 pub mod context;
 pub mod engine;
 pub mod execute;
+pub mod host;
 pub mod plan;
 pub mod progress;
+pub mod remote;
 pub mod render;
 pub mod state;
+pub mod tunnel;

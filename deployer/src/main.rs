@@ -6,7 +6,6 @@ use deployer::commands::{self, exit, Failure, UpOptions};
 use deployer::config::DeployConfig;
 use deployer::plan::Slot;
 use deployer::progress::Progress;
-use deployer::state::StateDir;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -70,7 +69,7 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             commands::logs(config, slot, follow, tail).await?;
         }
         Command::Lock { action } => {
-            let state = StateDir::new(config.state_dir());
+            let state = commands::state_dir(config).await?;
             match action {
                 LockAction::Status => match state.holder() {
                     Some(h) => println!(
@@ -106,7 +105,10 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
 
 fn report(done: &commands::Done, dry_run: bool) {
     if dry_run {
-        println!("dry run: nothing was changed. A real run would do:");
+        println!(
+            "dry run: nothing was changed on {}. A real run would do:",
+            done.host
+        );
         print!("{}", done.plan);
         return;
     }

@@ -1,13 +1,15 @@
 //! The deployer's state on the host: the deploy lock and the append-only deploy history, in the
-//! configured state directory. Every write is atomic (write a temporary file, then link or
-//! rename it into place), so a deployer killed at any moment leaves either the old file or the
-//! new one, never a torn one.
+//! configured state directory (on a remote host too: the files go through [`Host`]). The lock
+//! appears with its content in one step (a temporary file linked into place), so a deployer
+//! killed at any moment leaves no lock or a whole one; a history line torn by a kill is
+//! skipped and the next record starts on a line of its own.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use crate::host::Host;
 
 /// Who holds the deploy lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +80,7 @@ pub fn hostname() -> String {
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
+    host: Host,
     dir: PathBuf,
 }
 
@@ -92,18 +95,23 @@ pub enum LockError {
 /// Holding the lock; dropping it releases it.
 #[derive(Debug)]
 pub struct LockGuard {
+    host: Host,
     path: PathBuf,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.host.remove(&self.path);
     }
 }
 
 impl StateDir {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+    /// The state directory `dir` on `host`.
+    pub fn new(host: Host, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            host,
+            dir: dir.into(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -119,10 +127,11 @@ impl StateDir {
     }
 
     fn ensure(&self) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir).with_context(|| {
+        self.host.create_dir_all(&self.dir).with_context(|| {
             format!(
-                "cannot create the state directory {} (set state_dir in deploy.yml to a writable path)",
-                self.dir.display()
+                "cannot create the state directory {} on {} (set state_dir in deploy.yml to a writable path)",
+                self.dir.display(),
+                self.host
             )
         })
     }
@@ -135,40 +144,34 @@ impl StateDir {
         mut on_stale: impl FnMut(&LockHolder),
     ) -> Result<LockGuard, LockError> {
         self.ensure()?;
-        let tmp = self.dir.join(format!(".lock.{}.tmp", me.pid));
-        write_synced(&tmp, &serde_json::to_vec_pretty(me).expect("serializable"))?;
-        let result = loop {
-            // link() fails if the lock exists: creation and content arrive together.
-            match std::fs::hard_link(&tmp, self.lock_path()) {
-                Ok(()) => {
-                    break Ok(LockGuard {
-                        path: self.lock_path(),
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.holder() {
-                    Some(h) if h.is_stale() => {
-                        on_stale(&h);
-                        let _ = std::fs::remove_file(self.lock_path());
-                    }
-                    Some(h) => break Err(LockError::Held(h)),
-                    // Vanished between link and read: try again.
-                    None => {}
-                },
-                Err(e) => {
-                    break Err(LockError::Io(anyhow::Error::new(e).context(format!(
-                        "cannot create the lock in {}",
-                        self.dir.display()
-                    ))))
-                }
+        let content = serde_json::to_vec_pretty(me).expect("serializable");
+        loop {
+            // Created only if absent, content and existence together.
+            let created = self
+                .host
+                .create_new(&self.lock_path(), &content)
+                .with_context(|| format!("cannot create the lock in {}", self.dir.display()))?;
+            if created {
+                return Ok(LockGuard {
+                    host: self.host.clone(),
+                    path: self.lock_path(),
+                });
             }
-        };
-        let _ = std::fs::remove_file(&tmp);
-        result
+            match self.holder() {
+                Some(h) if h.is_stale() => {
+                    on_stale(&h);
+                    self.host.remove(&self.lock_path())?;
+                }
+                Some(h) => return Err(LockError::Held(h)),
+                // Vanished between the attempt and the read: try again.
+                None => {}
+            }
+        }
     }
 
     /// The current holder, if the lock is held.
     pub fn holder(&self) -> Option<LockHolder> {
-        let text = std::fs::read(self.lock_path()).ok()?;
+        let text = self.host.read(&self.lock_path()).ok()??;
         Some(
             serde_json::from_slice(&text).unwrap_or_else(|_| LockHolder {
                 user: "unknown".into(),
@@ -183,10 +186,14 @@ impl StateDir {
     /// Releases the lock whoever holds it (`deployer lock release`). Returns the holder.
     pub fn release(&self) -> anyhow::Result<Option<LockHolder>> {
         let holder = self.holder();
-        match std::fs::remove_file(self.lock_path()) {
-            Ok(()) => Ok(holder),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).context("cannot remove the lock file"),
+        if self
+            .host
+            .remove(&self.lock_path())
+            .context("cannot remove the lock file")?
+        {
+            Ok(holder)
+        } else {
+            Ok(None)
         }
     }
 
@@ -196,24 +203,24 @@ impl StateDir {
         let mut line = serde_json::to_vec(record).expect("serializable");
         line.push(b'\n');
         // A torn last line (killed mid-append) gets its own line end, so this record stays whole.
-        let torn =
-            std::fs::read(self.history_path()).is_ok_and(|t| t.last().is_some_and(|b| *b != b'\n'));
+        let torn = self
+            .host
+            .read(&self.history_path())
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.last().is_some_and(|b| *b != b'\n'));
         if torn {
             line.insert(0, b'\n');
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.history_path())
-            .context("cannot open the deploy history")?;
-        f.write_all(&line)?;
-        f.sync_all()?;
-        Ok(())
+        self.host
+            .append(&self.history_path(), &line)
+            .context("cannot append to the deploy history")
     }
 
     /// All records, oldest first. A torn last line (a kill mid-append) is skipped.
     pub fn history(&self) -> Vec<HistoryRecord> {
-        std::fs::read_to_string(self.history_path())
+        self.host
+            .read_string(&self.history_path())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -221,32 +228,10 @@ impl StateDir {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// Replaces `path` with `bytes` atomically: a temporary file in the same directory, synced, then
-/// renamed over it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a file needs a directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move the new {} into place", path.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn temp() -> StateDir {
@@ -255,7 +240,7 @@ mod tests {
             std::process::id(),
             rand_suffix()
         ));
-        StateDir::new(dir)
+        StateDir::new(Host::Local, dir)
     }
 
     fn rand_suffix() -> u128 {
