@@ -616,3 +616,151 @@ fn bad_config_and_nothing_to_roll_back_have_their_own_exit_codes() {
         text(&out)
     );
 }
+
+/// The test sshd's files (scripts/ensure-sshd.sh, run by scripts/setup.sh).
+fn ssh_dir() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("DEPLOYER_TEST_SSH_DIR").unwrap_or_else(|_| "/etc/deployer-test-ssh".into()),
+    );
+    assert!(
+        dir.join("id_ed25519").is_file() && dir.join("known_hosts").is_file(),
+        "no test sshd in {}: run scripts/ensure-sshd.sh (scripts/setup.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+const SSH_USER: &str = "deployer-ci";
+
+fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    assert!(out.status.success(), "no user {user}: run scripts/ensure-sshd.sh");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
+    use std::os::unix::fs::MetadataExt;
+
+    let host = Host::new("ssh", 8);
+    let ssh = ssh_dir();
+    let uid = uid_of(SSH_USER);
+    // The host's side of the files belongs to the SSH user: only writes over SSH can land there.
+    let remote = host.dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    std::os::unix::fs::chown(&remote, Some(uid), None).unwrap();
+    let dir = host.dir.display().to_string();
+    let remote_section = format!(
+        "drain_timeout: 10s\nremote:\n  host: 127.0.0.1\n  port: 2222\n  user: {SSH_USER}\n  identity: {ssh}/id_ed25519\n  known_hosts: {ssh}/known_hosts\n",
+        ssh = ssh.display()
+    );
+    let config = |extra: &[(&str, &str)]| {
+        let mut edits = vec![
+            (
+                format!("rendered_dir: {dir}/nginx"),
+                format!("rendered_dir: {dir}/remote/nginx"),
+            ),
+            (
+                format!("state_dir: {dir}/state"),
+                format!("state_dir: {dir}/remote/state"),
+            ),
+            ("drain_timeout: 10s\n".to_string(), remote_section.clone()),
+        ];
+        edits.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+        let edits: Vec<(&str, &str)> = edits.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        host.write_config(&edits);
+    };
+    config(&[]);
+    app_image(); // the static binary is built; the deployer's own build reuses it
+
+    let out = host.ok(&["up", "--dry-run"]);
+    assert!(
+        out.contains(&format!("nothing was changed on {SSH_USER}@127.0.0.1:2222 (over SSH)")),
+        "{out}"
+    );
+    // First deploy: the build context goes through the tunnel to the engine, and so does all
+    // the rest; the health check and the final check reach the host's ports through it.
+    let out = host.ok(&["up"]);
+    assert!(out.contains("build image dt-ssh-img:"), "{out}");
+    assert_eq!(host.serving(), "blue");
+    for f in [
+        "state/history.jsonl",
+        "nginx/nginx.conf",
+        "nginx/live/site.conf",
+    ] {
+        let meta = std::fs::metadata(remote.join(f)).unwrap();
+        assert_eq!(meta.uid(), uid, "{f} was written over SSH by {SSH_USER}");
+    }
+
+    // Under load, up to green and back: not one request may fail.
+    let load = Load::start(host.https, 4);
+    std::thread::sleep(Duration::from_millis(300));
+    host.up();
+    assert_eq!(host.serving(), "green");
+    host.ok(&["rollback"]);
+    assert_eq!(host.serving(), "blue");
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failures) = load.finish();
+    assert!(ok > 50, "the load ran ({ok} requests)");
+    assert!(
+        failures.is_empty(),
+        "{} of {ok} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let status = host.status();
+    assert_eq!(status["live"], "blue");
+    assert_eq!(status["host"], "deployer-ci@127.0.0.1:2222 (over SSH)");
+    assert_eq!(status["last_deploy"]["command"], "rollback");
+    assert!(host.ok(&["lock", "status"]).contains("free"));
+    let history = std::fs::read_to_string(remote.join("state/history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+
+    // Access problems are refused before anything happens, with the fix, exit code 4.
+    let other = host.dir.join("other_key");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", text(&keygen));
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_key: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let cases = [
+        // A host key that is not in known_hosts: never trusted on first use.
+        ("", "is not in"),
+        // A different key for the host: refused as a possible man in the middle.
+        (
+            &format!("[127.0.0.1]:2222 {}\n", other_key.join(" ")) as &str,
+            "is NOT the one in",
+        ),
+    ];
+    for (i, (known, expect)) in cases.iter().enumerate() {
+        let file = host.dir.join(format!("known_hosts_{i}"));
+        std::fs::write(&file, known).unwrap();
+        config(&[(
+            &format!("known_hosts: {}/known_hosts", ssh.display()),
+            &format!("known_hosts: {}", file.display()),
+        )]);
+        let out = host.deployer(&["status"]);
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        let msg = text(&out);
+        assert!(
+            msg.contains(expect) && msg.contains("SHA256:"),
+            "{expect}: {msg}"
+        );
+    }
+    // A key the host does not accept.
+    config(&[(
+        &format!("identity: {}/id_ed25519", ssh.display()),
+        &format!("identity: {}", other.display()),
+    )]);
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("authentication as {SSH_USER} failed")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(host.serving(), "blue", "nothing changed");
+}
