@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Blue-green deploys of the app behind nginx",
     after_help = "Exit codes: 0 ok; 1 deploy/rollback failed (the message says where traffic is); \
                   2 bad deploy.yml or arguments; 3 another deploy holds the lock; \
-                  4 Docker engine unreachable; 5 nothing to roll back to."
+                  4 Docker engine unreachable (with remote: the SSH connection failed); \
+                  5 nothing to roll back to."
 )]
 pub struct Cli {
     /// Path to the deploy configuration.
