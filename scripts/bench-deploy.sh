@@ -4,6 +4,8 @@
 # connection errors (the goal is zero), the time from the new slot healthy to traffic switched,
 # and the wall time of `up` with a prebuilt image and of `rollback`.
 # Usage: scripts/bench-deploy.sh [ROUNDS, default 10] [RATE req/s, default 400]
+# With BENCH_OVER_SSH=1 the deployer drives this machine as a remote host, through the test
+# sshd (scripts/ensure-sshd.sh): every Docker call, file and health check goes over SSH.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 rounds="${1:-10}" rate="${2:-400}"
@@ -13,6 +15,12 @@ cd "$root"
 image="$("$root/scripts/build-app-image.sh" hubspot-app-bench)"
 cargo build --release -q -p deployer --bin deployer --example loadgen
 work="$(mktemp -d /tmp/bench-deploy.XXXXXX)"
+remote=""
+if [ "${BENCH_OVER_SSH:-0}" = 1 ]; then
+  ssh_dir="$("$root/scripts/ensure-sshd.sh")"
+  chown deployer-ci "$work"  # the host's side of the files belongs to the SSH user
+  remote="remote: {host: 127.0.0.1, port: 2222, user: deployer-ci, identity: $ssh_dir/id_ed25519, known_hosts: $ssh_dir/known_hosts}"
+fi
 cat > "$work/deploy.yml" <<YML
 service: bench
 image: hubspot-app-bench
@@ -28,6 +36,7 @@ nginx:
   https_port: 28443
   ssl_dir: $root/ssl
 state_dir: $work/state
+$remote
 YML
 d() { "$root/target/release/deployer" -c "$work/deploy.yml" "$@"; }
 cleanup() {
@@ -55,6 +64,7 @@ sleep 2
 touch "$work/stop"; wait "$load"
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 maxv() { printf '%s\n' "$@" | sort -g | tail -1; }
+[ -n "$remote" ] && echo "deployer: over SSH (deployer-ci@127.0.0.1:2222)"
 echo "load: $rate req/s over 16 keep-alive HTTPS connections to /health (proxied to the live slot) through nginx"
 echo "switches: $((rounds * 2)) ($rounds up + $rounds rollback)"
 cat "$work/load.txt"
