@@ -634,7 +634,10 @@ const SSH_USER: &str = "deployer-ci";
 
 fn uid_of(user: &str) -> u32 {
     let out = Command::new("id").args(["-u", user]).output().unwrap();
-    assert!(out.status.success(), "no user {user}: run scripts/ensure-sshd.sh");
+    assert!(
+        out.status.success(),
+        "no user {user}: run scripts/ensure-sshd.sh"
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -667,7 +670,10 @@ fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
             ("drain_timeout: 10s\n".to_string(), remote_section.clone()),
         ];
         edits.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-        let edits: Vec<(&str, &str)> = edits.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let edits: Vec<(&str, &str)> = edits
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         host.write_config(&edits);
     };
     config(&[]);
@@ -675,7 +681,9 @@ fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
 
     let out = host.ok(&["up", "--dry-run"]);
     assert!(
-        out.contains(&format!("nothing was changed on {SSH_USER}@127.0.0.1:2222 (over SSH)")),
+        out.contains(&format!(
+            "nothing was changed on {SSH_USER}@127.0.0.1:2222 (over SSH)"
+        )),
         "{out}"
     );
     // First deploy: the build context goes through the tunnel to the engine, and so does all
