@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use app::Application;
 use hubspot_sim::SimConfig;
 use serde_json::{json, Value};
@@ -125,23 +123,7 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let stats: Value = http
-            .get(format!("{base}/api/stats"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["outbox"]["sent"] == 120 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{stats}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_all_sent(&http, &base, ADMIN, 120).await;
 
     // The page that signs in is served over http from 127.0.0.1 like the app, so the browser
     // sees an ordinary local form post (no file:// origin).

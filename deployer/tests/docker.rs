@@ -272,7 +272,7 @@ impl Drop for Host {
     }
 }
 
-/// Requests through nginx on keep-alive connections until stopped: (ok, failed, first failures).
+/// Requests through nginx on keep-alive connections until stopped.
 struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
@@ -315,14 +315,23 @@ impl Load {
         Self { stop, ok, threads }
     }
 
-    fn finish(self) -> (u64, Vec<String>) {
+    /// Stops the load and asserts it ran (more than `min_ok` answers) and not one request
+    /// failed.
+    fn finish(self, min_ok: u64) {
         self.stop.store(true, Ordering::Relaxed);
-        let failures = self
+        let failures: Vec<String> = self
             .threads
             .into_iter()
             .flat_map(|t| t.join().unwrap())
             .collect();
-        (self.ok.load(Ordering::Relaxed), failures)
+        let ok = self.ok.load(Ordering::Relaxed);
+        assert!(ok > min_ok, "the load ran ({ok} requests)");
+        assert!(
+            failures.is_empty(),
+            "{} of {ok} requests failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
     }
 }
 
@@ -373,15 +382,7 @@ fn first_deploy_builds_then_second_deploy_and_rollback_switch_without_dropping_a
     host.up();
     assert_eq!(host.serving(), "green");
     std::thread::sleep(Duration::from_millis(500));
-    let (ok, failures) = load.finish();
-    assert!(ok > 100, "the load ran ({ok} requests)");
-    assert!(
-        failures.is_empty(),
-        "{} of {} requests failed: {:?}",
-        failures.len(),
-        ok,
-        &failures[..failures.len().min(5)]
-    );
+    load.finish(100);
 
     let status = host.status();
     assert_eq!(status["live"], "green");
@@ -708,14 +709,7 @@ fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
     host.ok(&["rollback"]);
     assert_eq!(host.serving(), "blue");
     std::thread::sleep(Duration::from_millis(300));
-    let (ok, failures) = load.finish();
-    assert!(ok > 50, "the load ran ({ok} requests)");
-    assert!(
-        failures.is_empty(),
-        "{} of {ok} requests failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    load.finish(50);
     let status = host.status();
     assert_eq!(status["live"], "blue");
     assert_eq!(status["host"], "deployer-ci@127.0.0.1:2222 (over SSH)");
