@@ -314,9 +314,11 @@ impl Outbox {
             }
             Some(Err(e)) => {
                 // A 429 that reaches here outlived the client's own retries (a DAILY limit, or a
-                // storm longer than HUBSPOT_TIMEOUT): wait a minute rather than seconds.
+                // storm longer than HUBSPOT_TIMEOUT): wait for the window it names to empty.
                 let retry_after = match &e {
-                    HubSpotError::Api { status: 429, .. } => Some(Duration::from_secs(60)),
+                    HubSpotError::Api { status: 429, body } => {
+                        Some(rate_limit_wait(body.policy_name.as_deref()))
+                    }
                     _ => None,
                 };
                 tracing::warn!(error = %crate::mask::text(&e.to_string()), items = items.len(), "outbox batch failed; will retry");
@@ -430,4 +432,15 @@ pub fn present(item: &Item) -> Value {
         "last_error": item.last_error,
         "hubspot_id": item.hubspot_id,
     })
+}
+
+/// How long a batch waits after HubSpot's rate limit outlasted the client's retries: until the
+/// window the 429 names is empty again (a rolling ten-second window unless it says otherwise;
+/// a DAILY limit is retried each minute, so the first minute of the new day is used).
+fn rate_limit_wait(policy: Option<&str>) -> Duration {
+    match policy {
+        Some("DAILY") => Duration::from_secs(60),
+        Some("SECONDLY") => Duration::from_secs(1),
+        _ => Duration::from_secs(10),
+    }
 }

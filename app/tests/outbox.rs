@@ -170,6 +170,64 @@ async fn hubspot_down_then_back_loses_nothing_and_writes_each_contact_once() {
     assert_eq!((depth.sent, depth.dead), (150, 0));
 }
 
+/// A 429 storm: another integration on the same private-app token keeps the rolling window
+/// full, so the simulator answers the outbox's batches with real 429s (TEN_SECONDLY_ROLLING,
+/// with the rate-limit headers), not injected ones. The outbox rides it out: nothing lost,
+/// nothing dead, each contact written once.
+#[tokio::test]
+async fn a_429_storm_from_a_neighbour_on_the_same_token_loses_nothing() {
+    let sim = hubspot_sim::spawn(SimConfig {
+        rate_limit: hubspot_sim::config::RateSpec::new(20, Duration::from_secs(2)),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let outbox = Outbox::new(
+        Db::connect(&temp_db_url("storm")).await.unwrap(),
+        OutboxConfig {
+            max_attempts: 50,
+            ..quick()
+        },
+    );
+    // The neighbour: as fast as it can for 4 s, on the token the app uses.
+    let neighbour = tokio::spawn({
+        let url = format!("{}/crm/v3/objects/contacts?limit=1", sim.base_url());
+        async move {
+            let http = reqwest::Client::new();
+            let until = Instant::now() + Duration::from_secs(4);
+            let mut refused = 0u32;
+            while Instant::now() < until {
+                let r = http
+                    .get(&url)
+                    .bearer_auth("pat-outbox")
+                    .send()
+                    .await
+                    .unwrap();
+                refused += u32::from(r.status() == 429);
+            }
+            refused
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let contacts: Vec<ContactInput> = (0..300)
+        .map(|i| contact(&format!("storm{i}@example.com"), "S"))
+        .collect();
+    outbox.enqueue(&contacts).await.unwrap();
+    drain(&outbox, &client(&sim), "w1", Duration::from_secs(60)).await;
+    assert!(
+        neighbour.await.unwrap() > 100,
+        "the neighbour kept the window full"
+    );
+
+    assert_eq!(sim_contacts(&sim).await.len(), 300, "nothing lost");
+    let calls = upsert_calls(&sim).await;
+    let count = |status| calls.iter().find(|(s, _)| *s == status).map_or(0, |c| c.1);
+    assert!(count(429) > 0, "the storm reached the outbox: {calls:?}");
+    assert_eq!(count(200), 3, "each contact written once: {calls:?}");
+    let depth = outbox.depth().await.unwrap();
+    assert_eq!((depth.sent, depth.dead), (300, 0));
+}
+
 /// HubSpot down for a minute and a half while the real worker runs with its backoff, then back:
 /// nothing lost, one contact per email.
 #[tokio::test]
