@@ -246,6 +246,11 @@ impl Remote {
         control.sftp.stat(path).is_ok_and(|s| s.is_file())
     }
 
+    fn exists(&self, path: &Path) -> bool {
+        let control = self.control.lock().expect("not poisoned");
+        control.sftp.lstat(path).is_ok()
+    }
+
     pub fn create_dir_all(&self, dir: &Path) -> anyhow::Result<()> {
         self.run_ok(&format!("mkdir -p -- {}", quote(dir)?))
     }
@@ -285,7 +290,8 @@ impl Remote {
         let _ = self.remove(&tmp);
         match code {
             0 => Ok(true),
-            _ if out.contains("File exists") => Ok(false),
+            // ln's message depends on the host's locale; the file's presence does not.
+            _ if self.exists(path) => Ok(false),
             _ => bail!(
                 "{}: cannot create {}: {}",
                 self.target,

@@ -718,6 +718,28 @@ fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
     let history = std::fs::read_to_string(remote.join("state/history.jsonl")).unwrap();
     assert_eq!(history.lines().count(), 3, "{history}");
 
+    // The lock lives on the host: a holder elsewhere refuses the deploy (exit 3) and
+    // `lock release` frees it, both over SSH.
+    let lock = remote.join("state/lock.json");
+    std::fs::write(
+        &lock,
+        r#"{"user":"ops","host":"laptop-7","pid":4242,"since":"2026-11-23T10:00:00Z","command":"deployer up"}"#,
+    )
+    .unwrap();
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("ops@laptop-7 (pid 4242)"),
+        "{}",
+        text(&out)
+    );
+    let out = host.ok(&["lock", "release"]);
+    assert!(
+        out.contains("released the lock held by ops@laptop-7"),
+        "{out}"
+    );
+    assert!(!lock.exists());
+
     // Access problems are refused before anything happens, with the fix, exit code 4.
     let other = host.dir.join("other_key");
     let keygen = Command::new("ssh-keygen")
