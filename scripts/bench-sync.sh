@@ -39,8 +39,12 @@ for f in "$work"/batch-*.json; do
   curl -sf "${auth[@]}" -X POST "http://127.0.0.1:$app_port/api/contacts" --data-binary "@$f" >/dev/null
 done
 t_enqueued=$(date +%s.%N)
+# The first rolling window lets 100 calls (10,000 contacts) through at once; the steady rate is
+# what follows, measured from the moment 10,000 were sent.
+t_burst="" sent_burst=0
 while :; do
   sent=$(curl -sf "${auth[@]}" "http://127.0.0.1:$app_port/api/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["outbox"]["sent"])')
+  if [ -z "$t_burst" ] && [ "$sent" -ge 10000 ]; then t_burst=$(date +%s.%N) sent_burst=$sent; fi
   [ "$sent" -ge "$contacts" ] && break
   sleep 0.05
 done
@@ -56,6 +60,11 @@ print(sum(r["count"] for r in s["byRoute"] if r["route"].endswith("/batch/{actio
 awk -v n="$contacts" -v t0="$t0" -v te="$t_enqueued" -v t1="$t1" -v c="$calls" -v r="$s429" 'BEGIN {
   d = t1 - t0; rate = n / d;
   printf "outbox: %d contacts enqueued in %.2fs, all sent after %.2fs: %.0f contacts/s = %.1f %% of the 1,000/s ceiling; %d batch calls; 429s from HubSpot: %d\n", n, te - t0, d, rate, rate / 10, c, r }'
+if [ -n "$t_burst" ] && [ "$contacts" -gt "$sent_burst" ]; then
+  awk -v n="$contacts" -v sb="$sent_burst" -v tb="$t_burst" -v t1="$t1" 'BEGIN {
+    rate = (n - sb) / (t1 - tb);
+    printf "outbox steady state (after the first window'"'"'s 10,000): %d contacts in %.2fs = %.0f contacts/s = %.1f %% of the ceiling\n", n - sb, t1 - tb, rate, rate / 10 }'
+fi
 
 # 2. Webhooks.
 ./target/release/examples/webhook_load "http://127.0.0.1:$app_port/webhooks/hubspot" bench-secret 16 "$secs" 10 0.1

@@ -65,6 +65,14 @@ pub struct Depth {
     pub dead: i64,
 }
 
+/// What the items of one batch share when settled: the moment and the jitter, so a failed
+/// batch comes due again whole (one claim, one call), not split across claims.
+#[derive(Debug, Clone, Copy)]
+struct Settle {
+    now: i64,
+    jitter: f64,
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -215,11 +223,11 @@ impl Outbox {
         error: &str,
         fatal: bool,
         retry_after: Option<Duration>,
-        jitter: f64,
+        batch: Settle,
     ) -> anyhow::Result<()> {
         let attempts = item.attempts + 1;
         let dead = fatal || attempts >= self.config.max_attempts;
-        let backoff = retry_after.unwrap_or_else(|| self.backoff(attempts, jitter));
+        let backoff = retry_after.unwrap_or_else(|| self.backoff(attempts, batch.jitter));
         sqlx::query(
             "UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4,
                  lease_owner = NULL, lease_until = NULL, updated_at = $5
@@ -227,9 +235,9 @@ impl Outbox {
         )
         .bind(if dead { "dead" } else { "pending" })
         .bind(attempts)
-        .bind(now_ms() + backoff.as_millis() as i64)
+        .bind(batch.now + backoff.as_millis() as i64)
         .bind(crate::mask::text(error))
-        .bind(now_ms())
+        .bind(batch.now)
         .bind(item.id)
         .bind(owner)
         .execute(&mut *tx)
@@ -252,7 +260,6 @@ impl Outbox {
         if items.is_empty() {
             return Ok(0);
         }
-        let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2);
         // Several items for one email (a lease expired while more arrived): one input, merged
         // in order, and every item settled by its outcome.
         let mut by_email: BTreeMap<String, (BTreeMap<String, String>, Vec<&Item>)> =
@@ -282,11 +289,15 @@ impl Outbox {
         } else {
             Some(client.upsert_contacts(&inputs).await)
         };
-        // Every outcome of the batch in one write transaction.
+        // Every outcome of the batch in one write transaction, at one moment.
         let mut w = self.db.write().await?;
+        let batch = Settle {
+            now: now_ms(),
+            jitter: rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2),
+        };
         let tx = &mut *w.tx;
         for (item, e) in unusable {
-            self.mark_failed(tx, owner, item, &e, true, None, jitter)
+            self.mark_failed(tx, owner, item, &e, true, None, batch)
                 .await?;
         }
         match sent {
@@ -304,7 +315,7 @@ impl Outbox {
                                     &format!("HubSpot refused it: {refused}"),
                                     true,
                                     None,
-                                    jitter,
+                                    batch,
                                 )
                                 .await?
                             }
@@ -331,7 +342,7 @@ impl Outbox {
                             &e.to_string(),
                             false,
                             retry_after,
-                            jitter,
+                            batch,
                         )
                         .await?;
                     }

@@ -2,12 +2,14 @@
 //! the limit through 429s. A rolling window per bucket (general calls: `HUBSPOT_RATE_LIMIT`,
 //! default 100/10s; search: 5/1s, HubSpot's own search limit). `acquire` waits, on Tokio's
 //! clock (so tests use `tokio::time::pause()`), until a slot is free and takes it.
-//! When HubSpot reports its remaining budget as 0, the limiter also waits out the window.
+//! A slot counts from when its call finished (HubSpot counted it before then). When HubSpot
+//! reports its remaining budget as 0 while this process's window is not full, another client
+//! shares the token: calls then pause briefly and try again.
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 #[derive(Debug)]
@@ -19,9 +21,32 @@ pub struct Window {
 
 #[derive(Debug, Default)]
 struct WindowState {
-    taken: VecDeque<Instant>,
+    /// The calls in the window: (id, when it counts).
+    taken: VecDeque<(u64, Instant)>,
+    next_id: u64,
     /// HubSpot said the budget is spent: no calls before this.
     blocked_until: Option<Instant>,
+}
+
+/// A taken slot. HubSpot counts a call when it receives it, somewhere between our send and its
+/// answer, so when the permit is dropped (the call is over) the slot's time moves to then: the
+/// window never frees a slot before HubSpot's does, and a full-speed sender gets no 429 at the
+/// window's edge.
+pub struct Permit<'a> {
+    window: &'a Window,
+    id: u64,
+    /// How long the acquire waited.
+    pub waited: Duration,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let mut s = self.window.state.lock().expect("not poisoned");
+        if let Some(slot) = s.taken.iter_mut().find(|(id, _)| *id == self.id) {
+            slot.1 = now;
+        }
+    }
 }
 
 impl Window {
@@ -33,39 +58,49 @@ impl Window {
         }
     }
 
-    /// Waits for a free slot and takes it. Returns how long it waited.
-    pub async fn acquire(&self) -> Duration {
+    /// Waits for a free slot and takes it; the call counts until `span` after the permit is
+    /// dropped.
+    pub async fn acquire(&self) -> Permit<'_> {
         let started = Instant::now();
         loop {
             let wait_until = {
-                let mut s = self.state.lock().await;
+                let mut s = self.state.lock().expect("not poisoned");
                 let now = Instant::now();
-                while s
-                    .taken
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.span)
-                {
-                    s.taken.pop_front();
-                }
+                let span = self.span;
+                s.taken.retain(|(_, t)| now.duration_since(*t) < span);
                 match s.blocked_until {
                     Some(until) if until > now => Some(until),
-                    _ if s.taken.len() >= self.max => s.taken.front().map(|t| *t + self.span),
+                    _ if s.taken.len() >= self.max => s.taken.iter().map(|(_, t)| *t + span).min(),
                     _ => {
-                        s.taken.push_back(now);
-                        None
+                        let id = s.next_id;
+                        s.next_id += 1;
+                        s.taken.push_back((id, now));
+                        return Permit {
+                            window: self,
+                            id,
+                            waited: started.elapsed(),
+                        };
                     }
                 }
             };
-            match wait_until {
-                None => return started.elapsed(),
-                Some(until) => tokio::time::sleep_until(until).await,
+            if let Some(until) = wait_until {
+                tokio::time::sleep_until(until).await;
             }
         }
     }
 
-    /// HubSpot's headers said no budget is left: hold calls for `for_` from now.
-    pub async fn exhausted(&self, for_: Duration) {
-        self.state.lock().await.blocked_until = Some(Instant::now() + for_);
+    /// HubSpot's headers said no budget is left in its `interval` window. When this process's
+    /// own calls fill the window, the window already waits for the oldest to leave. Otherwise
+    /// something else spends the token's budget too, and when a slot frees is unknown: calls
+    /// are held for a tenth of the interval, then try again.
+    pub async fn exhausted(&self, interval: Duration) {
+        let mut s = self.state.lock().expect("not poisoned");
+        let now = Instant::now();
+        let span = self.span;
+        s.taken.retain(|(_, t)| now.duration_since(*t) < span);
+        if s.taken.len() < self.max {
+            s.blocked_until = Some(now + interval / 10);
+        }
     }
 
     pub fn max(&self) -> usize {
@@ -78,11 +113,11 @@ impl Window {
 
     /// Calls taken in the current window.
     pub async fn in_window(&self) -> usize {
-        let s = self.state.lock().await;
+        let s = self.state.lock().expect("not poisoned");
         let now = Instant::now();
         s.taken
             .iter()
-            .filter(|t| now.duration_since(**t) < self.span)
+            .filter(|(_, t)| now.duration_since(*t) < self.span)
             .count()
     }
 }
@@ -104,12 +139,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn exhausted_holds_calls_until_the_window_passes() {
+    async fn a_slot_counts_from_when_the_call_finished() {
+        let w = Window::new(1, Duration::from_secs(10));
+        let permit = w.acquire().await;
+        tokio::time::sleep(Duration::from_secs(3)).await; // the call is in flight
+        drop(permit);
+        assert_eq!(w.acquire().await.waited, Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exhausted_with_our_own_full_window_waits_only_for_the_oldest_call() {
+        let w = Window::new(3, Duration::from_secs(10));
+        for _ in 0..3 {
+            drop(w.acquire().await);
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
+        // t = 12: the calls of t = 4 and 8 are in the window; one slot is free.
+        let last = w.acquire().await;
+        w.exhausted(Duration::from_secs(10)).await;
+        drop(last);
+        // Full (4, 8, 12): the next slot frees at 14, when the call of 4 leaves.
+        assert_eq!(w.acquire().await.waited, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exhausted_by_someone_else_holds_calls_for_a_tenth_of_the_interval() {
         let w = Window::new(100, Duration::from_secs(10));
-        w.exhausted(Duration::from_secs(4)).await;
-        let waited = w.acquire().await;
-        assert_eq!(waited, Duration::from_secs(4));
-        assert_eq!(w.acquire().await, Duration::ZERO);
-        assert_eq!(w.in_window().await, 2);
+        drop(w.acquire().await);
+        w.exhausted(Duration::from_secs(10)).await;
+        assert_eq!(w.acquire().await.waited, Duration::from_secs(1));
+        assert_eq!(w.acquire().await.waited, Duration::ZERO);
+        assert_eq!(w.in_window().await, 3);
     }
 }

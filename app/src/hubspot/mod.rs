@@ -146,7 +146,7 @@ impl HubSpotClient {
         }
     }
 
-    /// When HubSpot says the window's budget is spent, hold further calls for the window.
+    /// When HubSpot says the window's budget is spent, tell the limiter.
     async fn observe(&self, headers: &HeaderMap) {
         let num = |name: &str| headers.get(name)?.to_str().ok()?.parse::<u64>().ok();
         if num("x-hubspot-ratelimit-remaining") == Some(0) {
@@ -157,10 +157,7 @@ impl HubSpotClient {
         }
     }
 
-    /// One logical call: waits for budget, sends, and retries what the policy says to retry,
-    /// all within `HUBSPOT_TIMEOUT` counted from the first send (each attempt gets what is left;
-    /// a retry that could not finish in time is not made).
-    /// `idempotent`: whether a call that may have reached HubSpot can safely be sent again.
+    /// Counts one attempt, its latency and its failure, for /api/stats and /metrics.
     fn record(&self, took: Duration, error: Option<&HubSpotError>) {
         use std::sync::atomic::Ordering::Relaxed;
         let us = took.as_micros() as u64;
@@ -175,6 +172,10 @@ impl HubSpotClient {
         }
     }
 
+    /// One logical call: waits for budget, sends, and retries what the policy says to retry,
+    /// all within `HUBSPOT_TIMEOUT` counted from the first send (each attempt gets what is left;
+    /// a retry that could not finish in time is not made).
+    /// `idempotent`: whether a call that may have reached HubSpot can safely be sent again.
     pub async fn call(
         &self,
         method: Method,
@@ -187,7 +188,7 @@ impl HubSpotClient {
         let mut attempt = 1;
         let mut deadline = None;
         loop {
-            self.window(bucket).acquire().await;
+            let permit = self.window(bucket).acquire().await;
             let deadline =
                 *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.timeout);
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -205,6 +206,7 @@ impl HubSpotClient {
             }
             let started = std::time::Instant::now();
             let outcome = self.attempt(req).await;
+            drop(permit); // the call is over: its slot counts from now
             self.record(started.elapsed(), outcome.as_ref().err().map(|(_, e)| e));
             let (failure, error) = match outcome {
                 Ok(value) => return Ok(value),
