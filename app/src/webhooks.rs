@@ -283,30 +283,42 @@ impl Inbox {
         Ok(ids.len())
     }
 
-    /// Records events; returns (new, duplicates).
+    /// Records events; returns (new, duplicates). Multi-row INSERTs (up to 500 events each,
+    /// far under SQLite's and PostgreSQL's bound-parameter limits) in one write transaction:
+    /// the database sees one statement per delivery, not one per event.
     pub async fn record(
         &self,
         events: &[(Event, serde_json::Value)],
     ) -> anyhow::Result<(usize, usize)> {
+        const PER_STATEMENT: usize = 500;
         let now = crate::outbox::now_ms();
         let mut w = self.db.write().await?;
         let mut new = 0;
-        for (e, payload) in events {
-            let done = sqlx::query(
+        for chunk in events.chunks(PER_STATEMENT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let params: Vec<String> = (1..=7).map(|k| format!("${}", i * 7 + k)).collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO webhook_events (event_id, subscription_type, object_id, occurred_at, payload, received_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 VALUES {}
                  ON CONFLICT (event_id, subscription_type, object_id, occurred_at) DO NOTHING",
-            )
-            .bind(e.event_id as i64)
-            .bind(&e.subscription_type)
-            .bind(e.object_id as i64)
-            .bind(e.occurred_at)
-            .bind(payload.to_string())
-            .bind(now)
-            .bind(now + KEEP_EVENTS.as_millis() as i64)
-            .execute(&mut *w.tx)
-            .await?;
-            new += done.rows_affected() as usize;
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (e, payload) in chunk {
+                query = query
+                    .bind(e.event_id as i64)
+                    .bind(e.subscription_type.clone())
+                    .bind(e.object_id as i64)
+                    .bind(e.occurred_at)
+                    .bind(payload.to_string())
+                    .bind(now)
+                    .bind(now + KEEP_EVENTS.as_millis() as i64);
+            }
+            new += query.execute(&mut *w.tx).await?.rows_affected() as usize;
         }
         w.commit().await?;
         self.wake.notify_one();

@@ -112,3 +112,30 @@ async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
         .unwrap();
     assert_eq!(records["count"], 3000);
 }
+
+#[tokio::test]
+async fn webhook_events_are_recorded_once_on_postgres_too() {
+    use app::webhooks::{Event, Inbox};
+    let db = Db::connect(&fresh_database("webhooks").await)
+        .await
+        .unwrap();
+    let inbox = Inbox::new(db);
+    let event = |id: u64| {
+        (
+            Event {
+                event_id: id,
+                subscription_type: "contact.propertyChange".into(),
+                object_id: 900 + id,
+                occurred_at: 1_700_000_000_000,
+            },
+            json!({"eventId": id}),
+        )
+    };
+    // One delivery repeating an event, then a redelivery overlapping it.
+    assert_eq!(
+        inbox.record(&[event(1), event(2), event(1)]).await.unwrap(),
+        (2, 1)
+    );
+    assert_eq!(inbox.record(&[event(2), event(3)]).await.unwrap(), (1, 1));
+    assert_eq!(inbox.unprocessed(10).await.unwrap().len(), 3);
+}
