@@ -137,5 +137,9 @@ async fn webhook_events_are_recorded_once_on_postgres_too() {
         (2, 1)
     );
     assert_eq!(inbox.record(&[event(2), event(3)]).await.unwrap(), (1, 1));
-    assert_eq!(inbox.unprocessed(10).await.unwrap().len(), 3);
+    let pending = inbox.unprocessed(10).await.unwrap();
+    assert_eq!(pending.len(), 3);
+    let ids: Vec<i64> = pending.iter().map(|e| e.0).collect();
+    inbox.mark_processed(&ids[..2]).await.unwrap();
+    assert_eq!(inbox.unprocessed(10).await.unwrap()[0].0, ids[2]);
 }
