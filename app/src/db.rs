@@ -197,6 +197,15 @@ impl AuditSubject<'_> {
     }
 }
 
+/// `count` numbered parameters from `$first`: `$3, $4, $5`. The same syntax serves SQLite and
+/// PostgreSQL through the Any driver.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

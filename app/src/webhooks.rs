@@ -296,10 +296,7 @@ impl Inbox {
         let mut new = 0;
         for chunk in events.chunks(PER_STATEMENT) {
             let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let params: Vec<String> = (1..=7).map(|k| format!("${}", i * 7 + k)).collect();
-                    format!("({})", params.join(", "))
-                })
+                .map(|i| format!("({})", crate::db::placeholders(i * 7 + 1, 7)))
                 .collect();
             let sql = format!(
                 "INSERT INTO webhook_events (event_id, subscription_type, object_id, occurred_at, payload, received_at, expires_at)
@@ -345,10 +342,9 @@ impl Inbox {
         let now = crate::outbox::now_ms();
         let mut w = self.db.write().await?;
         for chunk in ids.chunks(500) {
-            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
                 "UPDATE webhook_events SET processed_at = $1 WHERE id IN ({})",
-                params.join(", ")
+                crate::db::placeholders(2, chunk.len())
             );
             let mut query = sqlx::query(&sql).bind(now);
             for id in chunk {
