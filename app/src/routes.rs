@@ -132,7 +132,7 @@ async fn hubspot_test(State(s): State<Shared>) -> (StatusCode, Json<Value>) {
             })),
         );
     };
-    let budget = client.budget().await;
+    let budget = client.budget();
     let rate_limit = json!({
         "max": budget.max,
         "window_ms": budget.window.as_millis(),

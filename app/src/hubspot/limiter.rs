@@ -64,10 +64,8 @@ impl Window {
         let started = Instant::now();
         loop {
             let wait_until = {
-                let mut s = self.state.lock().expect("not poisoned");
-                let now = Instant::now();
+                let (mut s, now) = self.current();
                 let span = self.span;
-                s.taken.retain(|(_, t)| now.duration_since(*t) < span);
                 match s.blocked_until {
                     Some(until) if until > now => Some(until),
                     _ if s.taken.len() >= self.max => s.taken.iter().map(|(_, t)| *t + span).min(),
@@ -93,11 +91,8 @@ impl Window {
     /// own calls fill the window, the window already waits for the oldest to leave. Otherwise
     /// something else spends the token's budget too, and when a slot frees is unknown: calls
     /// are held for a tenth of the interval, then try again.
-    pub async fn exhausted(&self, interval: Duration) {
-        let mut s = self.state.lock().expect("not poisoned");
-        let now = Instant::now();
-        let span = self.span;
-        s.taken.retain(|(_, t)| now.duration_since(*t) < span);
+    pub fn exhausted(&self, interval: Duration) {
+        let (mut s, now) = self.current();
         if s.taken.len() < self.max {
             s.blocked_until = Some(now + interval / 10);
         }
@@ -112,13 +107,17 @@ impl Window {
     }
 
     /// Calls taken in the current window.
-    pub async fn in_window(&self) -> usize {
-        let s = self.state.lock().expect("not poisoned");
+    pub fn in_window(&self) -> usize {
+        self.current().0.taken.len()
+    }
+
+    /// The state, locked, with the calls that left the window dropped; and now.
+    fn current(&self) -> (std::sync::MutexGuard<'_, WindowState>, Instant) {
+        let mut s = self.state.lock().expect("not poisoned");
         let now = Instant::now();
-        s.taken
-            .iter()
-            .filter(|(_, t)| now.duration_since(*t) < self.span)
-            .count()
+        let span = self.span;
+        s.taken.retain(|(_, t)| now.duration_since(*t) < span);
+        (s, now)
     }
 }
 
@@ -156,7 +155,7 @@ mod tests {
         }
         // t = 12: the calls of t = 4 and 8 are in the window; one slot is free.
         let last = w.acquire().await;
-        w.exhausted(Duration::from_secs(10)).await;
+        w.exhausted(Duration::from_secs(10));
         drop(last);
         // Full (4, 8, 12): the next slot frees at 14, when the call of 4 leaves.
         assert_eq!(w.acquire().await.waited, Duration::from_secs(2));
@@ -166,9 +165,9 @@ mod tests {
     async fn exhausted_by_someone_else_holds_calls_for_a_tenth_of_the_interval() {
         let w = Window::new(100, Duration::from_secs(10));
         drop(w.acquire().await);
-        w.exhausted(Duration::from_secs(10)).await;
+        w.exhausted(Duration::from_secs(10));
         assert_eq!(w.acquire().await.waited, Duration::from_secs(1));
         assert_eq!(w.acquire().await.waited, Duration::ZERO);
-        assert_eq!(w.in_window().await, 3);
+        assert_eq!(w.in_window(), 3);
     }
 }

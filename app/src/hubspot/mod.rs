@@ -125,11 +125,11 @@ impl HubSpotClient {
         self
     }
 
-    pub async fn budget(&self) -> Budget {
+    pub fn budget(&self) -> Budget {
         Budget {
             max: self.general.max(),
             window: self.general.span(),
-            used: self.general.in_window().await,
+            used: self.general.in_window(),
         }
     }
 
@@ -147,13 +147,11 @@ impl HubSpotClient {
     }
 
     /// When HubSpot says the window's budget is spent, tell the limiter.
-    async fn observe(&self, headers: &HeaderMap) {
+    fn observe(&self, headers: &HeaderMap) {
         let num = |name: &str| headers.get(name)?.to_str().ok()?.parse::<u64>().ok();
         if num("x-hubspot-ratelimit-remaining") == Some(0) {
             let interval = num("x-hubspot-ratelimit-interval-milliseconds").unwrap_or(10_000);
-            self.general
-                .exhausted(Duration::from_millis(interval))
-                .await;
+            self.general.exhausted(Duration::from_millis(interval));
         }
     }
 
@@ -235,7 +233,7 @@ impl HubSpotClient {
         let resp = req.send().await.map_err(|e| self.classify(e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        self.observe(&headers).await;
+        self.observe(&headers);
         let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
         if status.is_success() {
             if bytes.is_empty() {
