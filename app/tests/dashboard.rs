@@ -123,7 +123,7 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    common::wait_all_sent(&http, &base, ADMIN, 120).await;
+    common::wait_all_sent(&http, &base, ADMIN, 120, std::time::Duration::from_secs(20)).await;
 
     // The page that signs in is served over http from 127.0.0.1 like the app, so the browser
     // sees an ordinary local form post (no file:// origin).

@@ -371,17 +371,6 @@ async fn two_workers_on_one_sqlite_file_never_send_an_item_twice() {
     assert!(sent.iter().all(|i| i.attempts == 1));
 }
 
-async fn sent(http: &reqwest::Client, base: &str, admin: &str) -> Value {
-    http.get(format!("{base}/api/outbox?state=sent"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Two real app processes, one SQLite file, both workers on: every contact is sent once.
 #[tokio::test]
 async fn two_app_processes_on_one_sqlite_file_send_each_item_once() {
@@ -397,24 +386,8 @@ async fn two_app_processes_on_one_sqlite_file_send_each_item_once() {
     common::wait_ready(&http, &ba).await; // migrations run once, by the first
     let mut b = common::app_process(pb, &db, &sim, "admin-two");
     common::wait_ready(&http, &bb).await;
-    for (i, base) in [&ba, &bb, &ba].into_iter().enumerate() {
-        let contacts: Vec<Value> = (0..1000)
-            .map(|n| json!({"email": format!("two{i}x{n}@example.com")}))
-            .collect();
-        let r = http
-            .post(format!("{base}/api/contacts"))
-            .bearer_auth("admin-two")
-            .json(&json!({"contacts": contacts}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sent(&http, &bb, "admin-two").await["depth"]["sent"] != 3000 {
-        assert!(Instant::now() < deadline, "not all sent");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::enqueue_thousands(&http, &[&ba, &bb, &ba], "admin-two", "two").await;
+    common::wait_all_sent(&http, &bb, "admin-two", 3000, Duration::from_secs(30)).await;
     for p in [&mut a, &mut b] {
         p.kill().unwrap();
         p.wait().unwrap();
@@ -462,15 +435,7 @@ async fn an_app_killed_mid_batch_sends_everything_after_restart() {
 
     let mut app = start();
     common::wait_ready(&http, &base).await;
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let r = sent(&http, &base, "admin-killed").await;
-        if r["depth"]["sent"] == 300 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all sent: {}", r["depth"]);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_all_sent(&http, &base, "admin-killed", 300, Duration::from_secs(40)).await;
     app.kill().unwrap();
     app.wait().unwrap();
     let stored = sim_contacts(&sim).await;
@@ -516,7 +481,7 @@ async fn enqueueing_while_the_worker_sends_never_fails() {
     for (status, body) in futures_join_all(posts).await {
         assert_eq!(status, 202, "{body}");
     }
-    common::wait_all_sent(&http, &base, "admin-busy", 4000).await;
+    common::wait_all_sent(&http, &base, "admin-busy", 4000, Duration::from_secs(30)).await;
     assert_eq!(sim_contacts(&sim).await.len(), 4000);
 }
 

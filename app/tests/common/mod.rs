@@ -75,9 +75,15 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) {
     panic!("app at {base} not ready");
 }
 
-/// Waits (up to 30 s) until the outbox of the app at `base` reports `count` items sent.
-pub async fn wait_all_sent(http: &reqwest::Client, base: &str, admin: &str, count: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+/// Waits (up to `within`) until the outbox of the app at `base` reports `count` items sent.
+pub async fn wait_all_sent(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    count: u64,
+    within: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + within;
     loop {
         let r: Value = http
             .get(format!("{base}/api/outbox?state=sent"))
@@ -97,5 +103,23 @@ pub async fn wait_all_sent(http: &reqwest::Client, base: &str, admin: &str, coun
             r["depth"]
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Posts 1,000 contacts (`{prefix}{i}x{n}@example.com`) to each app of `bases` in turn (`i` is
+/// the turn); every answer must be 202.
+pub async fn enqueue_thousands(http: &reqwest::Client, bases: &[&str], admin: &str, prefix: &str) {
+    for (i, base) in bases.iter().enumerate() {
+        let contacts: Vec<Value> = (0..1000)
+            .map(|n| serde_json::json!({"email": format!("{prefix}{i}x{n}@example.com")}))
+            .collect();
+        let r = http
+            .post(format!("{base}/api/contacts"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"contacts": contacts}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     }
 }
