@@ -64,9 +64,11 @@ pub struct Target {
 
 impl Target {
     pub async fn connect(config: &DeployConfig) -> Result<Self, Failure> {
-        let unreachable = |e| Failure::new(exit::DOCKER, e);
-        let host = Host::of(config).await.map_err(unreachable)?;
-        let engine = host.engine().await.map_err(unreachable)?;
+        let host = host(config).await?;
+        let engine = host
+            .engine()
+            .await
+            .map_err(|e| Failure::new(exit::DOCKER, e))?;
         Ok(Self { host, engine })
     }
 
@@ -75,12 +77,17 @@ impl Target {
     }
 }
 
+/// The host of `deploy.yml`, connected (over SSH for a remote one); exit code 4 when it
+/// cannot be reached.
+async fn host(config: &DeployConfig) -> Result<Host, Failure> {
+    Host::of(config)
+        .await
+        .map_err(|e| Failure::new(exit::DOCKER, e))
+}
+
 /// The state directory on the host (no Docker engine needed: `deployer lock`).
 pub async fn state_dir(config: &DeployConfig) -> Result<StateDir, Failure> {
-    let host = Host::of(config)
-        .await
-        .map_err(|e| Failure::new(exit::DOCKER, e))?;
-    Ok(StateDir::new(host, config.state_dir()))
+    Ok(StateDir::new(host(config).await?, config.state_dir()))
 }
 
 /// Reads what is on the host now. Nothing is changed.

@@ -106,13 +106,14 @@ impl Host {
         }
     }
 
-    /// Replaces `path` with `bytes` atomically: a synced temporary file in the same directory,
-    /// renamed over it. A reader sees the old file or the new one, never a torn one.
+    /// Replaces `path` with `bytes` atomically: a synced temporary file in the same directory
+    /// (created if missing), renamed over it. A reader sees the old file or the new one, never
+    /// a torn one.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-        let dir = path.parent().context("a file needs a directory")?;
-        self.create_dir_all(dir)?;
         match self {
             Host::Local => {
+                let dir = path.parent().context("a file needs a directory")?;
+                self.create_dir_all(dir)?;
                 let tmp = dir.join(format!(
                     ".{}.{}.tmp",
                     path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),

@@ -255,23 +255,33 @@ impl Remote {
         self.run_ok(&format!("mkdir -p -- {}", quote(dir)?))
     }
 
-    /// Writes `bytes` to a new file (truncating one that exists) and syncs it.
-    fn write_synced(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-        let control = self.control.lock().expect("not poisoned");
-        let mut file = control
-            .sftp
-            .open_mode(
-                path,
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o644,
-                OpenType::File,
-            )
-            .map_err(|e| self.sftp_error(e, "write", path))?;
+    /// Opens `path` with `flags` (mode 0644), writes `bytes` in one go and syncs. A missing
+    /// directory is created (once, on SFTP's "no such file"), so the common case costs no
+    /// extra command on the host.
+    fn write_file(&self, path: &Path, flags: OpenFlags, bytes: &[u8]) -> anyhow::Result<()> {
+        let open = || {
+            let control = self.control.lock().expect("not poisoned");
+            control.sftp.open_mode(path, flags, 0o644, OpenType::File)
+        };
+        let mut file = match open() {
+            Err(e) if is_missing(&e) => {
+                self.create_dir_all(path.parent().context("a file needs a directory")?)?;
+                open()
+            }
+            opened => opened,
+        }
+        .map_err(|e| self.sftp_error(e, "write", path))?;
         file.write_all(bytes)
             .with_context(|| format!("{}: writing {}", self.target, path.display()))?;
         file.fsync()
             .with_context(|| format!("{}: syncing {}", self.target, path.display()))?;
         Ok(())
+    }
+
+    /// Writes `bytes` to a new file (truncating one that exists) and syncs it.
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
+        self.write_file(path, flags, bytes)
     }
 
     /// Replaces `path` atomically: a synced temporary file beside it, then `mv -f` (rename(2)).
@@ -313,21 +323,8 @@ impl Remote {
 
     /// Appends `bytes` with one write (O_APPEND on the host) and syncs.
     pub fn append(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-        let control = self.control.lock().expect("not poisoned");
-        let mut file = control
-            .sftp
-            .open_mode(
-                path,
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::APPEND,
-                0o644,
-                OpenType::File,
-            )
-            .map_err(|e| self.sftp_error(e, "append to", path))?;
-        file.write_all(bytes)
-            .with_context(|| format!("{}: appending to {}", self.target, path.display()))?;
-        file.fsync()
-            .with_context(|| format!("{}: syncing {}", self.target, path.display()))?;
-        Ok(())
+        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::APPEND;
+        self.write_file(path, flags, bytes)
     }
 
     fn sftp_error(&self, e: ssh2::Error, verb: &str, path: &Path) -> anyhow::Error {
