@@ -145,7 +145,13 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_page() {
     let client = t.state.hubspot.clone().unwrap();
     let sync = t.state.sync.clone();
     let run = tokio::spawn(async move { sync.run(&client).await });
+    // Killed once a few pages are committed (waiting for the first, not a fixed time: on a
+    // loaded machine 650 ms may not hold one page).
     tokio::time::sleep(Duration::from_millis(650)).await;
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while t.cached().await == 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     run.abort(); // the process dies: nothing is cleaned up
     let _ = run.await;
     let partial = t.cached().await;
