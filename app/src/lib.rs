@@ -10,12 +10,16 @@
 //! - [`contacts`]: contact domain types, validated at the edge.
 //! - [`hubspot`]: the only module that talks to HubSpot.
 //! - [`healthcheck`]: `app healthcheck`, the container's health probe (no curl in `scratch`).
-//! - [`outbox`]: the durable queue of contact writes and its worker (leases, batches, dead letters).
+//! - [`outbox`]: the durable queue of contact writes and its worker (order per contact, leases,
+//!   batches, dead letters and replay).
+//! - [`budget`]: HubSpot's rate budget shared through the database by every process on it.
+//! - [`identity`]: this process's identity, checkable by others (a dead worker's leases).
 //! - [`mask`]: masks emails and phone numbers in anything that is logged.
 //! - [`routes`]: the HTTP API (`router(state)`), separate from serving.
 //! - [`serve`]: connection counting and the drain that makes a blue-green switch lossless.
 //! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
 
+pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod contacts;
@@ -23,6 +27,7 @@ pub mod dashboard;
 pub mod db;
 pub mod healthcheck;
 pub mod hubspot;
+pub mod identity;
 pub mod mask;
 pub mod outbox;
 pub mod routes;
@@ -54,14 +59,14 @@ impl Application {
     /// Validates what needs validating, opens the database and binds the listeners, so
     /// `local_addr()` is known before serving (tests bind port 0).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database_url).await?;
         let hubspot = match (&settings.hubspot.enabled, &settings.hubspot.token) {
-            (true, Some(token)) => Some(Arc::new(HubSpotClient::new(
-                &settings.hubspot,
-                token.clone(),
-            )?)),
+            (true, Some(token)) => Some(Arc::new(
+                HubSpotClient::new(&settings.hubspot, token.clone())?
+                    .with_shared_budget(Arc::new(db.clone())),
+            )),
             _ => None,
         };
-        let db = Db::connect(&settings.database_url).await?;
         let outbox = Outbox::new(
             db.clone(),
             OutboxConfig {
@@ -118,12 +123,7 @@ impl Application {
         let (worker_stop, worker_stopped) = tokio::sync::watch::channel(false);
         let worker = match (&self.state.hubspot, self.state.settings.outbox_worker) {
             (Some(client), true) => {
-                let owner = format!(
-                    "{}-{}-{}",
-                    self.state.settings.slot,
-                    std::process::id(),
-                    rand::random::<u32>()
-                );
+                let owner = crate::identity::this_process();
                 Some(tokio::spawn(self.state.outbox.clone().run(
                     client.clone(),
                     owner,

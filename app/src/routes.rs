@@ -519,21 +519,36 @@ async fn list_outbox(
     ))
 }
 
-/// `POST /api/outbox/{id}/retry`: a dead item goes back in the queue.
+/// `POST /api/outbox/{id}/retry`: a dead item's write is queued again as the newest write to its
+/// contact, less what later writes set (it never overwrites a newer value).
 async fn retry_outbox(
     _: AdminAuth,
     State(s): State<Shared>,
     axum::extract::Path(id): axum::extract::Path<i64>,
 ) -> Result<Reply, Reply> {
-    let retried = s.outbox.retry(id).await.map_err(|e| {
+    let replayed = s.outbox.replay(id).await.map_err(|e| {
         tracing::error!(error = %e, "outbox retry failed");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "error", "message": "database unavailable"})),
         )
     })?;
-    if retried {
-        Ok((StatusCode::OK, Json(json!({"status": "queued", "id": id}))))
+    if let Some(r) = replayed {
+        let status = if r.queued_as.is_some() {
+            "queued"
+        } else {
+            "superseded"
+        };
+        Ok((
+            StatusCode::OK,
+            Json(json!({
+                "status": status,
+                "id": id,
+                "queued_as": r.queued_as,
+                "kept": r.kept,
+                "superseded": r.superseded,
+            })),
+        ))
     } else {
         Err((
             StatusCode::CONFLICT,

@@ -335,14 +335,157 @@ async fn items_that_keep_failing_go_dead_and_can_be_replayed() {
         .send()
         .await
         .unwrap();
-    assert!(outbox.retry(dead[0].id).await.unwrap());
+    let replayed = outbox.replay(dead[0].id).await.unwrap().unwrap();
+    assert_eq!(replayed.kept, ["firstname"]);
+    assert!(replayed.queued_as.is_some());
     assert!(
-        !outbox.retry(dead[0].id).await.unwrap(),
-        "only a dead item is retried"
+        outbox.replay(dead[0].id).await.unwrap().is_none(),
+        "only a dead item is replayed"
     );
     drain(&outbox, &client, "w1", Duration::from_secs(20)).await;
     assert_eq!(sim_contacts(&sim).await.len(), 1);
-    assert_eq!(outbox.depth().await.unwrap().sent, 1);
+    let depth = outbox.depth().await.unwrap();
+    assert_eq!((depth.sent, depth.dead, depth.replayed), (1, 0, 1));
+}
+
+fn named(email: &str, firstname: &str, lastname: &str) -> ContactInput {
+    ContactInput::try_from(ContactRequest {
+        email: email.into(),
+        firstname: Some(firstname.into()),
+        lastname: Some(lastname.into()),
+        phone: None,
+        company: None,
+    })
+    .unwrap()
+}
+
+/// email → (firstname, lastname) as HubSpot holds them.
+async fn sim_names(
+    sim: &hubspot_sim::RunningSim,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    let records = sim_json(sim, "/_sim/records/contacts").await;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    records["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let p = &r["properties"];
+            (
+                text(&p["email"]),
+                (text(&p["firstname"]), text(&p["lastname"])),
+            )
+        })
+        .collect()
+}
+
+/// The lost update of issue 9, step by step: worker A has claimed v1 of 20 contacts when v2
+/// arrives; A's batch fails and is rescheduled. Worker B (another process's worth, on the same
+/// file) must not send v2 ahead of v1: it finds nothing to claim while v1 is unsettled, and
+/// once v1 is due again it sends v1 and v2 folded, newest values on top. HubSpot ends with v2.
+#[tokio::test]
+async fn an_older_write_retrying_is_never_sent_after_a_newer_one() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let url = temp_db_url("order");
+    let a = Outbox::new(Db::connect(&url).await.unwrap(), quick());
+    let b = Outbox::new(Db::connect(&url).await.unwrap(), quick());
+    let emails: Vec<String> = (0..20).map(|i| format!("o{i}@example.com")).collect();
+    let v1: Vec<ContactInput> = emails.iter().map(|e| named(e, "First", "v1")).collect();
+    let v2: Vec<ContactInput> = emails.iter().map(|e| named(e, "First", "v2")).collect();
+    a.enqueue(&v1).await.unwrap();
+    let claimed = a.claim("worker-a").await.unwrap();
+    assert_eq!(claimed.len(), 20);
+    let v2_ids = b.enqueue(&v2).await.unwrap();
+    assert!(
+        v2_ids.iter().all(|id| !claimed.iter().any(|c| c.id == *id)),
+        "v2 is not merged into the items in flight"
+    );
+    assert!(
+        b.claim("worker-b").await.unwrap().is_empty(),
+        "nothing newer is claimed while v1 is unsettled"
+    );
+    // A's batch fails: HubSpot answers 503 until the client's deadline passes.
+    let http = reqwest::Client::new();
+    let fault: Value = http
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 503}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ca = client(&sim);
+    a.send(&ca, "worker-a", &claimed, None).await.unwrap();
+    assert_eq!(
+        a.depth().await.unwrap().pending,
+        40,
+        "v1 rescheduled, v2 waiting"
+    );
+    http.delete(format!("{}/_sim/faults/{}", sim.base_url(), fault["id"]))
+        .send()
+        .await
+        .unwrap();
+    drain(&b, &client(&sim), "worker-b", Duration::from_secs(20)).await;
+    let names = sim_names(&sim).await;
+    assert_eq!(names.len(), 20);
+    for e in &emails {
+        assert_eq!(names[e], ("First".to_string(), "v2".to_string()), "{e}");
+    }
+    assert_eq!(
+        upsert_calls(&sim)
+            .await
+            .into_iter()
+            .find(|(s, _)| *s == 200)
+            .map(|c| c.1),
+        Some(1),
+        "v1 and v2 went as one folded batch"
+    );
+    let sent = b.list("sent", 100).await.unwrap();
+    assert_eq!(sent.len(), 40, "every item settled by the folded write");
+}
+
+/// Replaying a dead write after a newer write to the same contact was sent: the replay carries
+/// only what the newer write did not set, so HubSpot keeps the newer value.
+#[tokio::test]
+async fn a_replayed_dead_write_never_overwrites_a_newer_value() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let outbox = Outbox::new(Db::connect(&temp_db_url("replay")).await.unwrap(), quick());
+    let client = client(&sim);
+    outbox
+        .enqueue(&[named("r@example.com", "Old", "Old")])
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    http.post(format!("{}/_sim/faults", sim.base_url()))
+        .json(
+            &json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1000, "status": 500}),
+        )
+        .send()
+        .await
+        .unwrap();
+    drain(&outbox, &client, "w1", Duration::from_secs(60)).await;
+    let dead = outbox.list("dead", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    http.delete(format!("{}/_sim/faults", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    // A newer write sets the last name and is sent.
+    let mut newer = named("r@example.com", "ignored", "New");
+    newer.properties.remove("firstname");
+    outbox.enqueue(&[newer]).await.unwrap();
+    drain(&outbox, &client, "w1", Duration::from_secs(20)).await;
+    let replayed = outbox.replay(dead[0].id).await.unwrap().unwrap();
+    assert_eq!(replayed.kept, ["firstname"]);
+    assert_eq!(replayed.superseded, ["lastname"]);
+    drain(&outbox, &client, "w1", Duration::from_secs(20)).await;
+    assert_eq!(
+        sim_names(&sim).await["r@example.com"],
+        ("Old".to_string(), "New".to_string())
+    );
+    let all_superseded = outbox.list("replayed", 10).await.unwrap();
+    assert_eq!(all_superseded[0].replayed_as, replayed.queued_as);
 }
 
 #[tokio::test]

@@ -5,12 +5,172 @@
 //! A slot counts from when its call finished (HubSpot counted it before then). When HubSpot
 //! reports its remaining budget as 0 while this process's window is not full, another client
 //! shares the token: calls then pause briefly and try again.
+//!
+//! Processes that share a token share its window through a [`BudgetStore`] (the app's
+//! database): each call takes a slot there, so blue and green together stay under HubSpot's
+//! limit instead of each spending all of it.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// A boxed future, for the object-safe [`BudgetStore`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a shared budget answers when asked for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// A slot, by its id; `in_window` calls (this one included) count now.
+    Taken { id: i64, in_window: usize },
+    /// The window is full: ask again after this long.
+    Full { retry_in: Duration },
+}
+
+/// A rolling window kept outside this process (in the app's database), so that every process
+/// calling HubSpot with one token stays under that token's limit together. Implemented by the
+/// store; the limiter only asks. Times are wall-clock milliseconds: the processes sharing it
+/// must agree on the time (one machine, or NTP).
+pub trait BudgetStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Takes a slot in `bucket` when fewer than `max` calls count in the last `span`.
+    fn take<'a>(
+        &'a self,
+        bucket: &'a str,
+        max: usize,
+        span: Duration,
+    ) -> BoxFuture<'a, Result<Take, String>>;
+    /// The call of slot `id` is over: it counts from now.
+    fn finish(&self, id: i64) -> BoxFuture<'_, ()>;
+}
+
+/// A bucket's limiter: this process's own window, and the shared one when there is a store.
+#[derive(Debug)]
+pub struct Limiter {
+    local: Window,
+    shared: Option<(Arc<dyn BudgetStore>, String)>,
+    /// Calls counted in the shared window at the last take.
+    shared_seen: AtomicUsize,
+}
+
+/// A slot taken from a [`Limiter`]; dropping it marks the call as over.
+pub enum Permit<'a> {
+    Local(WindowPermit<'a>),
+    Shared {
+        store: Arc<dyn BudgetStore>,
+        id: i64,
+        waited: Duration,
+    },
+}
+
+impl Permit<'_> {
+    /// How long the acquire waited.
+    pub fn waited(&self) -> Duration {
+        match self {
+            Permit::Local(p) => p.waited,
+            Permit::Shared { waited, .. } => *waited,
+        }
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Permit::Shared { store, id, .. } = self {
+            let (store, id) = (store.clone(), *id);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { store.finish(id).await });
+            }
+        }
+    }
+}
+
+impl Limiter {
+    pub fn local(max: u32, span: Duration) -> Self {
+        Self {
+            local: Window::new(max, span),
+            shared: None,
+            shared_seen: AtomicUsize::new(0),
+        }
+    }
+
+    /// Shares the window through `store` under `bucket` (one bucket per token and limit).
+    pub fn shared(max: u32, span: Duration, store: Arc<dyn BudgetStore>, bucket: String) -> Self {
+        Self {
+            shared: Some((store, bucket)),
+            ..Self::local(max, span)
+        }
+    }
+
+    /// Waits for a slot and takes it. With a store, the shared window decides (this process's
+    /// own window is not used); when the store fails (the database is down) this process falls
+    /// back to its own window, and says so once per failure.
+    pub async fn acquire(&self) -> Permit<'_> {
+        let Some((store, bucket)) = &self.shared else {
+            return Permit::Local(self.local.acquire().await);
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(until) = self.local.blocked_until() {
+                tokio::time::sleep_until(until).await;
+            }
+            match store.take(bucket, self.local.max, self.local.span).await {
+                Ok(Take::Taken { id, in_window }) => {
+                    self.shared_seen.store(in_window, Ordering::Relaxed);
+                    return Permit::Shared {
+                        store: store.clone(),
+                        id,
+                        waited: started.elapsed(),
+                    };
+                }
+                Ok(Take::Full { retry_in }) => {
+                    self.shared_seen.store(self.local.max, Ordering::Relaxed);
+                    tokio::time::sleep(retry_in.clamp(Duration::from_millis(1), self.local.span))
+                        .await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the shared HubSpot budget is unavailable; this process keeps to its own window");
+                    return Permit::Local(self.local.acquire().await);
+                }
+            }
+        }
+    }
+
+    /// HubSpot said the budget is spent (see [`Window::exhausted`]). With a shared window, the
+    /// window is "ours" when the last take found it (nearly) full.
+    pub fn exhausted(&self, interval: Duration) {
+        if self.shared.is_some() {
+            if self.shared_seen.load(Ordering::Relaxed) + 1 < self.local.max {
+                self.local.block_for(interval / 10);
+            }
+        } else {
+            self.local.exhausted(interval);
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.local.max
+    }
+
+    pub fn span(&self) -> Duration {
+        self.local.span
+    }
+
+    /// Calls counted in the window (the shared one: as of the last take).
+    pub fn in_window(&self) -> usize {
+        if self.shared.is_some() {
+            self.shared_seen.load(Ordering::Relaxed)
+        } else {
+            self.local.in_window()
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+}
 
 #[derive(Debug)]
 pub struct Window {
@@ -32,14 +192,14 @@ struct WindowState {
 /// answer, so when the permit is dropped (the call is over) the slot's time moves to then: the
 /// window never frees a slot before HubSpot's does, and a full-speed sender gets no 429 at the
 /// window's edge.
-pub struct Permit<'a> {
+pub struct WindowPermit<'a> {
     window: &'a Window,
     id: u64,
     /// How long the acquire waited.
     pub waited: Duration,
 }
 
-impl Drop for Permit<'_> {
+impl Drop for WindowPermit<'_> {
     fn drop(&mut self) {
         let now = Instant::now();
         let mut s = self.window.state.lock().expect("not poisoned");
@@ -60,7 +220,7 @@ impl Window {
 
     /// Waits for a free slot and takes it; the call counts until `span` after the permit is
     /// dropped.
-    pub async fn acquire(&self) -> Permit<'_> {
+    pub async fn acquire(&self) -> WindowPermit<'_> {
         let started = Instant::now();
         loop {
             let wait_until = {
@@ -73,7 +233,7 @@ impl Window {
                         let id = s.next_id;
                         s.next_id += 1;
                         s.taken.push_back((id, now));
-                        return Permit {
+                        return WindowPermit {
                             window: self,
                             id,
                             waited: started.elapsed(),
@@ -98,12 +258,16 @@ impl Window {
         }
     }
 
-    pub fn max(&self) -> usize {
-        self.max
+    /// Holds every call for `pause` from now.
+    fn block_for(&self, pause: Duration) {
+        let (mut s, now) = self.current();
+        s.blocked_until = Some(now + pause);
     }
 
-    pub fn span(&self) -> Duration {
-        self.span
+    /// When calls may go again after HubSpot said the budget is spent; `None` if they may now.
+    fn blocked_until(&self) -> Option<Instant> {
+        let (s, now) = self.current();
+        s.blocked_until.filter(|until| *until > now)
     }
 
     /// Calls taken in the current window.

@@ -5,6 +5,7 @@
 pub mod limiter;
 pub mod retry;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{HubSpotSettings, Secret};
-use limiter::Window;
+use limiter::{BudgetStore, Limiter, Permit};
 use retry::{Failure, RetryPolicy, Verdict};
 
 /// Which budget a call draws on.
@@ -79,6 +80,9 @@ pub struct CallStats {
     pub latency_max_us: std::sync::atomic::AtomicU64,
 }
 
+/// HubSpot's search limit: requests per second per account.
+const SEARCH_PER_SECOND: u32 = 5;
+
 #[derive(Debug)]
 pub struct HubSpotClient {
     pub stats: CallStats,
@@ -87,8 +91,8 @@ pub struct HubSpotClient {
     token: Secret,
     timeout: Duration,
     policy: RetryPolicy,
-    general: Window,
-    search: Window,
+    general: Limiter,
+    search: Limiter,
 }
 
 /// The client-side budget, for status reports.
@@ -114,9 +118,32 @@ impl HubSpotClient {
             token,
             timeout: settings.timeout,
             policy: RetryPolicy::default(),
-            general: Window::new(max, span),
-            search: Window::new(5, Duration::from_secs(1)),
+            general: Limiter::local(max, span),
+            search: Limiter::local(SEARCH_PER_SECOND, Duration::from_secs(1)),
         })
+    }
+
+    /// Shares the budget with every process that uses the same token and `store` (the app's
+    /// database): one window per token and limit, so they stay under HubSpot's limit together.
+    pub fn with_shared_budget(mut self, store: Arc<dyn BudgetStore>) -> Self {
+        use sha2::Digest;
+        let token = hex::encode(&sha2::Sha256::digest(self.token.expose().as_bytes())[..12]);
+        let (max, span) = (self.general.max() as u32, self.general.span());
+        self.general = Limiter::shared(max, span, store.clone(), format!("{token}:general"));
+        self.search = Limiter::shared(
+            SEARCH_PER_SECOND,
+            Duration::from_secs(1),
+            store,
+            format!("{token}:search"),
+        );
+        self
+    }
+
+    /// Takes a slot of the general budget now, for a call made later with
+    /// [`upsert_contacts_with`](Self::upsert_contacts_with): the outbox waits for budget
+    /// *before* it claims, so the batch it claims holds everything that arrived meanwhile.
+    pub async fn reserve(&self) -> Permit<'_> {
+        self.general.acquire().await
     }
 
     /// Replaces the retry policy (tests shorten it).
@@ -139,7 +166,7 @@ impl HubSpotClient {
         url
     }
 
-    fn window(&self, bucket: Bucket) -> &Window {
+    fn window(&self, bucket: Bucket) -> &Limiter {
         match bucket {
             Bucket::General => &self.general,
             Bucket::Search => &self.search,
@@ -183,10 +210,29 @@ impl HubSpotClient {
         bucket: Bucket,
         idempotent: bool,
     ) -> Result<Value, HubSpotError> {
+        self.call_reserved(None, method, path, query, body, bucket, idempotent)
+            .await
+    }
+
+    /// [`call`](Self::call), its first attempt on a slot already taken (`reserved`).
+    #[allow(clippy::too_many_arguments)]
+    async fn call_reserved(
+        &self,
+        mut reserved: Option<Permit<'_>>,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        bucket: Bucket,
+        idempotent: bool,
+    ) -> Result<Value, HubSpotError> {
         let mut attempt = 1;
         let mut deadline = None;
         loop {
-            let permit = self.window(bucket).acquire().await;
+            let permit = match reserved.take() {
+                Some(permit) => permit,
+                None => self.window(bucket).acquire().await,
+            };
             let deadline =
                 *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.timeout);
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -318,6 +364,15 @@ impl HubSpotClient {
         &self,
         contacts: &[crate::contacts::ContactInput],
     ) -> Result<Vec<Result<Upserted, String>>, HubSpotError> {
+        self.upsert_contacts_with(None, contacts).await
+    }
+
+    /// [`upsert_contacts`](Self::upsert_contacts) on a slot taken by [`reserve`](Self::reserve).
+    pub async fn upsert_contacts_with(
+        &self,
+        reserved: Option<Permit<'_>>,
+        contacts: &[crate::contacts::ContactInput],
+    ) -> Result<Vec<Result<Upserted, String>>, HubSpotError> {
         assert!(
             contacts.len() <= 100,
             "HubSpot takes at most 100 inputs per batch"
@@ -334,7 +389,8 @@ impl HubSpotClient {
             .collect();
         let body = serde_json::json!({ "inputs": inputs });
         let value = self
-            .call(
+            .call_reserved(
+                reserved,
                 Method::POST,
                 "/crm/v3/objects/contacts/batch/upsert",
                 &[],

@@ -1,0 +1,632 @@
+//! The durable outbox: contact writes are stored first and answered 202, then sent to HubSpot by
+//! a worker in batches of up to 100 (batch upsert by email).
+//!
+//! - **Order per contact** ([`order`]): once HubSpot has acknowledged a write to a contact, no
+//!   older write to it is sent afterwards. Only the oldest unsettled item of an email is
+//!   claimed, with the newer ones folded into it; a replayed dead item never overwrites a newer
+//!   value.
+//! - **Coalescing**: a write for an email whose newest item is pending and unclaimed is merged
+//!   into it (later values win), so a burst of updates to one contact is one HubSpot write.
+//! - **Leases**: a worker claims due items by setting `lease_owner`/`lease_until` in one
+//!   statement; two processes on one database never hold the same item. A worker that dies
+//!   leaves leases that expire, and the items are claimed again (at-least-once; the upsert by
+//!   email is idempotent, so a resend never makes a duplicate contact). A worker on the same
+//!   machine and PID namespace that can prove the holder dead ([`crate::identity`]) releases
+//!   its leases at once.
+//! - **Budget first**: the worker takes a slot of HubSpot's budget *before* it claims, so under
+//!   a tight budget each call carries a full batch of what arrived while it waited.
+//! - **Retries**: a failed batch goes back with exponential backoff; after `max_attempts` an item
+//!   is `dead`, listed and replayable (`POST /api/outbox/{id}/retry`). An input HubSpot refuses
+//!   outright (a validation error) is dead at once: resending cannot fix it. A replay queues
+//!   the dead write again as the newest one, less what later writes set ([`order::replay`]);
+//!   the dead row stays, as `replayed`, pointing at the new item.
+
+pub mod order;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::contacts::{ContactInput, ContactRequest};
+use crate::db::Db;
+use crate::hubspot::limiter::Permit;
+use crate::hubspot::{HubSpotClient, HubSpotError};
+use order::{Claimed, Properties};
+
+pub const BATCH: i64 = 100;
+
+/// How often a worker looks for leases held by workers that died.
+const DEAD_LEASE_CHECK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub max_attempts: i64,
+    pub lease: Duration,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            lease: Duration::from_secs(60),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Item {
+    pub id: i64,
+    pub email: String,
+    #[serde(skip)]
+    pub properties: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub hubspot_id: Option<String>,
+    pub replayed_as: Option<i64>,
+}
+
+const ITEM_COLUMNS: &str =
+    "id, email, properties, state, attempts, next_attempt_at, last_error, hubspot_id, replayed_as";
+
+/// What replaying a dead item did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    /// The new item that carries the replay; `None` when later writes had set every property.
+    pub queued_as: Option<i64>,
+    /// Properties sent again.
+    pub kept: Vec<String>,
+    /// Properties left out because a later write to the contact set them.
+    pub superseded: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Depth {
+    pub pending: i64,
+    pub leased: i64,
+    pub sent: i64,
+    pub dead: i64,
+    pub replayed: i64,
+}
+
+/// What the items of one batch share when settled: the moment and the jitter, so a failed
+/// batch comes due again whole (one claim, one call), not split across claims.
+#[derive(Debug, Clone, Copy)]
+struct Settle {
+    now: i64,
+    jitter: f64,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The stored form of a contact write: the request fields, validated and normalized.
+fn stored(input: &ContactInput) -> BTreeMap<String, String> {
+    input
+        .properties
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn restore(email: &str, p: &Properties) -> Result<ContactInput, String> {
+    let get = |k: &str| p.get(k).cloned();
+    ContactInput::try_from(ContactRequest {
+        email: email.to_string(),
+        firstname: get("firstname"),
+        lastname: get("lastname"),
+        phone: get("phone"),
+        company: get("company"),
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    db: Db,
+    config: OutboxConfig,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Outbox {
+    pub fn new(db: Db, config: OutboxConfig) -> Self {
+        Self {
+            db,
+            config,
+            wake: Arc::default(),
+        }
+    }
+
+    /// Stores `contacts` in one transaction. A contact whose newest item is still pending and
+    /// unclaimed is merged into it (its values over the item's); otherwise it gets a new item,
+    /// which waits behind the older ones of its email. Returns the item id each contact landed
+    /// in.
+    pub async fn enqueue(&self, contacts: &[ContactInput]) -> anyhow::Result<Vec<i64>> {
+        let now = now_ms();
+        let mut w = self.db.write().await?;
+        let mut ids = Vec::with_capacity(contacts.len());
+        for c in contacts {
+            let email = c.email.as_str();
+            let newest = sqlx::query(
+                "SELECT id, properties, lease_until FROM outbox
+                 WHERE email = $1 AND state = 'pending' ORDER BY id DESC LIMIT 1",
+            )
+            .bind(email)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+            let unclaimed = newest.filter(|row| {
+                row.get::<Option<i64>, _>("lease_until")
+                    .is_none_or(|until| until < now)
+            });
+            let mut merged_into = None;
+            if let Some(row) = unclaimed {
+                let id: i64 = row.get("id");
+                let mut merged = order::parse(id, row.get::<&str, _>("properties"))
+                    .map_err(anyhow::Error::msg)?;
+                merged.extend(stored(c));
+                // The lease is checked again: on PostgreSQL a worker may have claimed the item
+                // since the read, and then this write must be an item of its own.
+                let done = sqlx::query(
+                    "UPDATE outbox SET properties = $1, updated_at = $2
+                     WHERE id = $3 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2)",
+                )
+                .bind(serde_json::to_string(&merged)?)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    merged_into = Some(id);
+                }
+            }
+            let id = match merged_into {
+                Some(id) => id,
+                None => self.insert(&mut w.tx, email, &stored(c), now).await?,
+            };
+            ids.push(id);
+        }
+        w.commit().await?;
+        self.wake.notify_one();
+        Ok(ids)
+    }
+
+    async fn insert(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        email: &str,
+        properties: &Properties,
+        now: i64,
+    ) -> anyhow::Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO outbox (email, properties, state, attempts, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, 'pending', 0, $3, $3, $3) RETURNING id",
+        )
+        .bind(email)
+        .bind(serde_json::to_string(properties)?)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("id"))
+    }
+
+    /// Whether any item is due and unclaimed now (a read: the worker asks before it takes a
+    /// slot of HubSpot's budget).
+    pub async fn has_due(&self) -> anyhow::Result<bool> {
+        let now = now_ms();
+        Ok(sqlx::query(
+            "SELECT 1 FROM outbox
+             WHERE state = 'pending' AND next_attempt_at <= $1
+               AND (lease_until IS NULL OR lease_until < $1)
+             LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(self.db.pool())
+        .await?
+        .is_some())
+    }
+
+    /// Claims, for `owner` and atomically, the due heads of up to [`BATCH`] emails (a head is
+    /// the oldest pending item of its email, unclaimed) and, with each, the newer pending items
+    /// of that email, which are folded into it when sent. Nothing newer than an unsettled item
+    /// is ever claimed without it.
+    pub async fn claim(&self, owner: &str) -> anyhow::Result<Vec<Item>> {
+        let now = now_ms();
+        let mut w = self.db.write().await?;
+        let items = sqlx::query_as::<_, Item>(&format!(
+            // The lease condition is repeated outside the subquery: on PostgreSQL a concurrent
+            // claim of the same rows waits, then re-checks them and finds them leased, so it
+            // skips them (SQLite runs one writer at a time anyway). A head being the oldest
+            // pending item of its email, no item of that email is leased when it is claimed.
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2
+             WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $3)
+               AND email IN (
+                 SELECT h.email FROM outbox h
+                 WHERE h.state = 'pending' AND h.next_attempt_at <= $3
+                   AND (h.lease_until IS NULL OR h.lease_until < $3)
+                   AND NOT EXISTS (
+                     SELECT 1 FROM outbox o
+                     WHERE o.email = h.email AND o.state = 'pending' AND o.id < h.id)
+                 ORDER BY h.id LIMIT $4)
+             RETURNING {ITEM_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(now + self.config.lease.as_millis() as i64)
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(items)
+    }
+
+    /// Releases the leases of workers that are provably dead (same machine and PID namespace,
+    /// process gone: [`crate::identity`]), so their items are sent now instead of when the
+    /// lease expires. Returns how many items were released.
+    pub async fn release_dead_leases(&self, me: &str) -> anyhow::Result<u64> {
+        let now = now_ms();
+        let owners: Vec<String> = sqlx::query(
+            "SELECT DISTINCT lease_owner FROM outbox
+             WHERE state = 'pending' AND lease_until >= $1 AND lease_owner <> $2",
+        )
+        .bind(now)
+        .bind(me)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|row| row.get("lease_owner"))
+        .collect();
+        let mut released = 0;
+        for owner in owners
+            .iter()
+            .filter(|o| crate::identity::is_provably_dead(o))
+        {
+            let mut w = self.db.write().await?;
+            released += sqlx::query(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
+                 WHERE state = 'pending' AND lease_owner = $1",
+            )
+            .bind(owner)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            w.commit().await?;
+            tracing::warn!(owner, "released the outbox leases of a worker that died");
+        }
+        Ok(released)
+    }
+
+    async fn mark_sent(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        owner: &str,
+        id: i64,
+        hubspot_id: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', hubspot_id = $1, lease_owner = NULL, lease_until = NULL,
+                 attempts = attempts + 1, last_error = NULL, updated_at = $2
+             WHERE id = $3 AND lease_owner = $4",
+        )
+        .bind(hubspot_id)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A failed attempt: back to pending after a backoff, or dead when `fatal` or out of
+    /// attempts.
+    #[allow(clippy::too_many_arguments)]
+    async fn mark_failed(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        owner: &str,
+        item: &Item,
+        error: &str,
+        fatal: bool,
+        retry_after: Option<Duration>,
+        batch: Settle,
+    ) -> anyhow::Result<()> {
+        let attempts = item.attempts + 1;
+        let dead = fatal || attempts >= self.config.max_attempts;
+        let backoff = retry_after.unwrap_or_else(|| self.backoff(attempts, batch.jitter));
+        sqlx::query(
+            "UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4,
+                 lease_owner = NULL, lease_until = NULL, updated_at = $5
+             WHERE id = $6 AND lease_owner = $7",
+        )
+        .bind(if dead { "dead" } else { "pending" })
+        .bind(attempts)
+        .bind(batch.now + backoff.as_millis() as i64)
+        .bind(crate::mask::text(error))
+        .bind(batch.now)
+        .bind(item.id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// 1 s, 2 s, 4 s … up to the maximum, times a ±20 % jitter drawn once per batch: retries of
+    /// different batches spread out, and a batch stays whole (its items come due together).
+    fn backoff(&self, attempts: i64, jitter: f64) -> Duration {
+        let exp =
+            self.config.base_backoff * 2u32.saturating_pow((attempts - 1).clamp(0, 20) as u32);
+        exp.min(self.config.max_backoff).mul_f64(jitter)
+    }
+
+    /// One step of the worker: when something is due, take a slot of HubSpot's budget, claim,
+    /// send the claimed items as one batch and record the outcome. Returns how many items were
+    /// settled (sent or failed); 0 when nothing was due.
+    pub async fn try_once(&self, client: &HubSpotClient, owner: &str) -> anyhow::Result<usize> {
+        if !self.has_due().await? {
+            return Ok(0);
+        }
+        let permit = client.reserve().await;
+        let items = self.claim(owner).await?;
+        if items.is_empty() {
+            return Ok(0); // another worker took them; the slot goes unused
+        }
+        self.send(client, owner, &items, Some(permit)).await?;
+        Ok(items.len())
+    }
+
+    /// Sends claimed `items` (one input per email, folded oldest first) and settles every item
+    /// by the outcome, in one write transaction.
+    pub async fn send(
+        &self,
+        client: &HubSpotClient,
+        owner: &str,
+        items: &[Item],
+        permit: Option<Permit<'_>>,
+    ) -> anyhow::Result<()> {
+        let by_id: BTreeMap<i64, &Item> = items.iter().map(|i| (i.id, i)).collect();
+        let claimed: Vec<Claimed<'_>> = items
+            .iter()
+            .map(|i| Claimed {
+                id: i.id,
+                email: &i.email,
+                properties: &i.properties,
+            })
+            .collect();
+        let mut inputs = Vec::new();
+        let mut groups: Vec<Vec<&Item>> = Vec::new();
+        let mut unusable = Vec::new();
+        for folded in order::fold(&claimed) {
+            let group: Vec<&Item> = folded.ids.iter().map(|id| by_id[id]).collect();
+            match folded.properties.and_then(|p| restore(&folded.email, &p)) {
+                Ok(input) => {
+                    inputs.push(input);
+                    groups.push(group);
+                }
+                Err(e) => unusable.extend(group.into_iter().map(|item| (item, e.clone()))),
+            }
+        }
+        let sent = if inputs.is_empty() {
+            None
+        } else {
+            Some(client.upsert_contacts_with(permit, &inputs).await)
+        };
+        // Every outcome of the batch in one write transaction, at one moment.
+        let mut w = self.db.write().await?;
+        let batch = Settle {
+            now: now_ms(),
+            jitter: rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2),
+        };
+        let tx = &mut *w.tx;
+        for (item, e) in unusable {
+            self.mark_failed(tx, owner, item, &e, true, None, batch)
+                .await?;
+        }
+        match sent {
+            None => {}
+            Some(Ok(results)) => {
+                for (result, group) in results.into_iter().zip(groups) {
+                    for item in group {
+                        match &result {
+                            Ok(done) => self.mark_sent(tx, owner, item.id, &done.id).await?,
+                            Err(refused) => {
+                                self.mark_failed(
+                                    tx,
+                                    owner,
+                                    item,
+                                    &format!("HubSpot refused it: {refused}"),
+                                    true,
+                                    None,
+                                    batch,
+                                )
+                                .await?
+                            }
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                // A 429 that reaches here outlived the client's own retries (a DAILY limit, or a
+                // storm longer than HUBSPOT_TIMEOUT): wait for the window it names to empty.
+                let retry_after = match &e {
+                    HubSpotError::Api { status: 429, body } => {
+                        Some(rate_limit_wait(body.policy_name.as_deref()))
+                    }
+                    _ => None,
+                };
+                tracing::warn!(error = %crate::mask::text(&e.to_string()), items = items.len(), "outbox batch failed; will retry");
+                for item in groups.into_iter().flatten() {
+                    self.mark_failed(tx, owner, item, &e.to_string(), false, retry_after, batch)
+                        .await?;
+                }
+            }
+        }
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Runs the worker until `stop` resolves: sends while there is work, otherwise sleeps until
+    /// woken by an enqueue or the next due time (at most 1 s). A batch in flight is finished;
+    /// nothing is left claimed by a clean stop.
+    pub async fn run(
+        self,
+        client: Arc<HubSpotClient>,
+        owner: String,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut stop = stop;
+        let mut last_check: Option<tokio::time::Instant> = None;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if last_check.is_none_or(|at| at.elapsed() >= DEAD_LEASE_CHECK) {
+                last_check = Some(tokio::time::Instant::now());
+                if let Err(e) = self.release_dead_leases(&owner).await {
+                    tracing::warn!(error = %e, "outbox worker: could not check for dead workers' leases");
+                }
+            }
+            match self.try_once(&client, &owner).await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox worker: database error; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn depth(&self) -> anyhow::Result<Depth> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "SELECT
+                 COALESCE(SUM(CASE WHEN state = 'pending' AND (lease_until IS NULL OR lease_until < $1) THEN 1 ELSE 0 END), 0) AS pending,
+                 COALESCE(SUM(CASE WHEN state = 'pending' AND lease_until >= $1 THEN 1 ELSE 0 END), 0) AS leased,
+                 COALESCE(SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), 0) AS sent,
+                 COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) AS dead,
+                 COALESCE(SUM(CASE WHEN state = 'replayed' THEN 1 ELSE 0 END), 0) AS replayed
+             FROM outbox",
+        )
+        .bind(now)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(Depth {
+            pending: row.get("pending"),
+            leased: row.get("leased"),
+            sent: row.get("sent"),
+            dead: row.get("dead"),
+            replayed: row.get("replayed"),
+        })
+    }
+
+    /// Items in `state`, newest first.
+    pub async fn list(&self, state: &str, limit: i64) -> anyhow::Result<Vec<Item>> {
+        Ok(sqlx::query_as::<_, Item>(&format!(
+            "SELECT {ITEM_COLUMNS} FROM outbox WHERE state = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(state)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    /// Replays a dead item: its write is queued again as the newest write to its contact, less
+    /// the properties a later accepted write (sent, in flight or pending) has set, so a replay
+    /// never overwrites a newer value. The dead row becomes `replayed`. `None` if `id` is not a
+    /// dead item.
+    pub async fn replay(&self, id: i64) -> anyhow::Result<Option<Replayed>> {
+        let now = now_ms();
+        let mut w = self.db.write().await?;
+        let Some(dead) = sqlx::query_as::<_, Item>(&format!(
+            "SELECT {ITEM_COLUMNS} FROM outbox WHERE id = $1 AND state = 'dead'"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let properties = order::parse(dead.id, &dead.properties).map_err(anyhow::Error::msg)?;
+        let later: Vec<String> = sqlx::query(
+            "SELECT properties FROM outbox WHERE email = $1 AND id > $2 AND state IN ('pending', 'sent')",
+        )
+        .bind(&dead.email)
+        .bind(dead.id)
+        .fetch_all(&mut *w.tx)
+        .await?
+        .iter()
+        .map(|row| row.get("properties"))
+        .collect();
+        let mut later_keys = std::collections::BTreeSet::new();
+        for (n, text) in later.iter().enumerate() {
+            later_keys.extend(order::parse(n as i64, text).unwrap_or_default().into_keys());
+        }
+        let kept = order::replay(&properties, later_keys.iter().map(String::as_str));
+        let superseded = properties
+            .keys()
+            .filter(|k| !kept.contains_key(*k))
+            .cloned()
+            .collect();
+        // A contact with no property left is still a write (it creates the contact if it is
+        // missing), unless a later write exists: that one creates it too.
+        let queued_as = if kept.is_empty() && !later.is_empty() {
+            None
+        } else {
+            Some(self.insert(&mut w.tx, &dead.email, &kept, now).await?)
+        };
+        sqlx::query(
+            "UPDATE outbox SET state = 'replayed', replayed_as = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(queued_as)
+        .bind(now)
+        .bind(dead.id)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        self.wake.notify_one();
+        Ok(Some(Replayed {
+            queued_as,
+            kept: kept.into_keys().collect(),
+            superseded,
+        }))
+    }
+}
+
+/// The JSON an item is shown as (masked email: the outbox listing is an operator view).
+pub fn present(item: &Item) -> Value {
+    serde_json::json!({
+        "id": item.id,
+        "email": crate::mask::email(&item.email),
+        "state": item.state,
+        "attempts": item.attempts,
+        "next_attempt_at": item.next_attempt_at,
+        "last_error": item.last_error,
+        "hubspot_id": item.hubspot_id,
+        "replayed_as": item.replayed_as,
+    })
+}
+
+/// How long a batch waits after HubSpot's rate limit outlasted the client's retries: until the
+/// window the 429 names is empty again (a rolling ten-second window unless it says otherwise;
+/// a DAILY limit is retried each minute, so the first minute of the new day is used).
+fn rate_limit_wait(policy: Option<&str>) -> Duration {
+    match policy {
+        Some("DAILY") => Duration::from_secs(60),
+        Some("SECONDLY") => Duration::from_secs(1),
+        _ => Duration::from_secs(10),
+    }
+}
