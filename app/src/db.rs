@@ -82,13 +82,21 @@ impl Db {
         };
         // An in-memory SQLite database exists once per connection: keep exactly one.
         let max = if url.contains(":memory:") { 1 } else { 8 };
+        // Processes starting together on one SQLite file take turns to open and migrate it
+        // (sqlx's SQLite migrator takes no lock; PostgreSQL's takes an advisory one).
+        let _startup = match backend {
+            Backend::Sqlite => startup_lock(&url, &shown).await?,
+            Backend::Postgres => None,
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                        // The busy timeout first: switching to WAL takes a lock another
+                        // process may hold for a moment.
+                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
                             .await?;
                     }
                     Ok(())
@@ -197,6 +205,40 @@ impl AuditSubject<'_> {
     }
 }
 
+/// The file of a `sqlite:` URL (`None` for an in-memory database).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
+}
+
+/// An exclusive lock on `<database file>.lock`, held while this process opens and migrates the
+/// database: processes started together (blue and green, or a test's many) take turns instead
+/// of racing on the migrations table. The lock is the kernel's (`flock`), so it is released
+/// when its holder exits, however it exits; it works across containers sharing the volume.
+async fn startup_lock(url: &str, shown_url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(None);
+    };
+    let mut lock_path = path.into_os_string();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let shown = lock_path.display().to_string();
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await?
+    .with_context(|| format!("cannot open the database at DATABASE_URL '{shown_url}': cannot create or lock {shown} (is its directory there and writable?)"))?;
+    Ok(Some(file))
+}
+
 /// `count` numbered parameters from `$first`: `$3, $4, $5`. The same syntax serves SQLite and
 /// PostgreSQL through the Any driver.
 pub fn placeholders(first: usize, count: usize) -> String {
@@ -244,6 +286,18 @@ mod tests {
         assert!(!rows[0].subject.contains("4155550100"));
         assert!(!rows[1].subject.contains("ada@"), "{}", rows[1].subject);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        let p = |u: &str| sqlite_path(u).map(|p| p.display().to_string());
+        assert_eq!(
+            p("sqlite:///data/app.db?mode=rwc").as_deref(),
+            Some("/data/app.db")
+        );
+        assert_eq!(p("sqlite://app.db").as_deref(), Some("app.db"));
+        assert_eq!(p("sqlite:app.db").as_deref(), Some("app.db"));
+        assert_eq!(p("sqlite::memory:"), None);
     }
 
     #[tokio::test]

@@ -641,3 +641,60 @@ where
     }
     out
 }
+
+/// Six real app processes started at the same moment on a fresh SQLite file, ten times over:
+/// every one comes up (migrations run once, in turn) and none reports a lock error.
+#[tokio::test]
+async fn processes_started_together_on_a_fresh_sqlite_file_all_come_up() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let http = reqwest::Client::new();
+    for round in 0..10 {
+        let db = temp_db_url(&format!("together-{round}"));
+        let logs =
+            std::env::temp_dir().join(format!("app-together-{}-{round}", std::process::id()));
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut procs: Vec<(String, std::path::PathBuf, std::process::Child)> = (0..6)
+            .map(|i| {
+                let port = common::free_port();
+                let log = logs.join(format!("{i}.log"));
+                let child = common::app_command(port, &db, &sim, "admin-together")
+                    .env("RUST_LOG", "info")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::fs::File::create(&log).unwrap())
+                    .spawn()
+                    .unwrap();
+                (format!("http://127.0.0.1:{port}"), log, child)
+            })
+            .collect();
+        for (base, log, child) in &mut procs {
+            for _ in 0..400 {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "round {round}: a process exited ({status}): {}",
+                        std::fs::read_to_string(&*log).unwrap()
+                    );
+                }
+                if http
+                    .get(format!("{base}/ready"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        for (base, log, child) in &mut procs {
+            common::wait_ready(&http, base).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let text = std::fs::read_to_string(&*log).unwrap();
+            assert!(
+                !text.contains("locked") && !text.contains("UNIQUE"),
+                "round {round}: {text}"
+            );
+        }
+        std::fs::remove_dir_all(&logs).unwrap();
+    }
+}

@@ -38,7 +38,18 @@ pub fn app_process(
     sim: &hubspot_sim::RunningSim,
     admin: &str,
 ) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+    app_command(port, db, sim, admin).spawn().unwrap()
+}
+
+/// The command [`app_process`] runs, to add variables or redirect its output.
+pub fn app_command(
+    port: u16,
+    db: &str,
+    sim: &hubspot_sim::RunningSim,
+    admin: &str,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_app"));
+    command
         .env_clear()
         .env("APP_LISTEN", format!("127.0.0.1:{port}"))
         .env("HUBSPOT_ACCESS_TOKEN", "pat-process")
@@ -49,9 +60,8 @@ pub fn app_process(
         .env("ADMIN_TOKEN", admin)
         .env("DATABASE_URL", db)
         .env("SYNC_SCHEDULE", "off")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap()
+        .env("RUST_LOG", "warn");
+    command
 }
 
 pub fn free_port() -> u16 {
