@@ -32,36 +32,94 @@ pub struct AppState {
 
 pub type Shared = Arc<AppState>;
 
+/// Who may reach a route through the front door (nginx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Users, operators or HubSpot reach it from outside: nginx must proxy it.
+    Public,
+    /// For this machine only (scrapers, probes inside the network): nginx answers 404.
+    Internal,
+}
+
+/// One route of the app: its path (axum syntax) and its exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub path: &'static str,
+    pub exposure: Exposure,
+}
+
+/// The router and the table of its routes, built together so that no route can exist without
+/// saying who may reach it (the nginx template is checked against this table).
+struct Table {
+    router: Router<Shared>,
+    routes: Vec<RouteInfo>,
+}
+
+impl Table {
+    fn route(
+        mut self,
+        path: &'static str,
+        exposure: Exposure,
+        method: axum::routing::MethodRouter<Shared>,
+    ) -> Self {
+        self.router = self.router.route(path, method);
+        self.routes.push(RouteInfo { path, exposure });
+        self
+    }
+}
+
+fn table() -> Table {
+    use axum::routing::post;
+    use Exposure::{Internal, Public};
+    Table {
+        router: Router::new(),
+        routes: Vec::new(),
+    }
+    .route("/health", Public, get(health))
+    .route("/ready", Public, get(ready))
+    .route(
+        "/api/hubspot/test",
+        Public,
+        get(hubspot_test)
+            .post(hubspot_test_upsert)
+            .layer(DefaultBodyLimit::max(MAX_CONTACT_BODY)),
+    )
+    .route(
+        "/api/contacts",
+        Public,
+        get(contact_by_email)
+            .post(enqueue_contacts)
+            .layer(DefaultBodyLimit::max(MAX_ENQUEUE_BODY)),
+    )
+    .route("/api/outbox", Public, get(list_outbox))
+    .route(
+        "/webhooks/hubspot",
+        Public,
+        post(webhook).layer(DefaultBodyLimit::max(crate::webhooks::MAX_BODY)),
+    )
+    .route(
+        "/api/contacts/lookup",
+        Public,
+        get(lookup_phone).post(lookup_phones),
+    )
+    .route("/api/stats", Public, get(stats))
+    .route("/api/sync/run", Public, post(run_sync))
+    .route("/dashboard", Public, get(crate::dashboard::page))
+    .route("/dashboard/login", Public, post(crate::dashboard::login))
+    .route("/metrics", Internal, get(metrics))
+    .route("/api/outbox/{id}/retry", Public, post(retry_outbox))
+    .route("/api/contacts/search", Public, get(search_contacts))
+}
+
+/// Every route the app serves, with its exposure.
+pub fn route_table() -> Vec<RouteInfo> {
+    table().routes
+}
+
 pub fn router(state: Shared) -> Router {
     let drain = state.drain.clone();
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route(
-            "/api/hubspot/test",
-            get(hubspot_test)
-                .post(hubspot_test_upsert)
-                .layer(DefaultBodyLimit::max(MAX_CONTACT_BODY)),
-        )
-        .route(
-            "/api/contacts",
-            get(contact_by_email)
-                .post(enqueue_contacts)
-                .layer(DefaultBodyLimit::max(MAX_ENQUEUE_BODY)),
-        )
-        .route("/api/outbox", get(list_outbox))
-        .route(
-            "/webhooks/hubspot",
-            axum::routing::post(webhook).layer(DefaultBodyLimit::max(crate::webhooks::MAX_BODY)),
-        )
-        .route("/api/contacts/lookup", get(lookup_phone).post(lookup_phones))
-        .route("/api/stats", get(stats))
-        .route("/api/sync/run", axum::routing::post(run_sync))
-        .route("/dashboard", get(crate::dashboard::page))
-        .route("/dashboard/login", axum::routing::post(crate::dashboard::login))
-        .route("/metrics", get(metrics))
-        .route("/api/outbox/{id}/retry", axum::routing::post(retry_outbox))
-        .route("/api/contacts/search", get(search_contacts))
+    table()
+        .router
         .layer(axum::middleware::from_fn_with_state(
             drain,
             crate::serve::close_when_draining,
@@ -195,6 +253,25 @@ fn failure(err: &HubSpotError) -> (StatusCode, Value) {
 /// Largest body `POST /api/hubspot/test` accepts.
 pub const MAX_CONTACT_BODY: usize = 16 * 1024;
 
+/// A body that could not be read: 413 when it is over `limit` (the honest status: the request
+/// is fine but too big), 400 otherwise.
+fn unreadable_body(
+    rejection: axum::extract::rejection::BytesRejection,
+    limit: usize,
+) -> (StatusCode, Json<Value>) {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({
+                "status": "too_large",
+                "message": format!("body: larger than {} KiB; send less (for many contacts, POST /api/contacts takes up to 1000 at once)", limit / 1024),
+            })),
+        )
+    } else {
+        bad_input(format!("body: {}", rejection.body_text()))
+    }
+}
+
 fn bad_input(message: impl Into<String>) -> (StatusCode, Json<Value>) {
     (
         StatusCode::BAD_REQUEST,
@@ -207,8 +284,9 @@ async fn hubspot_test_upsert(
     State(s): State<Shared>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> (StatusCode, Json<Value>) {
-    let Ok(body) = body else {
-        return bad_input(format!("body: larger than {} KiB", MAX_CONTACT_BODY / 1024));
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable_body(rejection, MAX_CONTACT_BODY),
     };
     let request: ContactRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -442,8 +520,7 @@ async fn enqueue_contacts(
     State(s): State<Shared>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Reply, Reply> {
-    let body =
-        body.map_err(|_| bad_input(format!("body: larger than {} KiB", MAX_ENQUEUE_BODY / 1024)))?;
+    let body = body.map_err(|rejection| unreadable_body(rejection, MAX_ENQUEUE_BODY))?;
     let parsed: EnqueueBody =
         serde_json::from_slice(&body).map_err(|e| bad_input(format!("body: {e}")))?;
     let raw = match parsed {

@@ -319,7 +319,6 @@ async fn post_refuses_bad_input_with_field_level_messages() {
             "missing field `email`",
         ),
         (r#"{"email": "#.to_string(), "body:"),
-        (big, "larger than 16 KiB"),
     ] {
         let (status, reply) = t.post(&body).await;
         assert_eq!(status, 400, "{reply}");
@@ -328,6 +327,16 @@ async fn post_refuses_bad_input_with_field_level_messages() {
             "{needle}: {reply}"
         );
     }
+    // Too big is not malformed: 413, saying the limit.
+    let (status, reply) = t.post(&big).await;
+    assert_eq!(status, 413, "{reply}");
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 16 KiB"),
+        "{reply}"
+    );
     assert_eq!(
         t.sim_contacts().await["count"],
         0,
@@ -671,4 +680,60 @@ async fn sigterm_drains_keep_alive_connections_without_cutting_them() {
         .unwrap();
     assert!(!socket.exists(), "the socket file is removed on exit");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The front door proxies exactly the public routes: every route of the app's table that is
+/// public is proxied by the HTTPS server of `nginx/site.conf.tera` (nginx's rules: an exact
+/// location first, else the longest prefix), and none that is internal. A new route that is
+/// not in the template, or one marked internal that the template exposes, fails here. The
+/// deployer's Docker test asks the real nginx the same for every route.
+#[test]
+fn the_nginx_template_proxies_every_public_route_and_no_internal_one() {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx/site.conf.tera"),
+    )
+    .unwrap();
+    let https = &template[template.find("listen 443").expect("an HTTPS server")..];
+    // (exact, path, proxied)
+    let mut locations: Vec<(bool, String, bool)> = Vec::new();
+    for block in https.split("location ").skip(1) {
+        let head = block.split('{').next().unwrap().trim();
+        let body = block.split('}').next().unwrap();
+        let (exact, path) = match head.strip_prefix("= ") {
+            Some(p) => (true, p.trim()),
+            None => (false, head),
+        };
+        if path.starts_with('@') {
+            continue; // a named location: never matched by a URI
+        }
+        locations.push((exact, path.to_string(), body.contains("proxy_pass")));
+    }
+    let proxied = |uri: &str| {
+        if let Some(l) = locations.iter().find(|(e, p, _)| *e && p == uri) {
+            return l.2;
+        }
+        locations
+            .iter()
+            .filter(|(e, p, _)| !*e && uri.starts_with(p.as_str()))
+            .max_by_key(|(_, p, _)| p.len())
+            .is_some_and(|l| l.2)
+    };
+    let table = app::routes::route_table();
+    assert!(table.len() > 10, "{table:?}");
+    for route in table {
+        let uri = route.path.replace("{id}", "1");
+        let public = route.exposure == app::routes::Exposure::Public;
+        assert_eq!(
+            proxied(&uri),
+            public,
+            "{} is {:?} in the app's route table but {} by nginx/site.conf.tera",
+            route.path,
+            route.exposure,
+            if proxied(&uri) {
+                "proxied"
+            } else {
+                "not proxied"
+            }
+        );
+    }
 }
