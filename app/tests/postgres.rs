@@ -132,3 +132,13 @@ async fn webhook_events_are_recorded_once_on_postgres_too() {
     inbox.mark_processed(&ids[..2]).await.unwrap();
     assert_eq!(inbox.unprocessed(10).await.unwrap()[0].0, ids[2]);
 }
+
+/// Issue 9's scenario on one PostgreSQL database (see `common::interleaved_writes_scenario`):
+/// two processes, a `kill -9`, a 429 storm, 503s, updates racing the first wave. Every contact
+/// ends with its last accepted write.
+#[tokio::test]
+async fn interleaved_writes_across_two_processes_a_crash_and_a_storm_end_with_the_last_write() {
+    let figures = common::interleaved_writes_scenario(&fresh_database("scenario").await).await;
+    eprintln!("postgres scenario: {figures:?}");
+    assert!(figures.batch_calls_ok <= 60, "{figures:?}");
+}

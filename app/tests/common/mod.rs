@@ -133,3 +133,190 @@ pub async fn enqueue_thousands(http: &reqwest::Client, bases: &[&str], admin: &s
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     }
 }
+
+/// Waits (up to `within`) until the outbox of the app at `base` has nothing pending or leased;
+/// returns its depth.
+pub async fn wait_settled(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    within: std::time::Duration,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r: Value = http
+            .get(format!("{base}/api/outbox?state=dead"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["depth"]["pending"] == 0 && r["depth"]["leased"] == 0 {
+            return r["depth"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not settled: {}",
+            r["depth"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// What [`interleaved_writes_scenario`] measured.
+#[derive(Debug)]
+pub struct ScenarioFigures {
+    pub contacts: usize,
+    pub updated: usize,
+    pub batch_calls_ok: u64,
+    pub batch_calls_429: u64,
+    pub batch_calls_503: u64,
+    pub kill_to_settled: std::time::Duration,
+}
+
+/// Issue 9's scenario, on the database at `db`: two real app processes started together on a
+/// fresh database, 3,000 contacts (`lastname` v1) posted across both, updates (`lastname` v2)
+/// for every seventh contact posted while the first wave is being sent, a real 429 storm from a
+/// neighbour on the same token, injected 503s, and one process killed with SIGKILL midway and
+/// restarted. Asserts on the simulator that every contact exists once and ends with the last
+/// write accepted for it; returns the figures.
+pub async fn interleaved_writes_scenario(db: &str) -> ScenarioFigures {
+    use std::time::{Duration, Instant};
+    let sim = hubspot_sim::spawn(hubspot_sim::SimConfig {
+        rate_limit: hubspot_sim::config::RateSpec::new(50, Duration::from_secs(1)),
+        ..hubspot_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let admin = "admin-scenario";
+    let start = |port: u16| {
+        app_command(port, db, &sim, admin)
+            .env("HUBSPOT_RATE_LIMIT", "50/1s")
+            .spawn()
+            .unwrap()
+    };
+    let (pa, pb) = (free_port(), free_port());
+    let (ba, bb) = (
+        format!("http://127.0.0.1:{pa}"),
+        format!("http://127.0.0.1:{pb}"),
+    );
+    let (mut a, mut b) = (start(pa), start(pb)); // together, on a fresh database
+    wait_ready(&http, &ba).await;
+    wait_ready(&http, &bb).await;
+
+    // The neighbour: 150 requests/s for 3 s on the same token, three times the budget.
+    let neighbour = tokio::spawn({
+        let url = format!("{}/crm/v3/objects/contacts?limit=1", sim.base_url());
+        async move {
+            let http = reqwest::Client::new();
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                let _ = http.get(&url).bearer_auth("pat-process").send().await;
+                tokio::time::sleep(Duration::from_millis(6)).await;
+            }
+        }
+    });
+    http.post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&serde_json::json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 4, "status": 503}))
+        .send()
+        .await
+        .unwrap();
+    let post = |base: String, contacts: Vec<Value>| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("{base}/api/contacts"))
+                .bearer_auth(admin)
+                .json(&serde_json::json!({ "contacts": contacts }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        }
+    };
+    let contact = |n: usize, version: &str| serde_json::json!({"email": format!("c{n}@example.com"), "firstname": format!("F{n}"), "lastname": version});
+    const N: usize = 3000;
+    for (i, base) in [&ba, &bb, &ba].into_iter().enumerate() {
+        post(
+            base.clone(),
+            (i * 1000..(i + 1) * 1000)
+                .map(|n| contact(n, "v1"))
+                .collect(),
+        )
+        .await;
+    }
+    // Updates for every seventh contact, in six chunks, alternating between the processes.
+    let updated: Vec<usize> = (0..N).step_by(7).collect();
+    let chunks: Vec<Vec<usize>> = updated
+        .chunks(updated.len() / 6 + 1)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let mut killed_at = None;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let base = if i % 2 == 0 { &bb } else { &ba };
+        post(
+            base.clone(),
+            chunk.iter().map(|n| contact(*n, "v2")).collect(),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if i == 2 {
+            a.kill().unwrap(); // SIGKILL, whatever it holds
+            a.wait().unwrap();
+            killed_at = Some(Instant::now());
+            a = start(pa);
+            wait_ready(&http, &ba).await;
+        }
+    }
+    neighbour.await.unwrap();
+    let depth = wait_settled(&http, &bb, admin, Duration::from_secs(90)).await;
+    let kill_to_settled = killed_at.unwrap().elapsed();
+    for p in [&mut a, &mut b] {
+        p.kill().unwrap();
+        p.wait().unwrap();
+    }
+    assert_eq!(depth["dead"], 0, "{depth}");
+
+    let records: Value = reqwest::get(format!("{}/_sim/records/contacts", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut last: std::collections::BTreeMap<String, String> = Default::default();
+    for r in records["results"].as_array().unwrap() {
+        let p = &r["properties"];
+        let email = p["email"].as_str().unwrap().to_string();
+        let lastname = p["lastname"].as_str().unwrap_or_default().to_string();
+        assert!(
+            last.insert(email.clone(), lastname).is_none(),
+            "{email} twice in HubSpot"
+        );
+    }
+    assert_eq!(last.len(), N, "every contact in HubSpot");
+    let wrong: Vec<String> = (0..N)
+        .filter_map(|n| {
+            let want = if n % 7 == 0 { "v2" } else { "v1" };
+            let email = format!("c{n}@example.com");
+            (last[&email] != want).then(|| format!("{email}: {} (want {want})", last[&email]))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} contacts end with an older write: {wrong:?}",
+        wrong.len()
+    );
+    let calls = route_statuses(&sim, "/crm/v3/objects/{object_type}/batch/{action}").await;
+    let count = |status| calls.iter().find(|(s, _)| *s == status).map_or(0, |c| c.1);
+    ScenarioFigures {
+        contacts: N,
+        updated: updated.len(),
+        batch_calls_ok: count(200),
+        batch_calls_429: count(429),
+        batch_calls_503: count(503),
+        kill_to_settled,
+    }
+}
