@@ -36,6 +36,7 @@ async fn spawn(duplicates: f64, extra: &[(&str, &str)]) -> T {
             retry_delay: Duration::from_millis(100),
             max_attempts: 5,
             batch_window: Duration::from_millis(50),
+            ca_pem: None,
         }),
         ..SimConfig::default()
     })

@@ -788,3 +788,281 @@ fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
     );
     assert_eq!(host.serving(), "blue", "nothing changed");
 }
+
+/// The simulator's image, built once per test run with the project's script.
+fn sim_image() -> String {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new(root().join("scripts/build-sim-image.sh"))
+                .arg("deployer-test-sim:latest")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "sim image build failed: {}",
+                text(&out)
+            );
+            "deployer-test-sim:latest".to_string()
+        })
+        .clone()
+}
+
+/// A container removed when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// Everything the outside reaches goes through the real front door: the app deployed behind
+/// nginx with HubSpot (the simulator, in a container on the service network) delivering signed
+/// webhooks to nginx's HTTPS server, which must verify against the certificate's name; the
+/// contact cache filled from those webhooks; the dashboard signed into over HTTPS; every public
+/// route of the app's table proxied and every internal one refused; HSTS and the security
+/// headers; 413 for a body over the limit.
+#[test]
+fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route() {
+    let host = Host::new("front", 9);
+    let s = host.service.clone();
+    let nginx_name = format!("{s}-nginx");
+    // A certificate for the name the simulator calls nginx by (and localhost for the test),
+    // issued by a CA of the test's own that the simulator trusts (a self-signed certificate
+    // marked CA is refused as a server's by rustls, like by browsers).
+    let ssl = host.dir.join("ssl");
+    std::fs::create_dir_all(&ssl).unwrap();
+    std::fs::write(
+        ssl.join("leaf.ext"),
+        format!("subjectAltName=DNS:{nginx_name},DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&ssl)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=front-door test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    for f in ["key.pem", "cert.pem", "ca.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(ssl.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // Secrets through env_file, as in production.
+    let secret = "front-door-client-secret";
+    std::fs::write(
+        host.dir.join("app.env"),
+        format!("HUBSPOT_ACCESS_TOKEN=pat-front\nHUBSPOT_CLIENT_SECRET={secret}\nADMIN_TOKEN=admin-front\n"),
+    )
+    .unwrap();
+    host.write_config(&[
+        (
+            "  HUBSPOT_ENABLED: \"false\"\n",
+            &format!("  HUBSPOT_BASE_URL: http://{s}-sim:8090\n  SYNC_SCHEDULE: \"off\"\nenv_file: {}/app.env\n", host.dir.display()),
+        ),
+        (&format!("ssl_dir: {}/ssl", root().display()), &format!("ssl_dir: {}", ssl.display())),
+    ]);
+    // HubSpot on the service network, delivering webhooks to nginx's public HTTPS server.
+    assert!(docker(&["network", "create", &format!("{s}-net")])
+        .status
+        .success());
+    let sim_port = 21000 + 9 * 10 + 5;
+    let sim = Container(format!("{s}-sim"));
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &sim.0,
+        "--network",
+        &format!("{s}-net"),
+        "-p",
+        &format!("127.0.0.1:{sim_port}:8090"),
+        "-v",
+        &format!("{}:/ssl:ro", ssl.display()),
+        &sim_image(),
+        "--listen",
+        "0.0.0.0:8090",
+        "--webhook-url",
+        &format!("https://{nginx_name}/webhooks/hubspot"),
+        "--webhook-secret",
+        secret,
+        "--webhook-ca",
+        "/ssl/ca.pem",
+        "--webhook-retry-delay",
+        "300ms",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    host.up();
+
+    let front = format!("https://127.0.0.1:{}", host.https);
+    let http = Host::client();
+    // Every route of the app's table: public ones reach the app, internal ones get nginx's 404.
+    for route in app::routes::route_table() {
+        let path = route.path.replace("{id}", "1");
+        let r = http.get(format!("{front}{path}")).send().unwrap();
+        let status = r.status().as_u16();
+        let hsts = r.headers().get("strict-transport-security").is_some();
+        let body = r.text().unwrap();
+        let from_nginx = body.contains("no such route");
+        match route.exposure {
+            app::routes::Exposure::Public => assert!(
+                !from_nginx,
+                "{path} is public but nginx refused it: {status} {body}"
+            ),
+            app::routes::Exposure::Internal => assert!(
+                status == 404 && from_nginx,
+                "{path} is internal but nginx let it through: {status} {body}"
+            ),
+        }
+        assert!(hsts, "{path}: no Strict-Transport-Security");
+    }
+    let r = http.get(format!("{front}/health")).send().unwrap();
+    for h in [
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "content-security-policy",
+    ] {
+        assert!(r.headers().get(h).is_some(), "no {h}: {:?}", r.headers());
+    }
+    // Too big is 413, from the app (16 KiB) and from nginx (over 1100 KiB).
+    let big = format!(
+        r#"{{"email": "a@b.co", "firstname": "{}"}}"#,
+        "x".repeat(20_000)
+    );
+    let r = http
+        .post(format!("{front}/api/hubspot/test"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = http
+        .post(format!("{front}/api/contacts"))
+        .bearer_auth("admin-front")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 1200 * 1024])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().unwrap().contains("too_large"));
+
+    // A contact written through the front door reaches HubSpot; HubSpot's signed webhook comes
+    // back through nginx, and the app fills its cache from it.
+    let r = http
+        .post(format!("{front}/api/contacts"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"email": "door@example.com", "firstname": "Door", "phone": "+14155550177"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let stats = loop {
+        let stats: Value = http
+            .get(format!("{front}/api/stats"))
+            .bearer_auth("admin-front")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if stats["webhooks"]["processed"].as_u64() > Some(0)
+            && stats["cache"]["entries"].as_u64() > Some(0)
+        {
+            break stats;
+        }
+        if std::time::Instant::now() > deadline {
+            let deliveries = http
+                .get(format!("http://127.0.0.1:{sim_port}/_sim/webhooks"))
+                .send()
+                .and_then(|r| r.text());
+            panic!("no webhook processed: {stats}; HubSpot's deliveries: {deliveries:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(stats["webhooks"]["rejected"], 0, "{stats}");
+    let deliveries: Value = http
+        .get(format!("http://127.0.0.1:{sim_port}/_sim/webhooks"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let attempts = deliveries["attempts"].as_array().unwrap();
+    assert!(
+        !attempts.is_empty()
+            && attempts
+                .iter()
+                .all(|a| a["status"] == 200 && a["delivered"] == true),
+        "HubSpot's deliveries through nginx, each answered 200: {deliveries}"
+    );
+    let r: Value = http
+        .get(format!("{front}/api/contacts/lookup?phone=%2B14155550177"))
+        .bearer_auth("admin-front")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(r.to_string().contains("Door"), "{r}");
+
+    // The dashboard, signed into over HTTPS with the admin token (a session cookie).
+    let browser = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = browser.get(format!("{front}/dashboard")).send().unwrap();
+    assert_eq!(login.status(), 401);
+    let page = browser
+        .post(format!("{front}/dashboard/login"))
+        .form(&[("token", "admin-front")])
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200, "followed the redirect with the cookie");
+    let html = page.text().unwrap();
+    assert!(html.contains("outbox") || html.contains("Outbox"), "{html}");
+}

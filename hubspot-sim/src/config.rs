@@ -140,6 +140,10 @@ pub struct Cli {
     /// Attempts per batch before it is given up (HubSpot: 10).
     #[arg(long, default_value_t = 10)]
     pub webhook_max_attempts: u32,
+    /// A PEM certificate to trust for an https webhook URL besides the usual roots (the
+    /// front door's self-signed certificate in tests and the quick start).
+    #[arg(long)]
+    pub webhook_ca: Option<std::path::PathBuf>,
     /// Application id reported in webhook events.
     #[arg(long, default_value_t = 1_160_452)]
     pub app_id: u64,
@@ -157,6 +161,8 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
     /// How long events are gathered into one batch before sending.
     pub batch_window: Duration,
+    /// Extra trusted certificate (PEM) for the webhook URL.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Everything the simulator runs with.
@@ -243,6 +249,18 @@ impl TryFrom<Cli> for SimConfig {
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(format!("--webhook-url '{url}' must be http or https"));
                 }
+                let ca_pem = match &cli.webhook_ca {
+                    None => None,
+                    Some(path) => {
+                        let pem = std::fs::read(path).map_err(|e| {
+                            format!("--webhook-ca {}: cannot read it: {e}", path.display())
+                        })?;
+                        reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                            format!("--webhook-ca {}: not a PEM certificate: {e}", path.display())
+                        })?;
+                        Some(pem)
+                    }
+                };
                 Some(WebhookConfig {
                     url,
                     secret,
@@ -252,6 +270,7 @@ impl TryFrom<Cli> for SimConfig {
                     retry_delay: cli.webhook_retry_delay,
                     max_attempts: cli.webhook_max_attempts.max(1),
                     batch_window: Duration::from_millis(50),
+                    ca_pem,
                 })
             }
         };

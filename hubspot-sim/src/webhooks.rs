@@ -103,12 +103,23 @@ impl Webhooks {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let mut client = reqwest::Client::builder();
+        if let Some(cert) = config
+            .ca_pem
+            .as_deref()
+            .and_then(|pem| reqwest::Certificate::from_pem(pem).ok())
+        {
+            client = client.add_root_certificate(cert);
+        }
+        let client = client
+            .build()
+            .expect("a client with default settings builds");
         let dispatcher = Dispatcher {
             config: Arc::new(config),
             portal_id,
             app_id,
             log: log.clone(),
-            client: reqwest::Client::new(),
+            client,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_DELIVERIES)),
             shutdown,
         };

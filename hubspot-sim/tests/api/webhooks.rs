@@ -91,6 +91,7 @@ fn config(url: &str, signature: SignatureVersion, duplicates: f64) -> SimConfig 
             retry_delay: Duration::from_millis(50),
             max_attempts: 10,
             batch_window: Duration::from_millis(30),
+            ca_pem: None,
         }),
         ..SimConfig::default()
     }
