@@ -6,6 +6,7 @@
 #   - .venv/ with HubSpot's official Python client, for the simulator's proof test.
 #   - openssl (Debian package) and a self-signed pair in ssl/ for nginx's HTTPS.
 #   - chromium (Debian package): the dashboard's browser test, headless.
+#   - docker-compose (Debian package, Compose v1): the compose file's validity test.
 #   - PostgreSQL (Debian package), started, with role and database for the tests
 #     (scripts/ensure-postgres.sh).
 #   - openssh-server (Debian package): a test sshd on 127.0.0.1:2222 for the deployer's remote-host
@@ -22,6 +23,7 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: need Debian packages ${need_apt[*]}: run as root or install them" >&2; exit 1

@@ -1066,3 +1066,41 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
     let html = page.text().unwrap();
     assert!(html.contains("outbox") || html.contains("Outbox"), "{html}");
 }
+
+/// `compose/docker-compose.yml` is accepted by the Compose this machine has (Debian's v1,
+/// installed by scripts/setup.sh) and by v2 where it is installed too, and names exactly the
+/// resources the deployer uses for `hubspot-app`.
+#[test]
+fn the_compose_file_is_valid_for_compose_v1_and_v2() {
+    let file = root().join("compose/docker-compose.yml");
+    let file = file.to_str().unwrap();
+    let mut tools: Vec<Vec<&str>> = vec![vec!["docker-compose"]];
+    if docker(&["compose", "version"]).status.success() {
+        tools.push(vec!["docker", "compose"]);
+    }
+    for tool in tools {
+        let out = Command::new(tool[0])
+            .args(&tool[1..])
+            .args(["-p", "hubspot-app", "-f", file, "config"])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{tool:?} not runnable ({e}): scripts/setup.sh installs it")
+            });
+        let config = text(&out);
+        assert!(
+            out.status.success(),
+            "{tool:?} refuses the compose file: {config}"
+        );
+        for name in [
+            "hubspot-nginx",
+            "hubspot-app-net",
+            "hubspot-app-data",
+            "hubspot-app-sockets",
+        ] {
+            assert!(
+                config.contains(name),
+                "{tool:?}: {name} missing from {config}"
+            );
+        }
+    }
+}
