@@ -3,7 +3,8 @@
 # image (nginx, by debootstrap: no registry needed) and a self-signed certificate, starts the
 # HubSpot simulator as a container, then with `deployer`:
 #   up --dry-run (the plan), up (blue, behind nginx), up again (green, no request dropped),
-#   a request to https://localhost/api/hubspot/test answering from the new slot, rollback.
+#   a request to https://localhost/api/hubspot/test answering from the new slot, a contact
+#   written through nginx whose HubSpot webhook comes back through nginx's HTTPS server, rollback.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -19,10 +20,17 @@ deployer() { "$root/target/release/deployer" -c "$root/deploy.local.yml" "$@"; }
 step "the HubSpot simulator, on the service's network"
 sim_image="$("$root/scripts/build-sim-image.sh")"
 docker network inspect hubspot-app-net >/dev/null 2>&1 || docker network create hubspot-app-net >/dev/null
-docker rm -f hubspot-sim >/dev/null 2>&1 || true
-docker run -d --name hubspot-sim --network hubspot-app-net "$sim_image" >/dev/null
 # A dummy token for the simulator; real secrets go in .env (never committed).
 [ -f .env.local ] || printf 'HUBSPOT_ACCESS_TOKEN=pat-local-simulator\nADMIN_TOKEN=%s\n' "$(openssl rand -hex 16)" > .env.local
+grep -q '^HUBSPOT_CLIENT_SECRET=' .env.local || printf 'HUBSPOT_CLIENT_SECRET=%s\n' "$(openssl rand -hex 16)" >> .env.local
+secret_of() { sed -n "s/^$1=//p" .env.local; }
+# HubSpot delivers signed webhooks to nginx's public HTTPS server (by its name on the network),
+# checking nginx's certificate against the local CA.
+docker rm -f hubspot-sim >/dev/null 2>&1 || true
+docker run -d --name hubspot-sim --network hubspot-app-net \
+  -v "$root/ssl/ca.pem:/ssl/ca.pem:ro" -e HUBSPOT_SIM_WEBHOOK_SECRET="$(secret_of HUBSPOT_CLIENT_SECRET)" \
+  "$sim_image" --listen 0.0.0.0:8090 --webhook-url https://hubspot-nginx/webhooks/hubspot \
+  --webhook-ca /ssl/ca.pem >/dev/null
 
 # GET /api/hubspot/test through nginx; fails unless it answers 200 from slot $1.
 ask() {
@@ -43,6 +51,22 @@ step "deployer up (again: to the other slot)"
 deployer up
 step "curl -k https://localhost/api/hubspot/test"
 ask "$other"
+step "a contact through nginx; HubSpot's signed webhook back through nginx"
+admin="$(secret_of ADMIN_TOKEN)"
+email="quickstart-$(date +%s)@example.com"
+curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d "{\"email\": \"$email\", \"firstname\": \"Quick\", \"phone\": \"+1 415 555 0199\"}" \
+  https://localhost/api/contacts
+echo
+for i in $(seq 100); do
+  webhooks="$(curl -sS -k -H "Authorization: Bearer $admin" https://localhost/api/stats | sed -n 's/.*"webhooks":\({[^}]*}\).*/\1/p')"
+  case "$webhooks" in *'"processed":0'*|'') sleep 0.2 ;; *) break ;; esac
+  [ "$i" = 100 ] && { echo "quickstart: no webhook arrived through nginx: $webhooks" >&2; exit 1; }
+done
+echo "webhooks (GET https://localhost/api/stats): $webhooks"
+echo "phone lookup from the cache the webhook filled:"
+curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" 'https://localhost/api/contacts/lookup?phone=%2B14155550199'
+echo
 step "deployer rollback"
 deployer rollback
 ask "$live"
