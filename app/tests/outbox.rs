@@ -246,15 +246,11 @@ async fn hubspot_down_for_minutes_then_back_with_the_worker_running() {
         },
     );
     let http = reqwest::Client::new();
-    let fault: Value = http
-        .post(format!("{}/_sim/faults", sim.base_url()))
-        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 503}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fault = common::sim_fault(
+        &sim,
+        json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 503}),
+    )
+    .await;
     let contacts: Vec<ContactInput> = (0..250)
         .map(|i| contact(&format!("o{i}@example.com"), "O"))
         .collect();
@@ -406,15 +402,11 @@ async fn an_older_write_retrying_is_never_sent_after_a_newer_one() {
     );
     // A's batch fails: HubSpot answers 503 until the client's deadline passes.
     let http = reqwest::Client::new();
-    let fault: Value = http
-        .post(format!("{}/_sim/faults", sim.base_url()))
-        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 503}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fault = common::sim_fault(
+        &sim,
+        json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 503}),
+    )
+    .await;
     let ca = client(&sim);
     a.send(&ca, "worker-a", &claimed, None).await.unwrap();
     assert_eq!(

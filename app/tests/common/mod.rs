@@ -93,10 +93,26 @@ pub async fn wait_all_sent(
     count: u64,
     within: std::time::Duration,
 ) {
+    wait_outbox(http, base, admin, within, "not all sent", |d| {
+        d["sent"] == count
+    })
+    .await;
+}
+
+/// Polls the outbox depth of the app at `base` until `done` holds (at most `within`, else
+/// panics with `what`); returns the depth.
+async fn wait_outbox(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    within: std::time::Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = std::time::Instant::now() + within;
     loop {
         let r: Value = http
-            .get(format!("{base}/api/outbox?state=sent"))
+            .get(format!("{base}/api/outbox?state=dead"))
             .bearer_auth(admin)
             .send()
             .await
@@ -104,16 +120,28 @@ pub async fn wait_all_sent(
             .json()
             .await
             .unwrap();
-        if r["depth"]["sent"] == count {
-            return;
+        if done(&r["depth"]) {
+            return r["depth"].clone();
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not all sent: {}",
+            "{what}: {}",
             r["depth"]
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Adds a fault rule to the simulator (`POST /_sim/faults`); returns the rule (with its `id`).
+pub async fn sim_fault(sim: &hubspot_sim::RunningSim, rule: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
 }
 
 /// Posts 1,000 contacts (`{prefix}{i}x{n}@example.com`) to each app of `bases` in turn (`i` is
@@ -142,27 +170,10 @@ pub async fn wait_settled(
     admin: &str,
     within: std::time::Duration,
 ) -> Value {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let r: Value = http
-            .get(format!("{base}/api/outbox?state=dead"))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["depth"]["pending"] == 0 && r["depth"]["leased"] == 0 {
-            return r["depth"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not settled: {}",
-            r["depth"]
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_outbox(http, base, admin, within, "not settled", |d| {
+        d["pending"] == 0 && d["leased"] == 0
+    })
+    .await
 }
 
 /// What [`interleaved_writes_scenario`] measured.
@@ -219,11 +230,11 @@ pub async fn interleaved_writes_scenario(db: &str) -> ScenarioFigures {
             }
         }
     });
-    http.post(format!("{}/_sim/faults", sim.base_url()))
-        .json(&serde_json::json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 4, "status": 503}))
-        .send()
-        .await
-        .unwrap();
+    sim_fault(
+        &sim,
+        serde_json::json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 4, "status": 503}),
+    )
+    .await;
     let post = |base: String, contacts: Vec<Value>| {
         let http = http.clone();
         async move {
