@@ -470,12 +470,19 @@ fn an_invalid_template_is_caught_by_nginx_t_and_the_live_config_stays() {
     let good = std::fs::read_to_string(root().join("nginx/site.conf.tera")).unwrap();
     std::fs::write(
         &bad,
-        good.replace(
-            "client_max_body_size 1m;",
-            "client_max_body_size 1m;\n    no_such_directive on;",
+        good.replacen(
+            "    proxy_connect_timeout",
+            "    no_such_directive on;\n    proxy_connect_timeout",
+            1,
         ),
     )
     .unwrap();
+    assert!(
+        std::fs::read_to_string(&bad)
+            .unwrap()
+            .contains("no_such_directive"),
+        "the bad directive went into the template"
+    );
     let bad = bad.display().to_string();
     let template = format!("{}/nginx/site.conf.tera", root().display());
     host.write_config(&[(template.as_str(), bad.as_str())]);
