@@ -50,15 +50,6 @@ fn quick() -> OutboxConfig {
     }
 }
 
-async fn sim_json(sim: &hubspot_sim::RunningSim, path: &str) -> Value {
-    reqwest::get(format!("{}{path}", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Upsert requests the simulator answered, by status. The simulator counts by route pattern;
 /// the app makes no other batch call.
 async fn upsert_calls(sim: &hubspot_sim::RunningSim) -> Vec<(u64, u64)> {
@@ -67,7 +58,7 @@ async fn upsert_calls(sim: &hubspot_sim::RunningSim) -> Vec<(u64, u64)> {
 
 /// Every contact in the simulator: email → firstname. Fails on a duplicate email.
 async fn sim_contacts(sim: &hubspot_sim::RunningSim) -> std::collections::BTreeMap<String, String> {
-    let records = sim_json(sim, "/_sim/records/contacts").await;
+    let records = common::sim_records(sim, "contacts").await;
     let mut out = std::collections::BTreeMap::new();
     for r in records["results"].as_array().unwrap() {
         let email = r["properties"]["email"].as_str().unwrap().to_string();
@@ -359,7 +350,7 @@ fn named(email: &str, firstname: &str, lastname: &str) -> ContactInput {
 async fn sim_names(
     sim: &hubspot_sim::RunningSim,
 ) -> std::collections::BTreeMap<String, (String, String)> {
-    let records = sim_json(sim, "/_sim/records/contacts").await;
+    let records = common::sim_records(sim, "contacts").await;
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     records["results"]
         .as_array()

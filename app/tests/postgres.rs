@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use app::db::Db;
 use hubspot_sim::SimConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Connection;
 
 mod common;
@@ -93,12 +93,7 @@ async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
     }
     let calls = common::route_statuses(&sim, "/crm/v3/objects/{object_type}/batch/{action}").await;
     assert_eq!(calls, [(200, 30)], "30 full batches: no item sent twice");
-    let records: Value = reqwest::get(format!("{}/_sim/records/contacts", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let records = common::sim_records(&sim, "contacts").await;
     assert_eq!(records["count"], 3000);
 }
 

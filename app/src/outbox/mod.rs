@@ -561,20 +561,19 @@ impl Outbox {
             return Ok(None);
         };
         let properties = order::parse(dead.id, &dead.properties).map_err(anyhow::Error::msg)?;
-        let later: Vec<String> = sqlx::query(
-            "SELECT properties FROM outbox WHERE email = $1 AND id > $2 AND state IN ('pending', 'sent')",
+        // A later row that cannot be read sets no known property; it goes dead when claimed.
+        let later = sqlx::query(
+            "SELECT id, properties FROM outbox WHERE email = $1 AND id > $2 AND state IN ('pending', 'sent')",
         )
         .bind(&dead.email)
         .bind(dead.id)
         .fetch_all(&mut *w.tx)
-        .await?
-        .iter()
-        .map(|row| row.get("properties"))
-        .collect();
-        let mut later_keys = std::collections::BTreeSet::new();
-        for (n, text) in later.iter().enumerate() {
-            later_keys.extend(order::parse(n as i64, text).unwrap_or_default().into_keys());
-        }
+        .await?;
+        let later_keys: std::collections::BTreeSet<String> = later
+            .iter()
+            .filter_map(|row| order::parse(row.get("id"), row.get::<&str, _>("properties")).ok())
+            .flat_map(Properties::into_keys)
+            .collect();
         let kept = order::replay(&properties, later_keys.iter().map(String::as_str));
         let superseded = properties
             .keys()

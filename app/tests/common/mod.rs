@@ -132,6 +132,16 @@ async fn wait_outbox(
     }
 }
 
+/// Every live record of `object_type` in the simulator (`GET /_sim/records/{type}`).
+pub async fn sim_records(sim: &hubspot_sim::RunningSim, object_type: &str) -> Value {
+    reqwest::get(format!("{}/_sim/records/{object_type}", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Adds a fault rule to the simulator (`POST /_sim/faults`); returns the rule (with its `id`).
 pub async fn sim_fault(sim: &hubspot_sim::RunningSim, rule: Value) -> Value {
     let r = reqwest::Client::new()
@@ -291,12 +301,7 @@ pub async fn interleaved_writes_scenario(db: &str) -> ScenarioFigures {
     }
     assert_eq!(depth["dead"], 0, "{depth}");
 
-    let records: Value = reqwest::get(format!("{}/_sim/records/contacts", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let records = sim_records(&sim, "contacts").await;
     let mut last: std::collections::BTreeMap<String, String> = Default::default();
     for r in records["results"].as_array().unwrap() {
         let p = &r["properties"];
