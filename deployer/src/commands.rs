@@ -115,6 +115,15 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
             .find(|r| r.outcome == "ok")
             .and_then(|r| r.live_slot.as_deref().and_then(Slot::parse)),
     };
+    let socket_dir_ready = match &nginx {
+        Some(c) if c.running => {
+            let (code, mode) = engine
+                .exec(&names.nginx, &["stat", "-c", "%a", render::SOCKET_DIR])
+                .await?;
+            code == 0 && mode.trim() == "1777"
+        }
+        _ => false,
+    };
     let read = |p: &Path| target.host.read_string(p);
     Ok(Observed {
         live,
@@ -126,6 +135,7 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
         green: engine.container(&names.green).await?,
         live_main: read(&config.nginx.rendered_dir.join("nginx.conf")),
         live_site: read(&config.nginx.rendered_dir.join("live").join("site.conf")),
+        socket_dir_ready,
     })
 }
 

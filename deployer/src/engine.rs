@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{anyhow, bail, Context};
 use bollard::container::{
     Config, CreateContainerOptions, InspectContainerOptions, LogOutput, LogsOptions,
-    RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    RemoveContainerOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::image::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
@@ -146,7 +146,9 @@ impl Engine {
             name: name.to_string(),
             id: c.id.unwrap_or_default(),
             image: config.image.unwrap_or_default(),
-            running: state.running.unwrap_or(false),
+            // A container Docker keeps restarting (nginx without its config, say) is not
+            // serving, and Docker refuses `exec` in it: not running, for every decision here.
+            running: state.running.unwrap_or(false) && !state.restarting.unwrap_or(false),
             status: state
                 .status
                 .map(|s| s.to_string())
@@ -282,6 +284,20 @@ impl Engine {
             .await
             .with_context(|| format!("creating container {}", spec.name))?;
         self.start(&spec.name).await
+    }
+
+    /// Restarts `name`, or starts it when stopped; unlike `start`, this also ends a restart
+    /// loop's back-off at once (Docker's waits grow to a minute).
+    pub async fn restart(&self, name: &str, grace_secs: i64) -> anyhow::Result<()> {
+        self.docker
+            .restart_container(
+                name,
+                Some(RestartContainerOptions {
+                    t: grace_secs as isize,
+                }),
+            )
+            .await
+            .with_context(|| format!("restarting container {name}"))
     }
 
     pub async fn start(&self, name: &str) -> anyhow::Result<()> {

@@ -164,9 +164,8 @@ impl Executor<'_> {
                 engine.run(spec).await?;
                 self.expect_running(&spec.name).await?;
             }
-            Step::StartContainer { name } | Step::StartKeptSlot { name, .. } => {
-                engine.start(name).await?;
-            }
+            Step::StartNginx { name } => engine.restart(name, 5).await?,
+            Step::StartKeptSlot { name, .. } => engine.start(name).await?,
             Step::PrepareSocketDir { container } => {
                 self.exec_ok(container, &["chmod", "1777", render::SOCKET_DIR])
                     .await?;

@@ -108,6 +108,9 @@ pub struct Observed {
     /// The rendered files nginx is using now (`None` when absent).
     pub live_main: Option<String>,
     pub live_site: Option<String>,
+    /// nginx is running and its socket directory is writable by the slots (mode 1777); false
+    /// for a socket volume made by someone else (compose) until the deployer prepares it.
+    pub socket_dir_ready: bool,
 }
 
 impl Observed {
@@ -172,7 +175,9 @@ pub enum Step {
     RunNginx {
         spec: ContainerSpec,
     },
-    StartContainer {
+    /// Starts nginx when it exists but is not serving (stopped, or restarting in a loop because
+    /// it had no config yet, as when compose created it before the first deploy).
+    StartNginx {
         name: String,
     },
     /// Rollback: start the slot kept (stopped) by the last deploy.
@@ -248,7 +253,7 @@ impl fmt::Display for Step {
                 spec.image,
                 spec.ports.iter().map(|(ip, h, c)| format!("{ip}:{h}->{c}")).collect::<Vec<_>>().join(", ")
             ),
-            Step::StartContainer { name } => write!(f, "start the existing container {name}"),
+            Step::StartNginx { name } => write!(f, "(re)start the existing nginx container {name}"),
             Step::StartKeptSlot { slot, name } => {
                 write!(f, "start the kept {slot} container {name}")
             }
@@ -391,29 +396,27 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             steps.push(Step::CreateVolume { name: name.clone() });
         }
     }
+    // nginx: ours, or one compose made (adopted as it is). Whatever starts it needs the base
+    // config first: nginx without it exits, and Docker restarts it in a loop.
+    let nginx_serving = observed.nginx.as_ref().is_some_and(|c| c.running);
+    if !nginx_serving && observed.live_main.as_deref() != Some(inputs.rendered.main_live.as_str()) {
+        steps.push(Step::WriteBaseConfig {
+            path: config.nginx.rendered_dir.join("nginx.conf"),
+        });
+    }
     match &observed.nginx {
-        None => {
-            if observed.live_main.as_deref() != Some(inputs.rendered.main_live.as_str()) {
-                steps.push(Step::WriteBaseConfig {
-                    path: config.nginx.rendered_dir.join("nginx.conf"),
-                });
-            }
-            steps.push(Step::RunNginx {
-                spec: nginx_spec(config, &names),
-            });
-            steps.push(Step::PrepareSocketDir {
-                container: names.nginx.clone(),
-            });
-        }
-        Some(c) if !c.running => {
-            steps.push(Step::StartContainer {
-                name: names.nginx.clone(),
-            });
-            steps.push(Step::PrepareSocketDir {
-                container: names.nginx.clone(),
-            });
-        }
+        None => steps.push(Step::RunNginx {
+            spec: nginx_spec(config, &names),
+        }),
+        Some(c) if !c.running => steps.push(Step::StartNginx {
+            name: names.nginx.clone(),
+        }),
         Some(_) => {}
+    }
+    if !nginx_serving || !observed.socket_dir_ready {
+        steps.push(Step::PrepareSocketDir {
+            container: names.nginx.clone(),
+        });
     }
 
     // The target slot.
@@ -675,6 +678,7 @@ nginx:
             green: Some(container(Slot::Green, live == Slot::Green, "v2")),
             live_main: Some("main".into()),
             live_site: Some("site".into()),
+            socket_dir_ready: true,
         }
     }
 
@@ -731,6 +735,57 @@ nginx:
                 "{step:?} should start with {prefix:?}"
             );
         }
+    }
+
+    /// compose made the network, the volumes and nginx before any deploy: nginx restarts in a
+    /// loop (no config yet) and its socket directory is root's. `up` adopts all of it: it
+    /// creates none of them again, writes the base config before restarting nginx, and
+    /// prepares the socket directory.
+    #[test]
+    fn a_first_deploy_adopts_what_compose_made() {
+        let observed = Observed {
+            network: true,
+            data_volume: true,
+            socket_volume: true,
+            nginx: Some(ContainerInfo {
+                name: "shop-nginx".into(),
+                status: "restarting".into(),
+                ..container(Slot::Blue, false, "-")
+            }),
+            ..Observed::default()
+        };
+        let s = steps(build("v1"), &observed);
+        assert!(!s.iter().any(|s| s.starts_with("create ")), "{s:#?}");
+        assert!(
+            !s.iter().any(|s| s.starts_with("start nginx container")),
+            "{s:#?}"
+        );
+        let at = |prefix: &str| {
+            s.iter()
+                .position(|s| s.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no step {prefix:?} in {s:#?}"))
+        };
+        assert!(
+            at("write the base nginx config")
+                < at("(re)start the existing nginx container shop-nginx")
+        );
+        assert!(at("(re)start the existing nginx") < at("make /run/slots writable"));
+        assert!(at("make /run/slots writable") < at("start blue"));
+
+        // Once nginx serves with the config, only a socket directory someone else made is
+        // prepared (and only until it is).
+        let mut serving = settled(Slot::Blue);
+        serving.socket_dir_ready = false;
+        let s = steps(build("v2"), &serving);
+        assert!(s.iter().any(|s| s.starts_with("make /run/slots writable")));
+        assert!(!s
+            .iter()
+            .any(|s| s.starts_with("write the base nginx config")));
+        let s = steps(build("v2"), &settled(Slot::Blue));
+        assert!(
+            !s.iter().any(|s| s.starts_with("make /run/slots writable")),
+            "{s:#?}"
+        );
     }
 
     #[test]

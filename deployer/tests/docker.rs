@@ -1111,3 +1111,75 @@ fn the_compose_file_is_valid_for_compose_v1_and_v2() {
         }
     }
 }
+
+/// The static parts brought up by Compose (v1, the machine's), then adopted by `deployer up`:
+/// compose's nginx, network and volumes are used as they are (nginx starts in a restart loop,
+/// having no config before the first deploy), and a later `compose up -d` leaves a deployed
+/// host alone.
+#[test]
+fn compose_brings_up_the_static_parts_and_deployer_up_adopts_them() {
+    let host = Host::new("compose", 11);
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .current_dir(root())
+            .args(["-p", &host.service, "-f", "compose/docker-compose.yml"])
+            .args(args)
+            .env("DEPLOYER_SERVICE", &host.service)
+            .env("NGINX_CONTAINER", format!("{}-nginx", host.service))
+            .env("NGINX_HTTP_PORT", host.http.to_string())
+            .env("NGINX_HTTPS_PORT", host.https.to_string())
+            .env("NGINX_RENDERED_DIR", host.dir.join("nginx"))
+            .env("NGINX_SSL_DIR", root().join("ssl"))
+            .output()
+            .expect("docker-compose runs (scripts/setup.sh installs it)");
+        assert!(out.status.success(), "compose {args:?}: {}", text(&out));
+        text(&out)
+    };
+    let nginx = format!("{}-nginx", host.service);
+    let nginx_id = || {
+        text(&docker(&["inspect", "-f", "{{.Id}}", &nginx]))
+            .trim()
+            .to_string()
+    };
+
+    compose(&["up", "-d"]);
+    let made_by_compose = nginx_id();
+    let project = text(&docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"com.docker.compose.project\"}}",
+        &nginx,
+    ]));
+    assert_eq!(project.trim(), host.service, "compose made nginx");
+
+    // The plan creates nothing compose made, and says what it adopts.
+    let plan = host.ok(&["up", "--dry-run", "--image", &app_image()]);
+    assert!(
+        !plan.contains("create network") && !plan.contains("create volume"),
+        "{plan}"
+    );
+    assert!(!plan.contains("start nginx container"), "{plan}");
+    assert!(
+        plan.contains("(re)start the existing nginx container"),
+        "{plan}"
+    );
+
+    host.up();
+    assert_eq!(
+        nginx_id(),
+        made_by_compose,
+        "the deployer kept compose's nginx"
+    );
+    assert_eq!(host.serving(), "blue");
+
+    // Compose again on a deployed host: nothing to change, nothing recreated.
+    let again = compose(&["up", "-d"]);
+    assert!(again.contains("up-to-date"), "{again}");
+    assert_eq!(nginx_id(), made_by_compose);
+
+    let load = Load::start(host.https, 2);
+    host.up();
+    assert_eq!(host.serving(), "green");
+    load.finish(20);
+    assert_eq!(nginx_id(), made_by_compose);
+}
