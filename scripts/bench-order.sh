@@ -67,9 +67,10 @@ try:
              {"contacts": [contact(n, "v1") for n in range(start, min(start + 1000, N))]})
     # The updates arrive while the first wave is being sent, a chunk a second, alternating.
     upd = sorted(updated)
-    t_burst = sent_burst = None
+    samples = []  # (time, items sent)
     next_update = 0
     killed = None
+    kill_tries = 0
     while True:
         if next_update < len(upd):
             chunk = upd[next_update:next_update + 1000]
@@ -78,8 +79,7 @@ try:
             next_update += len(chunk)
         d = depth(B)
         sent = d["sent"]
-        if t_burst is None and sent >= 10000:
-            t_burst, sent_burst = time.time(), sent
+        samples.append((time.time(), sent))
         # 2. Halfway, kill A while it holds a claim, and watch the items it held.
         if killed is None and sent >= N // 2:
             con = sqlite3.connect(db, timeout=10)
@@ -95,20 +95,28 @@ try:
             if a_owner:
                 held = owners[a_owner]
                 a.send_signal(signal.SIGKILL); a.wait()
-                killed = (time.time(), held)
+                at = time.time()
+                # Only items still unsent after the kill were orphaned by it (A may have
+                # finished its call between the look and the kill: then try again).
+                q = f"SELECT id FROM outbox WHERE state='pending' AND id IN ({','.join('?' * len(held))})"
+                orphans = [r[0] for r in con.execute(q, held).fetchall()]
+                kill_tries += 1
+                if orphans or kill_tries >= 10:
+                    killed = (at, orphans)
                 a = start_app(A)
             con.close()
         if next_update >= len(upd) and d["pending"] == 0 and d["leased"] == 0:
             break
         time.sleep(0.5 if next_update < len(upd) else 0.05)
     t1 = time.time()
+    items_sent = depth(B)["sent"]
     kill_figure = "no claim of A's seen to kill"
-    if killed:
+    if killed and killed[1]:
         con = sqlite3.connect(db, timeout=10)
         at, held = killed
         q = f"SELECT MAX(updated_at) FROM outbox WHERE id IN ({','.join('?' * len(held))})"
         last_ms = con.execute(q, held).fetchone()[0]
-        kill_figure = f"{len(held)} items held by the killed process, last delivered {last_ms / 1000 - at:.2f} s after the kill (a lease is 60 s)"
+        kill_figure = f"{len(held)} items orphaned by the kill ({kill_tries} kill(s)), last delivered {last_ms / 1000 - at:.2f} s after the kill (a lease is 60 s)"
         con.close()
     ok_calls, s429 = sim_stats()
     records = call("GET", f"http://127.0.0.1:{SIM}/_sim/records/contacts")[1]["results"]
@@ -119,9 +127,16 @@ try:
         dup += e in final
         final[e] = r["properties"].get("lastname")
     wrong = sum(1 for n in range(N) if final.get(f"c{n}@example.com") != ("v2" if n in updated else "v1"))
-    steady = (N - sent_burst) / (t1 - t_burst) if t_burst and t1 > t_burst else float("nan")
+    # Steady state: from the end of the first window (its burst of 100 calls, then nothing until
+    # the window rolls) to 90 % of the writes, so neither edge counts. Writes are items: an
+    # update not folded into its contact's first write is a write of its own.
+    def crossing(at):
+        return next(((t, n) for t, n in samples if t >= at[0] and n >= at[1]), None)
+    a0 = crossing((t0 + 11, 0))
+    a1 = crossing((0, 0.9 * items_sent))
+    steady = (a1[1] - a0[1]) / (a1[0] - a0[0]) if a0 and a1 and a1[0] > a0[0] else float("nan")
     print(f"contacts: {N} (+{len(updated)} updates) across 2 processes, one token, 100 requests/10 s")
-    print(f"overall: {N / (t1 - t0):.0f} contacts/s; steady state after the first window: {steady:.0f} contacts/s = {steady / 10:.1f} % of the 1,000/s ceiling")
+    print(f"overall: {N / (t1 - t0):.0f} contacts/s ({items_sent} writes in {t1 - t0:.1f} s); steady state (after the first window, to 90 %): {steady:.0f} writes/s = {steady / 10:.1f} % of the 1,000/s ceiling")
     print(f"429s: {s429}; batch calls: {ok_calls} = {ok_calls * 1000 / N:.1f} per 1,000 contacts")
     print(f"wrong final values: {wrong}; duplicate contacts: {dup}; missing: {N - len(final)}")
     print(f"kill -9: {kill_figure}")
