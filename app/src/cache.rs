@@ -5,10 +5,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::Row;
 
+use crate::contacts::Contact;
 use crate::db::Db;
+use crate::hubspot::search::ContactSearch;
 use crate::hubspot::{HubSpotClient, HubSpotError};
 
 #[derive(Debug, Default)]
@@ -61,7 +64,7 @@ impl Cache {
         .bind(id)
         .bind(p["email"].as_str().map(str::to_lowercase))
         .bind(p["phone"].as_str())
-        .bind(crate::contacts::present(object).to_string())
+        .bind(serde_json::to_string(&Contact::from_hubspot(object)).expect("a contact serializes"))
         .bind(updated)
         .bind(crate::outbox::now_ms())
         .execute(&mut *w.tx)
@@ -79,7 +82,7 @@ impl Cache {
     }
 
     /// Cached contacts with this E.164 phone, and whether the freshest is within the TTL.
-    pub async fn by_phone(&self, phone: &str) -> anyhow::Result<Option<(Vec<Value>, bool)>> {
+    pub async fn by_phone(&self, phone: &str) -> anyhow::Result<Option<(Vec<Contact>, bool)>> {
         let rows = sqlx::query("SELECT contact, fetched_at FROM contact_cache WHERE phone = $1 ORDER BY fetched_at DESC")
             .bind(phone)
             .fetch_all(self.db.pool())
@@ -109,25 +112,28 @@ impl Cache {
         &self,
         client: Option<&HubSpotClient>,
         phone: &str,
-    ) -> Result<Value, HubSpotError> {
+    ) -> Result<PhoneLookup, HubSpotError> {
         let cached = self.by_phone(phone).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cache read failed");
             None
         });
-        if let Some((contacts, true)) = &cached {
+        let answer = |source: &'static str, stale: bool, contacts: Vec<Contact>| PhoneLookup {
+            phone: phone.to_string(),
+            found: !contacts.is_empty(),
+            source,
+            stale,
+            contacts,
+        };
+        if let Some((contacts, true)) = cached.clone() {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(
-                json!({"phone": phone, "found": true, "source": "cache", "stale": false, "contacts": contacts}),
-            );
+            return Ok(answer("cache", false, contacts));
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let fallback = |err: HubSpotError| match &cached {
+        let fallback = |err: HubSpotError| match cached.clone() {
             Some((contacts, false)) => {
                 self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %crate::mask::text(&err.to_string()), "HubSpot unavailable; serving a stale cache entry");
-                Ok(
-                    json!({"phone": phone, "found": true, "source": "cache", "stale": true, "contacts": contacts}),
-                )
+                Ok(answer("cache", true, contacts))
             }
             _ => Err(err),
         };
@@ -136,11 +142,7 @@ impl Cache {
                 "HubSpot integration is disabled".into(),
             ));
         };
-        let request = json!({
-            "filterGroups": [{"filters": [{"propertyName": "phone", "operator": "EQ", "value": phone}]}],
-            "properties": crate::contacts::READ_PROPERTIES.split(',').collect::<Vec<_>>(),
-            "limit": 10,
-        });
+        let request = ContactSearch::Phone(phone.to_string()).request(10);
         match client.search_contacts(&request).await {
             Ok(found) => {
                 let results = found["results"].as_array().cloned().unwrap_or_default();
@@ -149,12 +151,23 @@ impl Cache {
                         tracing::warn!(error = %e, "cache write failed");
                     }
                 }
-                let contacts: Vec<Value> = results.iter().map(crate::contacts::present).collect();
-                Ok(
-                    json!({"phone": phone, "found": !contacts.is_empty(), "source": "hubspot", "stale": false, "contacts": contacts}),
-                )
+                let contacts = results.iter().map(Contact::from_hubspot).collect();
+                Ok(answer("hubspot", false, contacts))
             }
             Err(e) => fallback(e),
         }
     }
+}
+
+/// A phone lookup's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PhoneLookup {
+    /// The phone in E.164.
+    pub phone: String,
+    pub found: bool,
+    /// `cache` or `hubspot`.
+    pub source: &'static str,
+    /// Served from the cache past its TTL because HubSpot could not be reached.
+    pub stale: bool,
+    pub contacts: Vec<Contact>,
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A syntactically valid, lower-cased email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,18 +70,34 @@ pub fn normalize_phone(raw: &str, region: phonenumber::country::Id) -> Result<St
 /// The contact fields the API reads back from HubSpot.
 pub const READ_PROPERTIES: &str = "email,firstname,lastname,phone,company";
 
-/// A HubSpot contact object as this API presents it.
-pub fn present(object: &serde_json::Value) -> serde_json::Value {
-    let p = &object["properties"];
-    serde_json::json!({
-        "id": object["id"],
-        "email": p["email"],
-        "firstname": p["firstname"],
-        "lastname": p["lastname"],
-        "phone": p["phone"],
-        "company": p["company"],
-        "updated_at": object["updatedAt"],
-    })
+/// A contact as this service shows and caches it (read from HubSpot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Contact {
+    pub id: Option<String>,
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    /// When HubSpot last changed it (RFC 3339).
+    pub updated_at: Option<String>,
+}
+
+impl Contact {
+    /// From a HubSpot contact object (`{id, properties, updatedAt}`).
+    pub fn from_hubspot(object: &serde_json::Value) -> Self {
+        let p = &object["properties"];
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        Self {
+            id: text(&object["id"]),
+            email: text(&p["email"]),
+            firstname: text(&p["firstname"]),
+            lastname: text(&p["lastname"]),
+            phone: text(&p["phone"]),
+            company: text(&p["company"]),
+            updated_at: text(&object["updatedAt"]),
+        }
+    }
 }
 
 impl ContactInput {

@@ -4,7 +4,6 @@
 //! - [`cache`]: contacts as last read from HubSpot (by id, email, phone), TTL, stale serving.
 //! - [`webhooks`]: signature checks, the durable event inbox and its processor.
 //! - [`sync`]: incremental pull of contacts (cursor, 10k search cap, resumable) on a schedule.
-//! - [`dashboard`]: `/dashboard`, server-rendered (tera), behind the admin token or a session.
 //! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
 //! - [`db`]: the app's SQLite database (migrations at start; the audit log of admin lookups).
 //! - [`contacts`]: contact domain types, validated at the edge.
@@ -15,7 +14,7 @@
 //! - [`budget`]: HubSpot's rate budget shared through the database by every process on it.
 //! - [`identity`]: this process's identity, checkable by others (a dead worker's leases).
 //! - [`mask`]: masks emails and phone numbers in anything that is logged.
-//! - [`routes`]: the HTTP API (`router(state)`), separate from serving.
+//! - [`http`]: the HTTP edge: routes, admin auth, `ApiError`, the dashboard, `/openapi.json`.
 //! - [`serve`]: connection counting and the drain that makes a blue-green switch lossless.
 //! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
 
@@ -23,14 +22,13 @@ pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod contacts;
-pub mod dashboard;
 pub mod db;
 pub mod healthcheck;
+pub mod http;
 pub mod hubspot;
 pub mod identity;
 pub mod mask;
 pub mod outbox;
-pub mod routes;
 pub mod serve;
 pub mod sync;
 pub mod webhooks;
@@ -45,14 +43,14 @@ use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::db::Db;
+use crate::http::AppState;
 use crate::hubspot::HubSpotClient;
 use crate::outbox::{Outbox, OutboxConfig};
-use crate::routes::AppState;
 
 pub struct Application {
     listener: TcpListener,
     unix: Option<tokio::net::UnixListener>,
-    state: routes::Shared,
+    state: http::Shared,
 }
 
 impl Application {
@@ -103,7 +101,7 @@ impl Application {
     }
 
     /// The shared state (tests drive the outbox's `try_once` through it).
-    pub fn state(&self) -> routes::Shared {
+    pub fn state(&self) -> http::Shared {
         self.state.clone()
     }
 
@@ -163,7 +161,7 @@ impl Application {
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;
         let socket_path = self.state.settings.socket.clone();
-        let app = routes::router(self.state);
+        let app = http::router(self.state);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();

@@ -56,7 +56,8 @@ pub enum Position {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where the pull sync is (times are epoch milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub object_type: String,
     pub status: String,

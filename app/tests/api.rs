@@ -154,7 +154,12 @@ async fn unreachable_hubspot_is_502_and_disabled_is_503() {
     let t = spawn_app(SimConfig::default(), &[("HUBSPOT_ENABLED", "false")]).await;
     let (status, body) = t.get("/api/hubspot/test").await;
     assert_eq!(status, 503);
-    assert_eq!(body["status"], "disabled");
+    assert_eq!(body["status"], 503);
+    assert_eq!(body["code"], "disabled");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("HUBSPOT_ENABLED"));
 }
 
 impl TestApp {
@@ -718,11 +723,11 @@ fn the_nginx_template_proxies_every_public_route_and_no_internal_one() {
             .max_by_key(|(_, p, _)| p.len())
             .is_some_and(|l| l.2)
     };
-    let table = app::routes::route_table();
+    let table = app::http::route_table();
     assert!(table.len() > 10, "{table:?}");
     for route in table {
         let uri = route.path.replace("{id}", "1");
-        let public = route.exposure == app::routes::Exposure::Public;
+        let public = route.exposure == app::http::Exposure::Public;
         assert_eq!(
             proxied(&uri),
             public,
@@ -735,5 +740,69 @@ fn the_nginx_template_proxies_every_public_route_and_no_internal_one() {
                 "not proxied"
             }
         );
+    }
+}
+
+/// `/openapi.json` is an OpenAPI 3.1 document generated from the code, and it describes
+/// exactly the routes the app serves (same paths, same methods): a route added without its
+/// contract, or a contract left after its route, fails here.
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes_served() {
+    let t = spawn_app(SimConfig::default(), &[]).await;
+    let (status, doc) = t.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    let table = app::http::route_table();
+    let served: std::collections::BTreeSet<&str> = table.iter().map(|r| r.path).collect();
+    let described: std::collections::BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+    assert_eq!(
+        served, described,
+        "the route table and the OpenAPI paths differ"
+    );
+    // Each described method is served: a call with it never gets axum's 405.
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let uri = format!("{}{}", t.base, path.replace("{id}", "1"));
+            let r = t
+                .http
+                .request(method.to_uppercase().parse().unwrap(), &uri)
+                .send()
+                .await
+                .unwrap();
+            assert_ne!(
+                r.status(),
+                405,
+                "{method} {path} is described but not served"
+            );
+        }
+    }
+    // Every error response is the one ApiError shape (or a page), and admin routes say so.
+    let error = &doc["components"]["schemas"]["ApiError"];
+    assert_eq!(
+        error["required"],
+        serde_json::json!(["status", "code", "message"]),
+        "{error}"
+    );
+    assert!(doc["components"]["securitySchemes"]["admin"].is_object());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            for (code, response) in op["responses"].as_object().unwrap() {
+                // `/ready`'s 503 is its report (the deployer and probes read the reasons).
+                if (code.starts_with('4') || code.starts_with('5')) && path != "/ready" {
+                    let content = &response["content"];
+                    let json = &content["application/json"]["schema"]["$ref"];
+                    assert!(
+                        json == "#/components/schemas/ApiError"
+                            || content.get("text/html").is_some(),
+                        "{method} {path} {code}: {response}"
+                    );
+                }
+            }
+        }
     }
 }

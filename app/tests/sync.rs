@@ -11,7 +11,7 @@ use hubspot_sim::SimConfig;
 use serde_json::json;
 
 struct T {
-    state: app::routes::Shared,
+    state: app::http::Shared,
     sim: hubspot_sim::RunningSim,
     http: reqwest::Client,
 }

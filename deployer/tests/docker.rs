@@ -950,7 +950,7 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
     let front = format!("https://127.0.0.1:{}", host.https);
     let http = Host::client();
     // Every route of the app's table: public ones reach the app, internal ones get nginx's 404.
-    for route in app::routes::route_table() {
+    for route in app::http::route_table() {
         let path = route.path.replace("{id}", "1");
         let r = http.get(format!("{front}{path}")).send().unwrap();
         let status = r.status().as_u16();
@@ -958,11 +958,11 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
         let body = r.text().unwrap();
         let from_nginx = body.contains("no such route");
         match route.exposure {
-            app::routes::Exposure::Public => assert!(
+            app::http::Exposure::Public => assert!(
                 !from_nginx,
                 "{path} is public but nginx refused it: {status} {body}"
             ),
-            app::routes::Exposure::Internal => assert!(
+            app::http::Exposure::Internal => assert!(
                 status == 404 && from_nginx,
                 "{path} is internal but nginx let it through: {status} {body}"
             ),

@@ -4,6 +4,7 @@
 
 pub mod limiter;
 pub mod retry;
+pub mod search;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

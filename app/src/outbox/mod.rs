@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::Row;
 
 use crate::contacts::{ContactInput, ContactRequest};
@@ -79,7 +78,7 @@ const ITEM_COLUMNS: &str =
     "id, email, properties, state, attempts, next_attempt_at, last_error, hubspot_id, replayed_as";
 
 /// What replaying a dead item did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
     /// The new item that carries the replay; `None` when later writes had set every property.
     pub queued_as: Option<i64>,
@@ -89,7 +88,8 @@ pub struct Replayed {
     pub superseded: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Items by state (`leased`: pending items a worker is sending now).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Depth {
     pub pending: i64,
     pub leased: i64,
@@ -603,20 +603,6 @@ impl Outbox {
             superseded,
         }))
     }
-}
-
-/// The JSON an item is shown as (masked email: the outbox listing is an operator view).
-pub fn present(item: &Item) -> Value {
-    serde_json::json!({
-        "id": item.id,
-        "email": crate::mask::email(&item.email),
-        "state": item.state,
-        "attempts": item.attempts,
-        "next_attempt_at": item.next_attempt_at,
-        "last_error": item.last_error,
-        "hubspot_id": item.hubspot_id,
-        "replayed_as": item.replayed_as,
-    })
 }
 
 /// How long a batch waits after HubSpot's rate limit outlasted the client's retries: until the

@@ -11,9 +11,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
-use crate::routes::{AppState, Shared};
+use super::auth::{bearer, same_secret};
+use super::state::{AppState, Shared};
 
 const COOKIE: &str = "dashboard_session";
 
@@ -22,9 +22,9 @@ static TEMPLATES: LazyLock<tera::Tera> = LazyLock::new(|| {
     t.add_raw_templates([
         (
             "dashboard",
-            include_str!("../templates/dashboard.html.tera"),
+            include_str!("../../templates/dashboard.html.tera"),
         ),
-        ("login", include_str!("../templates/login.html.tera")),
+        ("login", include_str!("../../templates/login.html.tera")),
     ])
     .expect("the dashboard templates parse");
     t
@@ -36,19 +36,11 @@ fn session_value(token: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
     let Some(token) = &s.settings.admin_token else {
         return false;
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer.is_some_and(|b| same(b, token.expose())) {
+    if bearer(headers).is_some_and(|b| same_secret(b, token.expose())) {
         return true;
     }
     let expected = session_value(token.expose());
@@ -58,7 +50,7 @@ fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))
-        .any(|v| same(v, &expected))
+        .any(|v| same_secret(v, &expected))
 }
 
 fn login_page(status: StatusCode, message: &str) -> Response {
@@ -71,6 +63,11 @@ fn login_page(status: StatusCode, message: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
+/// The operators' page: outbox, webhooks, cache, sync and HubSpot figures, and recent errors.
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard", security(("admin" = []), ("session" = [])), responses(
+    (status = 200, description = "The dashboard", content_type = "text/html"),
+    (status = 401, description = "Not signed in: the sign-in page", content_type = "text/html"),
+    (status = 503, description = "Off (no ADMIN_TOKEN)", content_type = "text/html")))]
 pub async fn page(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if s.settings.admin_token.is_none() {
         return login_page(
@@ -81,7 +78,7 @@ pub async fn page(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if !signed_in(&s, &headers) {
         return login_page(StatusCode::UNAUTHORIZED, "Sign in with the admin token.");
     }
-    let mut v = crate::routes::collect_stats(&s).await;
+    let mut v = json!(super::system::collect_stats(&s).await);
     decorate(&mut v, &s).await;
     match tera::Context::from_serialize(&v).and_then(|ctx| TEMPLATES.render("dashboard", &ctx)) {
         Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
@@ -130,12 +127,20 @@ async fn decorate(v: &mut Value, s: &AppState) {
     v["errors"] = json!(errors);
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
+    /// The admin token.
     token: String,
 }
 
-/// `POST /dashboard/login` (form `token=…`): sets the session cookie and goes to the dashboard.
+/// Signs in with the admin token: sets the session cookie and goes to the dashboard.
+#[utoipa::path(post, path = "/dashboard/login", tag = "dashboard",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+    (status = 303, description = "Signed in: the session cookie is set, on to /dashboard"),
+    (status = 400, description = "No token in the form", content_type = "text/html"),
+    (status = 401, description = "Not the admin token", content_type = "text/html"),
+    (status = 503, description = "Off (no ADMIN_TOKEN)", content_type = "text/html")))]
 pub async fn login(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -150,7 +155,7 @@ pub async fn login(
     let Ok(axum::Form(form)) = form else {
         return login_page(StatusCode::BAD_REQUEST, "Send the admin token in the form.");
     };
-    if !same(form.token.trim(), expected.expose()) {
+    if !same_secret(form.token.trim(), expected.expose()) {
         tracing::warn!("dashboard sign-in refused");
         return login_page(StatusCode::UNAUTHORIZED, "That is not the admin token.");
     }

@@ -1,0 +1,192 @@
+//! The HTTP edge (axum only): the route table, the shared state, admin auth, the one
+//! [`ApiError`], one module per resource, and the OpenAPI document generated from them.
+//!
+//! Layer rule: nothing outside `http` imports it (except [`crate::Application`], which builds
+//! the state and serves the router); `http` may import every inner part. No SQL here: handlers
+//! call the parts' methods. Checked by `app/tests/layers.rs`.
+
+pub mod auth;
+pub mod contacts;
+pub mod dashboard;
+pub mod error;
+pub mod outbox;
+pub mod probe;
+pub mod state;
+pub mod sync;
+pub mod system;
+pub mod webhooks;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use utoipa::OpenApi;
+
+pub use error::ApiError;
+pub use state::{AppState, Shared};
+
+/// Who may reach a route through the front door (nginx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Users, operators or HubSpot reach it from outside: nginx must proxy it.
+    Public,
+    /// For this machine only (scrapers, probes inside the network): nginx answers 404.
+    Internal,
+}
+
+/// One route of the app: its path (axum syntax) and its exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub path: &'static str,
+    pub exposure: Exposure,
+}
+
+/// The router and the table of its routes, built together so that no route can exist without
+/// saying who may reach it (the nginx template and the OpenAPI document are checked against
+/// this table).
+struct Table {
+    router: Router<Shared>,
+    routes: Vec<RouteInfo>,
+}
+
+impl Table {
+    fn route(
+        mut self,
+        path: &'static str,
+        exposure: Exposure,
+        method: MethodRouter<Shared>,
+    ) -> Self {
+        self.router = self.router.route(path, method);
+        self.routes.push(RouteInfo { path, exposure });
+        self
+    }
+}
+
+fn table() -> Table {
+    use Exposure::{Internal, Public};
+    Table {
+        router: Router::new(),
+        routes: Vec::new(),
+    }
+    .route("/health", Public, get(system::health))
+    .route("/ready", Public, get(system::ready))
+    .route("/openapi.json", Public, get(system::openapi))
+    .route(
+        "/api/hubspot/test",
+        Public,
+        get(probe::check)
+            .post(probe::upsert)
+            .layer(DefaultBodyLimit::max(probe::MAX_CONTACT_BODY)),
+    )
+    .route(
+        "/api/contacts",
+        Public,
+        get(contacts::by_email)
+            .post(contacts::enqueue)
+            .layer(DefaultBodyLimit::max(contacts::MAX_ENQUEUE_BODY)),
+    )
+    .route("/api/contacts/search", Public, get(contacts::search))
+    .route(
+        "/api/contacts/lookup",
+        Public,
+        get(contacts::lookup_phone).post(contacts::lookup_phones),
+    )
+    .route("/api/outbox", Public, get(outbox::list))
+    .route("/api/outbox/{id}/retry", Public, post(outbox::retry))
+    .route("/api/stats", Public, get(system::stats))
+    .route("/api/sync/run", Public, post(sync::run))
+    .route(
+        "/webhooks/hubspot",
+        Public,
+        post(webhooks::receive).layer(DefaultBodyLimit::max(crate::webhooks::MAX_BODY)),
+    )
+    .route("/dashboard", Public, get(dashboard::page))
+    .route("/dashboard/login", Public, post(dashboard::login))
+    .route("/metrics", Internal, get(system::metrics))
+}
+
+/// Every route the app serves, with its exposure.
+pub fn route_table() -> Vec<RouteInfo> {
+    table().routes
+}
+
+pub fn router(state: Shared) -> Router {
+    let drain = state.drain.clone();
+    table()
+        .router
+        .layer(axum::middleware::from_fn_with_state(
+            drain,
+            crate::serve::close_when_draining,
+        ))
+        .layer(
+            // Spans name the method and the path only: query strings (emails, phones) stay out.
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("request", method = %req.method(), path = %crate::mask::text(req.uri().path()))
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// The API's contract, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "HubSpot integration service",
+        description = "Contact sync with HubSpot: a durable outbox, signed webhooks, a phone-lookup cache and a dashboard. Admin routes take `Authorization: Bearer $ADMIN_TOKEN`. Every error has one shape: `ApiError`."
+    ),
+    paths(
+        system::health, system::ready, system::openapi, system::stats, system::metrics,
+        probe::check, probe::upsert,
+        contacts::by_email, contacts::search, contacts::enqueue, contacts::lookup_phone,
+        contacts::lookup_phones,
+        outbox::list, outbox::retry,
+        sync::run,
+        webhooks::receive,
+        dashboard::page, dashboard::login,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "system", description = "Health, readiness, figures, this contract"),
+        (name = "hubspot", description = "Is HubSpot reachable with our token"),
+        (name = "contacts", description = "Reads, searches, phone lookups, queued writes"),
+        (name = "outbox", description = "The queue of writes to HubSpot"),
+        (name = "sync", description = "The pull sync from HubSpot"),
+        (name = "webhooks", description = "HubSpot's signed event deliveries"),
+        (name = "dashboard", description = "The operators' page"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the admin bearer token and the dashboard's session cookie.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("dashboard_session"))),
+        );
+    }
+}
+
+/// The OpenAPI document as served at `/openapi.json` (built once).
+pub fn openapi_json() -> serde_json::Value {
+    static DOC: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes")
+    });
+    DOC.clone()
+}

@@ -1,0 +1,275 @@
+//! Liveness, readiness, the figures (`/api/stats`, `/metrics`) and the API's own contract
+//! (`/openapi.json`).
+//!
+//! May import: `http::{state, error, auth}` and the parts whose figures it reads.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::auth::AdminAuth;
+use super::error::ApiError;
+use super::state::{AppState, Shared};
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    pub status: &'static str,
+    pub version: String,
+    /// `blue` or `green` (empty outside a deploy).
+    pub slot: String,
+    /// Shutting down: finishing open connections before it exits.
+    pub draining: bool,
+    pub connections: u64,
+}
+
+/// Liveness: answers at once, with what the deployer needs to see (version, slot, drain).
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub async fn health(State(s): State<Shared>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: s.settings.version.clone(),
+        slot: s.settings.slot.clone(),
+        draining: s.drain.is_draining(),
+        connections: s.drain.open_connections() as u64,
+    })
+}
+
+/// `GET /ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why it is not ready (empty when it is).
+    pub reasons: Vec<String>,
+    pub checks: ReadyChecks,
+    pub version: String,
+    pub slot: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyChecks {
+    /// `ok`: the process would not have started with an invalid configuration.
+    pub config: &'static str,
+    /// `ok` or `error`.
+    pub database: &'static str,
+}
+
+/// Ready when the database answers and the process is not draining; 503 with the reasons
+/// otherwise. A HubSpot outage makes the service degraded, never unready.
+#[utoipa::path(get, path = "/ready", tag = "system", responses(
+    (status = 200, description = "Ready for traffic", body = Readiness),
+    (status = 503, description = "Not ready: the reasons say why", body = Readiness)))]
+pub async fn ready(State(s): State<Shared>) -> (StatusCode, Json<Readiness>) {
+    let database = s.db.ping(std::time::Duration::from_secs(2)).await;
+    let mut reasons = Vec::new();
+    if let Err(e) = &database {
+        reasons.push(e.clone());
+    }
+    if s.drain.is_draining() {
+        reasons.push("draining: this process is shutting down".to_string());
+    }
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        ready: reasons.is_empty(),
+        reasons,
+        checks: ReadyChecks {
+            config: "ok",
+            database: if database.is_ok() { "ok" } else { "error" },
+        },
+        version: s.settings.version.clone(),
+        slot: s.settings.slot.clone(),
+    };
+    (status, Json(body))
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 description, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "system",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi() -> Json<Value> {
+    Json(super::openapi_json())
+}
+
+/// The figures of `/api/stats` (and the dashboard).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    pub version: String,
+    pub slot: String,
+    /// `null` when the database could not be read.
+    pub outbox: Option<crate::outbox::Depth>,
+    pub webhooks: WebhookStats,
+    pub cache: CacheStats,
+    /// `null` when the database could not be read.
+    pub sync: Option<crate::sync::Status>,
+    pub hubspot: HubSpotStats,
+    pub connections: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookStats {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub processed: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CacheStats {
+    pub entries: Option<i64>,
+    pub hits: u64,
+    pub misses: u64,
+    pub stale_served: u64,
+    /// hits / (hits + misses); `null` before the first lookup.
+    pub hit_rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HubSpotStats {
+    pub attempts: u64,
+    pub failures: u64,
+    pub rate_limited: u64,
+    pub latency_mean_ms: f64,
+    pub latency_max_ms: f64,
+}
+
+/// The figures `/api/stats`, `/metrics` and the dashboard show.
+pub async fn collect_stats(s: &AppState) -> Stats {
+    use std::sync::atomic::Ordering::Relaxed;
+    let w = &s.inbox.stats;
+    let c = s.cache.stats();
+    let (hits, misses) = (c.hits.load(Relaxed), c.misses.load(Relaxed));
+    let ms = |us: f64| (us / 100.0).round() / 10.0;
+    Stats {
+        version: s.settings.version.clone(),
+        slot: s.settings.slot.clone(),
+        outbox: s.outbox.depth().await.ok(),
+        webhooks: WebhookStats {
+            accepted: w.accepted.load(Relaxed),
+            duplicates: w.duplicates.load(Relaxed),
+            rejected: w.rejected.load(Relaxed),
+            processed: w.processed.load(Relaxed),
+        },
+        cache: CacheStats {
+            entries: s.cache.len().await.ok(),
+            hits,
+            misses,
+            stale_served: c.stale_served.load(Relaxed),
+            hit_rate: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
+        },
+        sync: s.sync.status().await.ok(),
+        hubspot: match &s.hubspot {
+            Some(h) => {
+                let st = &h.stats;
+                let attempts = st.attempts.load(Relaxed);
+                HubSpotStats {
+                    attempts,
+                    failures: st.failures.load(Relaxed),
+                    rate_limited: st.rate_limited.load(Relaxed),
+                    latency_mean_ms: if attempts == 0 {
+                        0.0
+                    } else {
+                        ms(st.latency_total_us.load(Relaxed) as f64 / attempts as f64)
+                    },
+                    latency_max_ms: ms(st.latency_max_us.load(Relaxed) as f64),
+                }
+            }
+            None => HubSpotStats {
+                attempts: 0,
+                failures: 0,
+                rate_limited: 0,
+                latency_mean_ms: 0.0,
+                latency_max_ms: 0.0,
+            },
+        },
+        connections: s.drain.open_connections() as u64,
+    }
+}
+
+/// `GET /api/stats` (admin): the service's figures as JSON.
+#[utoipa::path(get, path = "/api/stats", tag = "system", security(("admin" = [])), responses(
+    (status = 200, description = "The figures", body = Stats),
+    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 503, description = "The admin API is off (no ADMIN_TOKEN)", body = ApiError)))]
+pub async fn stats(_: AdminAuth, State(s): State<Shared>) -> Json<Stats> {
+    Json(collect_stats(&s).await)
+}
+
+/// `GET /metrics` (internal: nginx does not serve it): the same figures in Prometheus' text
+/// format.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses(
+    (status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(
+    State(s): State<Shared>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let v = json!(collect_stats(&s).await);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, Value)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            if let Some(n) = value.as_f64() {
+                out.push_str(&format!("{name}{labels} {n}\n"));
+            }
+        }
+    };
+    let o = &v["outbox"];
+    metric(
+        "app_outbox_items",
+        "gauge",
+        "Outbox items by state.",
+        ["pending", "leased", "sent", "dead"]
+            .iter()
+            .map(|st| (format!("{{state=\"{st}\"}}"), o[st].clone()))
+            .collect(),
+    );
+    let w = &v["webhooks"];
+    metric(
+        "app_webhook_events_total",
+        "counter",
+        "Webhook events by outcome.",
+        ["accepted", "duplicates", "rejected", "processed"]
+            .iter()
+            .map(|k| (format!("{{outcome=\"{k}\"}}"), w[k].clone()))
+            .collect(),
+    );
+    let c = &v["cache"];
+    metric(
+        "app_cache_lookups_total",
+        "counter",
+        "Phone lookups by cache outcome.",
+        [
+            ("hit", "hits"),
+            ("miss", "misses"),
+            ("stale", "stale_served"),
+        ]
+        .iter()
+        .map(|(l, k)| (format!("{{result=\"{l}\"}}"), c[k].clone()))
+        .collect(),
+    );
+    metric(
+        "app_cache_entries",
+        "gauge",
+        "Contacts in the cache.",
+        vec![(String::new(), c["entries"].clone())],
+    );
+    metric(
+        "app_open_connections",
+        "gauge",
+        "Open client connections.",
+        vec![(String::new(), v["connections"].clone())],
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+}
