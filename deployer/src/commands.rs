@@ -94,35 +94,34 @@ pub async fn state_dir(config: &DeployConfig) -> Result<StateDir, Failure> {
 pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<Observed> {
     let engine = &target.engine;
     let names = Names::of(config);
-    let nginx = engine.container(&names.nginx).await?;
-    let live = match &nginx {
-        Some(c) if c.running => {
-            let (code, target) = engine
-                .exec(&names.nginx, &["readlink", render::LIVE_SOCKET])
-                .await?;
-            if code == 0 {
-                Slot::parse(target.trim().trim_end_matches(".sock"))
-            } else {
-                None
-            }
+    let mut nginx = engine.container(&names.nginx).await?;
+    let read = |p: &Path| target.host.read_string(p);
+    let live_main = read(&config.nginx.rendered_dir.join("nginx.conf"));
+    // What a running nginx says: the live slot and whether its socket directory is ready.
+    // nginx without its base config cannot be serving (Docker restarts it in a loop and may
+    // catch it "running" for an instant), and an exec Docker refuses (409: restarting) means
+    // the same: not running, for every decision here.
+    let mut probed = None;
+    if let Some(c) = nginx.as_mut().filter(|c| c.running) {
+        match nginx_probe(engine, &names.nginx, live_main.is_some()).await {
+            Ok(p) => probed = Some(p),
+            Err(e) if crate::engine::is_conflict(&e) || live_main.is_none() => c.running = false,
+            Err(e) => return Err(e),
         }
+    }
+    let (live, socket_dir_ready) = match probed {
+        Some(p) => p,
         // nginx is down: the last recorded live slot is the best knowledge.
-        _ => target
-            .state(config)
-            .history()
-            .iter()
-            .rev()
-            .find(|r| r.outcome == "ok")
-            .and_then(|r| r.live_slot.as_deref().and_then(Slot::parse)),
-    };
-    let socket_dir_ready = match &nginx {
-        Some(c) if c.running => {
-            let (code, mode) = engine
-                .exec(&names.nginx, &["stat", "-c", "%a", render::SOCKET_DIR])
-                .await?;
-            code == 0 && mode.trim() == "1777"
-        }
-        _ => false,
+        None => (
+            target
+                .state(config)
+                .history()
+                .iter()
+                .rev()
+                .find(|r| r.outcome == "ok")
+                .and_then(|r| r.live_slot.as_deref().and_then(Slot::parse)),
+            false,
+        ),
     };
     let read = |p: &Path| target.host.read_string(p);
     Ok(Observed {
@@ -133,10 +132,32 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
         nginx,
         blue: engine.container(&names.blue).await?,
         green: engine.container(&names.green).await?,
-        live_main: read(&config.nginx.rendered_dir.join("nginx.conf")),
+        live_main,
         live_site: read(&config.nginx.rendered_dir.join("live").join("site.conf")),
         socket_dir_ready,
     })
+}
+
+/// The live slot (`live.sock`'s target) and whether `/run/slots` is 1777, read in a running
+/// nginx. Without its base config nginx is not really serving: an error then.
+async fn nginx_probe(
+    engine: &Engine,
+    nginx: &str,
+    has_config: bool,
+) -> anyhow::Result<(Option<Slot>, bool)> {
+    if !has_config {
+        anyhow::bail!("{nginx} has no base config yet");
+    }
+    let (code, target) = engine
+        .exec(nginx, &["readlink", render::LIVE_SOCKET])
+        .await?;
+    let live = (code == 0)
+        .then(|| Slot::parse(target.trim().trim_end_matches(".sock")))
+        .flatten();
+    let (code, mode) = engine
+        .exec(nginx, &["stat", "-c", "%a", render::SOCKET_DIR])
+        .await?;
+    Ok((live, code == 0 && mode.trim() == "1777"))
 }
 
 pub fn render_config(config: &DeployConfig) -> Result<Rendered, Failure> {

@@ -95,6 +95,19 @@ pub struct Engine {
     docker: Docker,
 }
 
+/// Docker refused because of the container's state (409: restarting, not running, …).
+pub fn is_conflict(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<bollard::errors::Error>(),
+            Some(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                ..
+            })
+        )
+    })
+}
+
 fn not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,

@@ -398,7 +398,8 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
     }
     // nginx: ours, or one compose made (adopted as it is). Whatever starts it needs the base
     // config first: nginx without it exits, and Docker restarts it in a loop.
-    let nginx_serving = observed.nginx.as_ref().is_some_and(|c| c.running);
+    let nginx_serving =
+        observed.nginx.as_ref().is_some_and(|c| c.running) && observed.live_main.is_some();
     if !nginx_serving && observed.live_main.as_deref() != Some(inputs.rendered.main_live.as_str()) {
         steps.push(Step::WriteBaseConfig {
             path: config.nginx.rendered_dir.join("nginx.conf"),
@@ -408,7 +409,7 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
         None => steps.push(Step::RunNginx {
             spec: nginx_spec(config, &names),
         }),
-        Some(c) if !c.running => steps.push(Step::StartNginx {
+        Some(_) if !nginx_serving => steps.push(Step::StartNginx {
             name: names.nginx.clone(),
         }),
         Some(_) => {}
@@ -771,6 +772,12 @@ nginx:
         );
         assert!(at("(re)start the existing nginx") < at("make /run/slots writable"));
         assert!(at("make /run/slots writable") < at("start blue"));
+
+        // Docker may catch the looping nginx "running" for an instant: without its base config
+        // it is not serving, and the plan is the same.
+        let mut caught_running = observed.clone();
+        caught_running.nginx.as_mut().unwrap().running = true;
+        assert_eq!(steps(build("v1"), &caught_running), s);
 
         // Once nginx serves with the config, only a socket directory someone else made is
         // prepared (and only until it is).
