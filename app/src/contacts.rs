@@ -9,9 +9,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
+/// The longest email address there is (RFC 5321's path limit less its brackets).
+pub const MAX_EMAIL: usize = 254;
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let candidate = raw.trim().to_lowercase();
+        if candidate.len() > MAX_EMAIL {
+            return Err(format!(
+                "email: longer than {MAX_EMAIL} characters, so not a deliverable address"
+            ));
+        }
         let ok = candidate.parse::<email_address::EmailAddress>().is_ok()
             && candidate
                 .rsplit_once('@')
@@ -28,16 +36,21 @@ impl Email {
     }
 }
 
-/// The body of `POST /api/hubspot/test`: unknown fields are refused, not ignored.
-#[derive(Debug, Deserialize)]
+/// A contact as a client sends it (`POST /api/hubspot/test`, `POST /api/contacts`): unknown
+/// fields are refused, not ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
+    /// The contact's key.
+    #[schema(format = "email", example = "ada@example.com", max_length = 254)] // MAX_EMAIL
     pub email: String,
     #[serde(default)]
     pub firstname: Option<String>,
     #[serde(default)]
     pub lastname: Option<String>,
+    /// Any format with its country code; stored in E.164.
     #[serde(default)]
+    #[schema(example = "+44 20 7946 0958")]
     pub phone: Option<String>,
     #[serde(default)]
     pub company: Option<String>,

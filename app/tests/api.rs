@@ -806,3 +806,55 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         }
     }
 }
+
+/// What schemathesis found against the contract (each fixed, each held here): an email longer
+/// than 254 characters was queued; a search query over 3000 characters passed once trimmed; an
+/// object with `contacts` and other fields was taken as a batch, the others ignored.
+#[tokio::test]
+async fn the_contracts_limits_hold_for_inputs_the_fuzzer_found() {
+    let t = spawn_app(SimConfig::default(), &[("ADMIN_TOKEN", ADMIN)]).await;
+    let post = |body: Value| {
+        let http = t.http.clone();
+        let url = format!("{}/api/contacts", t.base);
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let long = format!("a@{}.example.com", "b".repeat(250));
+    let (status, body) = post(serde_json::json!({"email": long})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "invalid");
+    assert!(
+        body["fields"]["email"].as_str().unwrap().contains("254"),
+        "{body}"
+    );
+
+    let (status, body) = post(serde_json::json!({
+        "contacts": [{"email": "ada@example.com"}],
+        "note": "not a field of the batch",
+    }))
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let q = format!("Ada{}", "\n".repeat(3000));
+    let (status, body) = t
+        .admin_get(
+            &format!("/api/contacts/search?q={}", urlencoding::encode(&q)),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["fields"]["q"].is_string(), "{body}");
+
+    let (status, body) = t.admin_get("/api/outbox?state=unknown", Some(ADMIN)).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = t.admin_get("/api/outbox?state=replayed", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -21,9 +21,10 @@ use crate::contacts::{Contact, ContactInput, ContactRequest, Email};
 use crate::db::AuditSubject;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EmailQuery {
     /// The contact's email.
-    #[param(example = "ada@example.com")]
+    #[param(example = "ada@example.com", format = "email")]
     email: String,
 }
 
@@ -65,9 +66,10 @@ pub async fn by_email(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// A name, an email or a phone number.
-    #[param(example = "Lovelace")]
+    #[param(example = "Lovelace", min_length = 1, max_length = 3000)]
     q: String,
 }
 
@@ -96,8 +98,10 @@ pub async fn search(
     q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<SearchResults>, ApiError> {
     use crate::hubspot::search::ContactSearch;
-    let q = q.map(|Query(q)| q.q.trim().to_string()).unwrap_or_default();
-    if q.is_empty() || q.chars().count() > 3000 {
+    let raw = q.map(|Query(q)| q.q).unwrap_or_default();
+    let q = raw.trim().to_string();
+    // The limit holds for `q` as sent (the contract says so), not for what trimming leaves.
+    if q.is_empty() || raw.chars().count() > 3000 {
         return Err(ApiError::invalid(
             "q: give a name, an email or a phone number (at most 3000 characters)",
         ));
@@ -147,13 +151,19 @@ pub const MAX_ENQUEUE: usize = 1000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum EnqueueBody {
-    Many {
-        /// 1 to 1000 contacts.
-        #[schema(value_type = Vec<super::probe::ContactFields>)]
-        contacts: Vec<Value>,
-    },
-    #[schema(value_type = super::probe::ContactFields)]
+    Many(ManyContacts),
+    #[schema(value_type = ContactRequest)]
     One(Value),
+}
+
+/// Many contacts at once; nothing else beside them (an object with other fields is read as
+/// one contact, and refused for its unknown fields).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManyContacts {
+    /// 1 to 1000 contacts.
+    #[schema(value_type = Vec<ContactRequest>, min_items = 1, max_items = 1000)]
+    contacts: Vec<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,7 +195,7 @@ pub async fn enqueue(
     let parsed: EnqueueBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?;
     let (raw, many) = match parsed {
-        EnqueueBody::Many { contacts } => (contacts, true),
+        EnqueueBody::Many(ManyContacts { contacts }) => (contacts, true),
         EnqueueBody::One(one) => (vec![one], false),
     };
     if raw.is_empty() || raw.len() > MAX_ENQUEUE {
@@ -224,6 +234,7 @@ pub async fn enqueue(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PhoneQuery {
     /// With its country code, in any format.
     #[param(example = "+14155550100")]
@@ -268,6 +279,7 @@ pub async fn lookup_phone(
 #[serde(deny_unknown_fields)]
 pub struct PhonesBody {
     /// 1 to 100 phone numbers.
+    #[schema(min_items = 1, max_items = 100)]
     phones: Vec<String>,
 }
 

@@ -37,9 +37,11 @@ impl ListedState {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// Which items (default `dead`).
     #[serde(default)]
+    #[param(inline)]
     state: ListedState,
 }
 

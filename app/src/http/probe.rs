@@ -70,22 +70,6 @@ pub async fn check(State(s): State<Shared>) -> Result<Json<HubSpotCheck>, ApiErr
     }))
 }
 
-/// The contact fields `POST /api/hubspot/test` and `POST /api/contacts` take. Unknown fields
-/// are refused.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // the schema of `ContactRequest`, which serde reads
-pub struct ContactFields {
-    /// The contact's key.
-    #[schema(format = "email", example = "ada@example.com")]
-    email: String,
-    firstname: Option<String>,
-    lastname: Option<String>,
-    /// Any format with its country code; stored in E.164.
-    #[schema(example = "+44 20 7946 0958")]
-    phone: Option<String>,
-    company: Option<String>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Upserted {
     /// HubSpot's id of the contact (`null` in a dry run).
@@ -98,7 +82,7 @@ pub struct Upserted {
 
 /// Upserts one contact by email, straight to HubSpot (not through the outbox).
 #[utoipa::path(post, path = "/api/hubspot/test", tag = "hubspot",
-    request_body(content = ContactFields, content_type = "application/json"),
+    request_body(content = ContactRequest, content_type = "application/json"),
     responses(
     (status = 200, description = "Written (or validated, in a dry run)", body = Upserted),
     (status = 400, description = "Invalid contact, or HubSpot refused it", body = ApiError),
