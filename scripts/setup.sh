@@ -42,6 +42,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 "$root/scripts/ensure-python-client.sh" >/dev/null
+"$root/scripts/ensure-schemathesis.sh" >/dev/null
 "$root/scripts/gen-self-signed.sh" >&2
 "$root/scripts/ensure-postgres.sh" >/dev/null
 "$root/scripts/ensure-sshd.sh" >/dev/null
