@@ -28,7 +28,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct HubSpotSettings {
     pub enabled: bool,
-    pub base_url: reqwest::Url,
+    pub base_url: url::Url,
     pub token: Option<Secret>,
     /// false: writes are validated and recorded but not sent.
     pub send_live: bool,
@@ -123,7 +123,7 @@ impl Settings {
         let send_live =
             get("HUBSPOT_SEND_LIVE").map_or(Ok(true), |v| parse_bool("HUBSPOT_SEND_LIVE", &v))?;
         let base_raw = get("HUBSPOT_BASE_URL").unwrap_or_else(|| "https://api.hubapi.com".into());
-        let base_url = reqwest::Url::parse(base_raw.trim())
+        let base_url = url::Url::parse(base_raw.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
             .ok_or_else(|| {

@@ -124,15 +124,16 @@ impl Sync {
     }
 
     async fn ensure_row(&self) -> anyhow::Result<()> {
+        let mut w = self.db.write().await?;
         sqlx::query(
             "INSERT INTO sync_state (object_type, status, error_count, synced_last_run, updated_at)
              VALUES ($1, 'idle', 0, 0, $2) ON CONFLICT (object_type) DO NOTHING",
         )
         .bind(TYPE)
         .bind(now_ms())
-        .execute(self.db.pool())
+        .execute(&mut *w.tx)
         .await?;
-        Ok(())
+        w.commit().await
     }
 
     /// Takes the run: idle/error → syncing, or a `syncing` row with no progress for
@@ -140,6 +141,7 @@ impl Sync {
     async fn begin(&self) -> Result<(Position, i64), SyncError> {
         self.ensure_row().await?;
         let now = now_ms();
+        let mut w = self.db.write().await?;
         let taken = sqlx::query(
             "UPDATE sync_state SET
                  status = 'syncing', started_at = $1, updated_at = $1, synced_last_run = 0,
@@ -154,14 +156,15 @@ impl Sync {
         .bind(TYPE)
         .bind(now - STUCK_AFTER.as_millis() as i64)
         .bind(now - ABANDONED_AFTER.as_millis() as i64)
-        .execute(self.db.pool())
+        .execute(&mut *w.tx)
         .await
         .context("claiming the sync")?;
         let row = sqlx::query("SELECT status, started_at, position, cursor_ms, run_until FROM sync_state WHERE object_type = $1")
             .bind(TYPE)
-            .fetch_one(self.db.pool())
+            .fetch_one(&mut *w.tx)
             .await
             .context("reading the sync state")?;
+        w.commit().await?;
         if taken.rows_affected() == 0 {
             let status: String = row.get("status");
             if status == "disabled" {
@@ -193,6 +196,7 @@ impl Sync {
     }
 
     async fn commit(&self, position: &Position, synced: usize) -> anyhow::Result<()> {
+        let mut w = self.db.write().await?;
         sqlx::query(
             "UPDATE sync_state SET position = $1, updated_at = $2, synced_last_run = synced_last_run + $3
              WHERE object_type = $4",
@@ -201,12 +205,13 @@ impl Sync {
         .bind(now_ms())
         .bind(synced as i64)
         .bind(TYPE)
-        .execute(self.db.pool())
+        .execute(&mut *w.tx)
         .await?;
-        Ok(())
+        w.commit().await
     }
 
     async fn finish(&self, cursor: i64) -> anyhow::Result<()> {
+        let mut w = self.db.write().await?;
         sqlx::query(
             "UPDATE sync_state SET status = 'idle', cursor_ms = $1, position = NULL, run_until = NULL,
                  error_count = 0, last_error = NULL, last_success = $2, updated_at = $2
@@ -215,13 +220,14 @@ impl Sync {
         .bind(cursor)
         .bind(now_ms())
         .bind(TYPE)
-        .execute(self.db.pool())
+        .execute(&mut *w.tx)
         .await?;
-        Ok(())
+        w.commit().await
     }
 
     /// A failed run keeps its committed position; the next run resumes there.
     async fn fail(&self, error: &str) -> anyhow::Result<()> {
+        let mut w = self.db.write().await?;
         sqlx::query(
             "UPDATE sync_state SET status = 'error', error_count = error_count + 1, last_error = $1, updated_at = $2
              WHERE object_type = $3",
@@ -229,9 +235,9 @@ impl Sync {
         .bind(crate::mask::text(error))
         .bind(now_ms())
         .bind(TYPE)
-        .execute(self.db.pool())
+        .execute(&mut *w.tx)
         .await?;
-        Ok(())
+        w.commit().await
     }
 
     /// One run, to the end. Returns how many contacts it stored.

@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, Method, Uri};
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use http::{HeaderMap, Method, Uri};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -357,13 +357,16 @@ impl Inbox {
 
     /// Deletes processed events past their expiry; returns how many.
     pub async fn cleanup(&self) -> anyhow::Result<u64> {
-        Ok(sqlx::query(
+        let mut w = self.db.write().await?;
+        let deleted = sqlx::query(
             "DELETE FROM webhook_events WHERE processed_at IS NOT NULL AND expires_at < $1",
         )
         .bind(crate::outbox::now_ms())
-        .execute(self.db.pool())
+        .execute(&mut *w.tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        w.commit().await?;
+        Ok(deleted)
     }
 
     pub fn wake(&self) -> Arc<tokio::sync::Notify> {
@@ -379,7 +382,7 @@ mod tests {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.insert(
-                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 v.parse().unwrap(),
             );
         }

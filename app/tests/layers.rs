@@ -1,0 +1,153 @@
+//! The layer rules ARCHITECTURE.md states, checked on the source: a rule nothing checks is a
+//! wish. Each rule names the crates or modules a part of `app/src` may not use.
+
+use std::path::{Path, PathBuf};
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The code of a file (comments and doc comments left out), as (line number, text).
+fn code(path: &Path) -> Vec<(usize, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_part_keeps_to_its_layer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    assert!(files.len() > 20, "{files:?}");
+    // (who: a path prefix under src/, what it may not use, why)
+    let rules: &[(&[&str], &[&str], &str)] = &[
+        (
+            &["cache.rs", "config.rs", "contacts.rs", "db.rs", "budget.rs", "outbox/", "sync.rs",
+              "webhooks.rs", "hubspot/", "identity.rs", "mask.rs", "healthcheck.rs", "serve.rs"],
+            &["crate::http"],
+            "only lib.rs (which serves it) depends on the HTTP edge",
+        ),
+        (
+            &["cache.rs", "config.rs", "contacts.rs", "db.rs", "budget.rs", "outbox/", "sync.rs",
+              "webhooks.rs", "hubspot/", "identity.rs", "mask.rs", "healthcheck.rs"],
+            &["axum"],
+            "axum is the HTTP edge's (http/) and the server's (serve.rs, lib.rs)",
+        ),
+        (
+            &["http/", "cache.rs", "config.rs", "contacts.rs", "db.rs", "budget.rs", "outbox/",
+              "sync.rs", "webhooks.rs", "identity.rs", "mask.rs", "serve.rs"],
+            &["reqwest"],
+            "only hubspot/ talks HTTP to HubSpot (and healthcheck.rs probes this process)",
+        ),
+        (
+            &["http/", "hubspot/", "contacts.rs", "config.rs", "identity.rs", "mask.rs",
+              "serve.rs", "healthcheck.rs"],
+            &["sqlx"],
+            "SQL stays in the parts that own tables, behind Db::write",
+        ),
+        (
+            &["contacts.rs", "mask.rs"],
+            &["crate::"],
+            "the domain types and the masking are leaves: they import nothing of the app but each other",
+        ),
+    ];
+    let mut broken = Vec::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        for (who, banned, why) in rules {
+            if !who
+                .iter()
+                .any(|w| rel == *w || (w.ends_with('/') && rel.starts_with(w)))
+            {
+                continue;
+            }
+            for (n, line) in code(file) {
+                for b in *banned {
+                    let allowed_leaf = *b == "crate::"
+                        && (line.contains("crate::contacts") || line.contains("crate::mask"));
+                    if line.contains(b) && !allowed_leaf {
+                        broken.push(format!("src/{rel}:{n} uses `{b}` ({why}): {}", line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "layer rules broken:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// No pool outside `db.rs`: every write goes through `Db::write` (one writer on SQLite, the
+/// busy timeout, the advisory lock on PostgreSQL). Reads may use `db.pool()`.
+#[test]
+fn writes_go_through_db_write() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut broken = Vec::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel == "db.rs" {
+            continue;
+        }
+        let lines = code(file);
+        for (i, (n, line)) in lines.iter().enumerate() {
+            let statement = line.to_uppercase();
+            let writes = ["INSERT ", "UPDATE ", "DELETE ", "CREATE "]
+                .iter()
+                .any(|w| {
+                    statement.contains(&format!("\"{w}"))
+                        || statement.contains(&format!("\" {w}"))
+                        || statement.trim_start().starts_with(&format!("\"{w}"))
+                });
+            if !writes {
+                continue;
+            }
+            // The statement's executor is within the next lines: it must not be the pool.
+            let tail: String = lines[i..lines.len().min(i + 12)]
+                .iter()
+                .map(|(_, l)| l.as_str())
+                .collect();
+            let executor = tail
+                .split(".execute(")
+                .nth(1)
+                .or_else(|| tail.split(".fetch_").nth(1))
+                .unwrap_or("");
+            if executor.trim_start().starts_with("self.db.pool()")
+                || executor.contains("pool()") && !executor.contains("tx")
+            {
+                broken.push(format!(
+                    "src/{rel}:{n}: a write on the pool: {}",
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "writes outside Db::write:\n{}",
+        broken.join("\n")
+    );
+}
