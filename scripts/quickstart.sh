@@ -67,6 +67,17 @@ echo "webhooks (GET https://localhost/api/stats): $webhooks"
 echo "phone lookup from the cache the webhook filled:"
 curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" 'https://localhost/api/contacts/lookup?phone=%2B14155550199'
 echo
+step "the API's contract: curl -k https://localhost/openapi.json"
+curl -sS -k --fail-with-body https://localhost/openapi.json | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+ops = [(m.upper(), p) for p, item in doc["paths"].items() for m in item]
+print(f"OpenAPI {doc[\"openapi\"]}: {len(ops)} operations, e.g. " + ", ".join(f"{m} {p}" for m, p in ops[:4]))'
+echo "an invalid contact answers the one error shape:"
+curl -sS -k -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d '{"contacts": [{"email": "ada@example.com"}, {"email": "bob@example.com", "phone": "12"}]}' \
+  https://localhost/api/contacts
+echo
 step "deployer rollback"
 deployer rollback
 ask "$live"
