@@ -72,7 +72,8 @@ curl -sS -k --fail-with-body https://localhost/openapi.json | python3 -c '
 import json, sys
 doc = json.load(sys.stdin)
 ops = [(m.upper(), p) for p, item in doc["paths"].items() for m in item]
-print(f"OpenAPI {doc[\"openapi\"]}: {len(ops)} operations, e.g. " + ", ".join(f"{m} {p}" for m, p in ops[:4]))'
+version = doc["openapi"]
+print(f"OpenAPI {version}: {len(ops)} operations, e.g. " + ", ".join(f"{m} {p}" for m, p in ops[:4]))'
 echo "an invalid contact answers the one error shape:"
 curl -sS -k -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
   -d '{"contacts": [{"email": "ada@example.com"}, {"email": "bob@example.com", "phone": "12"}]}' \
