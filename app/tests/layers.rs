@@ -14,6 +14,25 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every source file of the app, as (path relative to `src/`, path).
+fn app_sources() -> Vec<(String, PathBuf)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    assert!(files.len() > 20, "{files:?}");
+    files
+        .into_iter()
+        .map(|f| {
+            let rel = f
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel, f)
+        })
+        .collect()
+}
+
 /// The code of a file (comments and doc comments left out), as (line number, text).
 fn code(path: &Path) -> Vec<(usize, String)> {
     std::fs::read_to_string(path)
@@ -27,10 +46,6 @@ fn code(path: &Path) -> Vec<(usize, String)> {
 
 #[test]
 fn every_part_keeps_to_its_layer() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&src, &mut files);
-    assert!(files.len() > 20, "{files:?}");
     // (who: a path prefix under src/, what it may not use, why)
     let rules: &[(&[&str], &[&str], &str)] = &[
         (
@@ -64,12 +79,7 @@ fn every_part_keeps_to_its_layer() {
         ),
     ];
     let mut broken = Vec::new();
-    for file in &files {
-        let rel = file
-            .strip_prefix(&src)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (rel, file) in app_sources() {
         for (who, banned, why) in rules {
             if !who
                 .iter()
@@ -77,7 +87,7 @@ fn every_part_keeps_to_its_layer() {
             {
                 continue;
             }
-            for (n, line) in code(file) {
+            for (n, line) in code(&file) {
                 for b in *banned {
                     let allowed_leaf = *b == "crate::"
                         && (line.contains("crate::contacts") || line.contains("crate::mask"));
@@ -99,20 +109,12 @@ fn every_part_keeps_to_its_layer() {
 /// busy timeout, the advisory lock on PostgreSQL). Reads may use `db.pool()`.
 #[test]
 fn writes_go_through_db_write() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&src, &mut files);
     let mut broken = Vec::new();
-    for file in &files {
-        let rel = file
-            .strip_prefix(&src)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (rel, file) in app_sources() {
         if rel == "db.rs" {
             continue;
         }
-        let lines = code(file);
+        let lines = code(&file);
         for (i, (n, line)) in lines.iter().enumerate() {
             let statement = line.to_uppercase();
             let writes = ["INSERT ", "UPDATE ", "DELETE ", "CREATE "]

@@ -159,11 +159,12 @@ async fn signed_deliveries_are_recorded_once_and_refresh_the_cache() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("# TYPE app_webhook_events_total counter"),
+        metrics.contains("# TYPE app_webhook_events counter")
+            && metrics.contains("app_webhook_events_total{outcome=\"processed\"} 2"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("app_cache_lookups_total{result=\"hit\"}"),
+        metrics.contains("app_cache_lookups_total{result=\"hit\"}") && metrics.ends_with("# EOF\n"),
         "{metrics}"
     );
 }

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::auth::AdminAuth;
@@ -94,7 +93,7 @@ pub async fn ready(State(s): State<Shared>) -> (StatusCode, Json<Readiness>) {
 /// `GET /openapi.json`: this API's OpenAPI 3.1 description, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-pub async fn openapi() -> Json<Value> {
+pub async fn openapi() -> Json<serde_json::Value> {
     Json(super::openapi_json())
 }
 
@@ -202,74 +201,105 @@ pub async fn stats(_: AdminAuth, State(s): State<Shared>) -> Json<Stats> {
     Json(collect_stats(&s).await)
 }
 
-/// `GET /metrics` (internal: nginx does not serve it): the same figures in Prometheus' text
-/// format.
+/// `GET /metrics` (internal: nginx does not serve it): the same figures in the OpenMetrics
+/// text format (Prometheus reads it), encoded by `prometheus-client`.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses(
-    (status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+    (status = 200, description = "OpenMetrics text exposition", content_type = "application/openmetrics-text")))]
 pub async fn metrics(
     State(s): State<Shared>,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let v = json!(collect_stats(&s).await);
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, Value)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, value) in samples {
-            if let Some(n) = value.as_f64() {
-                out.push_str(&format!("{name}{labels} {n}\n"));
-            }
-        }
-    };
-    let o = &v["outbox"];
-    metric(
-        "app_outbox_items",
-        "gauge",
-        "Outbox items by state.",
-        ["pending", "leased", "sent", "dead"]
-            .iter()
-            .map(|st| (format!("{{state=\"{st}\"}}"), o[st].clone()))
-            .collect(),
-    );
-    let w = &v["webhooks"];
-    metric(
-        "app_webhook_events_total",
-        "counter",
-        "Webhook events by outcome.",
-        ["accepted", "duplicates", "rejected", "processed"]
-            .iter()
-            .map(|k| (format!("{{outcome=\"{k}\"}}"), w[k].clone()))
-            .collect(),
-    );
-    let c = &v["cache"];
-    metric(
-        "app_cache_lookups_total",
-        "counter",
-        "Phone lookups by cache outcome.",
-        [
-            ("hit", "hits"),
-            ("miss", "misses"),
-            ("stale", "stale_served"),
-        ]
-        .iter()
-        .map(|(l, k)| (format!("{{result=\"{l}\"}}"), c[k].clone()))
-        .collect(),
-    );
-    metric(
-        "app_cache_entries",
-        "gauge",
-        "Contacts in the cache.",
-        vec![(String::new(), c["entries"].clone())],
-    );
-    metric(
-        "app_open_connections",
-        "gauge",
-        "Open client connections.",
-        vec![(String::new(), v["connections"].clone())],
-    );
-    (
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let text = exposition(&collect_stats(&s).await).map_err(|e| {
+        ApiError::internal(
+            &e,
+            "encoding the metrics",
+            "the metrics could not be encoded; try again",
+        )
+    })?;
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        out,
-    )
+        text,
+    ))
+}
+
+/// The figures as metric families, in a registry made for this scrape (the figures are read
+/// from the database and the parts' counters, not kept twice).
+fn exposition(v: &Stats) -> Result<String, std::fmt::Error> {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    type Labels = Vec<(&'static str, &'static str)>;
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    let gauges = |pairs: &[(&'static str, &'static str, i64)]| {
+        let family = Family::<Labels, Gauge>::default();
+        for (label, value, n) in pairs {
+            family.get_or_create(&vec![(*label, *value)]).set(*n);
+        }
+        family
+    };
+    let counters = |pairs: &[(&'static str, &'static str, u64)]| {
+        let family = Family::<Labels, Counter>::default();
+        for (label, value, n) in pairs {
+            family.get_or_create(&vec![(*label, *value)]).inc_by(*n);
+        }
+        family
+    };
+    if let Some(o) = &v.outbox {
+        registry.register(
+            "app_outbox_items",
+            "Outbox items by state",
+            gauges(&[
+                ("state", "pending", o.pending),
+                ("state", "leased", o.leased),
+                ("state", "sent", o.sent),
+                ("state", "dead", o.dead),
+                ("state", "replayed", o.replayed),
+            ]),
+        );
+    }
+    let w = &v.webhooks;
+    registry.register(
+        "app_webhook_events",
+        "Webhook events by outcome",
+        counters(&[
+            ("outcome", "accepted", w.accepted),
+            ("outcome", "duplicates", w.duplicates),
+            ("outcome", "rejected", w.rejected),
+            ("outcome", "processed", w.processed),
+        ]),
+    );
+    let c = &v.cache;
+    registry.register(
+        "app_cache_lookups",
+        "Phone lookups by cache outcome",
+        counters(&[
+            ("result", "hit", c.hits),
+            ("result", "miss", c.misses),
+            ("result", "stale", c.stale_served),
+        ]),
+    );
+    if let Some(entries) = c.entries {
+        let g = Gauge::<i64>::default();
+        g.set(entries);
+        registry.register("app_cache_entries", "Contacts in the cache", g);
+    }
+    let h = &v.hubspot;
+    registry.register(
+        "app_hubspot_calls",
+        "HubSpot call attempts by outcome",
+        counters(&[
+            ("outcome", "attempted", h.attempts),
+            ("outcome", "failed", h.failures),
+            ("outcome", "rate_limited", h.rate_limited),
+        ]),
+    );
+    let open = Gauge::<i64>::default();
+    open.set(v.connections as i64);
+    registry.register("app_open_connections", "Open client connections", open);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
 }
