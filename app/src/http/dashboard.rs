@@ -1,16 +1,17 @@
 //! `GET /dashboard`: the service's figures as a page (server-rendered with tera), for operators.
 //! Access: `Authorization: Bearer $ADMIN_TOKEN`, or a session cookie set by signing in with the
-//! token at `POST /dashboard/login`. The cookie holds an HMAC of the token (no server state;
-//! changing ADMIN_TOKEN ends every session).
+//! token at `POST /dashboard/login`. The cookie is signed (`axum-extra`'s `SignedCookieJar`)
+//! with a key derived from the token and holds the time of sign-in: no server state, a session
+//! ends after [`SESSION`] whatever the browser keeps, and changing ADMIN_TOKEN ends them all.
 
 use std::sync::LazyLock;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use hmac::{Hmac, Mac};
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use serde_json::{json, Value};
-use sha2::Sha256;
+use sha2::{Digest, Sha512};
 
 use super::auth::{bearer, same_secret};
 use super::state::{AppState, Shared};
@@ -30,10 +31,16 @@ static TEMPLATES: LazyLock<tera::Tera> = LazyLock::new(|| {
     t
 });
 
-fn session_value(token: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("any key length");
-    mac.update(b"dashboard-session-v1");
-    hex::encode(mac.finalize().into_bytes())
+/// How long a sign-in lasts.
+pub const SESSION: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// The cookies' signing key: 64 bytes derived from the admin token.
+fn session_key(token: &str) -> Key {
+    let derived = Sha512::new()
+        .chain_update(b"dashboard-session-v2\0")
+        .chain_update(token.as_bytes())
+        .finalize();
+    Key::from(&derived)
 }
 
 fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
@@ -43,14 +50,18 @@ fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
     if bearer(headers).is_some_and(|b| same_secret(b, token.expose())) {
         return true;
     }
-    let expected = session_value(token.expose());
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))
-        .any(|v| same_secret(v, &expected))
+    session_valid(token.expose(), headers, crate::outbox::now_ms())
+}
+
+/// Whether `headers` carry a session cookie signed with `token`'s key and signed in less than
+/// [`SESSION`] before `now` (epoch ms; a minute of clock skew is allowed the other way).
+fn session_valid(token: &str, headers: &HeaderMap, now: i64) -> bool {
+    SignedCookieJar::from_headers(headers, session_key(token))
+        .get(COOKIE)
+        .and_then(|c| c.value().parse::<i64>().ok())
+        .is_some_and(|signed_in_at| {
+            signed_in_at <= now + 60_000 && now - signed_in_at < SESSION.as_millis() as i64
+        })
 }
 
 fn login_page(status: StatusCode, message: &str) -> Response {
@@ -163,10 +174,59 @@ pub async fn login(
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200{}",
-        session_value(expected.expose()),
-        if https { "; Secure" } else { "" }
-    );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/dashboard")).into_response()
+    let cookie = Cookie::build((COOKIE, crate::outbox::now_ms().to_string()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(https)
+        .max_age(time::Duration::seconds(SESSION.as_secs() as i64));
+    let jar = SignedCookieJar::new(session_key(expected.expose())).add(cookie);
+    (jar, Redirect::to("/dashboard")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Cookie` header a browser sends back after signing in at `at` with `token`.
+    fn cookie_from(token: &str, at: i64) -> HeaderMap {
+        let jar = SignedCookieJar::new(session_key(token)).add(Cookie::new(COOKIE, at.to_string()));
+        let set = jar.into_response();
+        let value = set.headers()[header::SET_COOKIE].to_str().unwrap();
+        let pair = value.split(';').next().unwrap().to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, pair.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_session_is_signed_by_the_token_and_ends_after_twelve_hours() {
+        let at = 1_800_000_000_000;
+        let headers = cookie_from("token-a", at);
+        assert!(session_valid("token-a", &headers, at + 1_000));
+        assert!(session_valid(
+            "token-a",
+            &headers,
+            at + SESSION.as_millis() as i64 - 1
+        ));
+        assert!(!session_valid(
+            "token-a",
+            &headers,
+            at + SESSION.as_millis() as i64
+        ));
+        // Another token (ADMIN_TOKEN changed) does not accept it.
+        assert!(!session_valid("token-b", &headers, at + 1_000));
+        // A cookie whose value was edited (a later sign-in time) fails its signature.
+        let forged = headers[header::COOKIE]
+            .to_str()
+            .unwrap()
+            .replace(&at.to_string(), &(at + 3_600_000).to_string());
+        let mut edited = HeaderMap::new();
+        edited.insert(header::COOKIE, forged.parse().unwrap());
+        assert!(!session_valid("token-a", &edited, at + 1_000));
+        // The unsigned value alone is refused.
+        let mut plain = HeaderMap::new();
+        plain.insert(header::COOKIE, format!("{COOKIE}={at}").parse().unwrap());
+        assert!(!session_valid("token-a", &plain, at + 1_000));
+    }
 }
