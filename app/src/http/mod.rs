@@ -3,7 +3,7 @@
 //!
 //! Layer rule: nothing outside `http` imports it (except [`crate::Application`], which builds
 //! the state and serves the router); `http` may import every inner part. No SQL here: handlers
-//! call the parts' methods. Checked by `app/tests/layers.rs`.
+//! call the parts' methods. Checked by `app/tests/it/layers.rs`.
 
 pub mod auth;
 pub mod contacts;

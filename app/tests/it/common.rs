@@ -1,5 +1,4 @@
-//! Helpers shared by the app's test binaries (each binary uses some of them).
-#![allow(dead_code)]
+//! Helpers shared by the app's integration test modules (each uses some of them).
 
 use app::config::Settings;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The app over real HTTP against a real (in-process) HubSpot simulator.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

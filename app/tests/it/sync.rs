@@ -2,7 +2,7 @@
 //! only what changed, the 10,000-result search cap with more than 10,000 contacts sharing one
 //! timestamp, and a run killed mid-way that the next run resumes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The dashboard in a real browser (headless Chromium): sign in with the admin token, and the
 //! page shows the live figures after real work against the simulator.
 
-mod common;
+use crate::common;
 
 use app::Application;
 use hubspot_sim::SimConfig;

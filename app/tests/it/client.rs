@@ -1,6 +1,6 @@
 //! The HubSpot client on its own, against the simulator.
 
-mod common;
+use crate::common;
 
 use app::hubspot::HubSpotClient;
 use hubspot_sim::SimConfig;

@@ -3,7 +3,7 @@
 //! malformed and oversized bodies are refused; a phone lookup serves a stale cache entry when
 //! HubSpot is down.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

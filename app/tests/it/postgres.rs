@@ -9,7 +9,7 @@ use hubspot_sim::SimConfig;
 use serde_json::json;
 use sqlx::Connection;
 
-mod common;
+use crate::common;
 
 /// A fresh database of its own on the test server; returns its URL.
 async fn fresh_database(name: &str) -> String {

@@ -2,7 +2,7 @@
 //! back, dead letters and replay, two workers on one SQLite file, and the real `app` process
 //! killed with SIGKILL mid-batch then restarted.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
