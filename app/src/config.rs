@@ -45,7 +45,8 @@ pub struct Settings {
     /// On SIGTERM, how long to wait for open connections to close before stopping anyway.
     pub drain_timeout: Duration,
     /// `sqlite://…` (default `sqlite://app.db`, created if missing) or `postgres://…`.
-    pub database_url: String,
+    /// May carry a PostgreSQL password: a [`Secret`].
+    pub database_url: Secret,
     /// Run the outbox worker in this process (`OUTBOX_WORKER`, default true).
     pub outbox_worker: bool,
     /// Attempts before an outbox item is dead (`OUTBOX_MAX_ATTEMPTS`, default 8).
@@ -274,7 +275,7 @@ impl Settings {
             outbox_max_attempts,
             socket: get("APP_SOCKET").map(|p| p.trim().into()),
             drain_timeout,
-            database_url,
+            database_url: Secret::new(database_url),
             hubspot: HubSpotSettings {
                 enabled,
                 base_url,
@@ -410,5 +411,16 @@ mod tests {
         assert!(!s.hubspot.enabled);
         let s = settings(&[("HUBSPOT_ACCESS_TOKEN", "pat-very-secret")]).unwrap();
         assert!(!format!("{s:?}").contains("pat-very-secret"));
+        // The database URL may carry a password.
+        let s = settings(&[
+            ("HUBSPOT_ENABLED", "false"),
+            ("DATABASE_URL", "postgres://app:db-very-secret@db/app"),
+        ])
+        .unwrap();
+        assert!(!format!("{s:?}").contains("db-very-secret"));
+        assert_eq!(
+            s.database_url.expose(),
+            "postgres://app:db-very-secret@db/app"
+        );
     }
 }

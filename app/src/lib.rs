@@ -57,7 +57,7 @@ impl Application {
     /// Validates what needs validating, opens the database and binds the listeners, so
     /// `local_addr()` is known before serving (tests bind port 0).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database_url).await?;
+        let db = Db::connect(settings.database_url.expose()).await?;
         let hubspot = match (&settings.hubspot.enabled, &settings.hubspot.token) {
             (true, Some(token)) => Some(Arc::new(
                 HubSpotClient::new(&settings.hubspot, token.clone())?
