@@ -1,29 +1,10 @@
 //! Settings from the environment, validated once at start with errors that name the variable
 //! and the fix. Secrets are wrapped in [`Secret`], whose `Debug` never shows the value.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// A value that must never reach a log.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct HubSpotSettings {

@@ -13,6 +13,7 @@
 //!   batches, dead letters and replay).
 //! - [`budget`]: HubSpot's rate budget shared through the database by every process on it.
 //! - [`identity`]: this process's identity, checkable by others (a dead worker's leases).
+//! - [`secret`]: `Secret` (never printed) and the one constant-time compare.
 //! - [`mask`]: masks emails and phone numbers in anything that is logged.
 //! - [`http`]: the HTTP edge: routes, admin auth, `ApiError`, the dashboard, `/openapi.json`.
 //! - [`serve`]: connection counting and the drain that makes a blue-green switch lossless.
@@ -29,6 +30,7 @@ pub mod hubspot;
 pub mod identity;
 pub mod mask;
 pub mod outbox;
+pub mod secret;
 pub mod serve;
 pub mod sync;
 pub mod webhooks;

@@ -16,7 +16,6 @@ use http::{HeaderMap, Method, Uri};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use subtle::ConstantTimeEq;
 
 use crate::db::Db;
 
@@ -135,7 +134,7 @@ pub fn verify(
         mac.update(timestamp.trim().as_bytes());
         let expected =
             base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-        return equal(&expected, signature.trim())
+        return crate::secret::same(signature.trim(), &expected)
             .then_some(Version::V3)
             .ok_or(Rejected::BadSignature);
     }
@@ -158,13 +157,9 @@ pub fn verify(
     }
     h.update(body);
     let expected = hex::encode(h.finalize());
-    equal(&expected, &signature.trim().to_ascii_lowercase())
+    crate::secret::same(&signature.trim().to_ascii_lowercase(), &expected)
         .then_some(version)
         .ok_or(Rejected::BadSignature)
-}
-
-fn equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// One event as HubSpot sends it (the fields this service uses; others are kept in `payload`).

@@ -4,15 +4,11 @@
 //! May import: `http::{state, error}`, `config`'s secret. Nothing else of the app.
 
 use axum::http::{header, HeaderMap, StatusCode};
-use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ErrorCode};
 use super::state::{AppState, Shared};
 
-/// Constant-time equality of two secrets (the length may leak, the content does not).
-pub fn same_secret(given: &str, expected: &str) -> bool {
-    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
-}
+pub use crate::secret::same as same_secret;
 
 /// The token of an `Authorization: Bearer …` header, if there is one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
