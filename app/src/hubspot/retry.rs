@@ -78,14 +78,45 @@ impl RetryPolicy {
                 status,
                 policy,
                 retry_after,
-            } => match (status, policy.as_deref()) {
-                (429, Some("DAILY")) => Verdict::GiveUp,
+            } => match status {
+                429 if RateLimitPolicy::of(policy.as_deref()) == RateLimitPolicy::Daily => {
+                    Verdict::GiveUp
+                }
                 // TEN_SECONDLY_ROLLING and SECONDLY: a rolling window frees a slot soon.
-                (429, _) => at_least(Duration::from_secs(1), retry_after),
-                (423, _) => at_least(Duration::from_secs(2), retry_after),
-                (477 | 502 | 503 | 504 | 520..=524, _) => at_least(Duration::ZERO, retry_after),
+                429 => at_least(Duration::from_secs(1), retry_after),
+                423 => at_least(Duration::from_secs(2), retry_after),
+                477 | 502 | 503 | 504 | 520..=524 => at_least(Duration::ZERO, retry_after),
                 _ => Verdict::GiveUp,
             },
+        }
+    }
+}
+
+/// The limit a 429 names in `policyName`: HubSpot's rolling ten-second window (the default when
+/// it names none), its secondly search limit, or the daily limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitPolicy {
+    TenSecondlyRolling,
+    Secondly,
+    Daily,
+}
+
+impl RateLimitPolicy {
+    pub fn of(policy_name: Option<&str>) -> Self {
+        match policy_name {
+            Some("DAILY") => Self::Daily,
+            Some("SECONDLY") => Self::Secondly,
+            _ => Self::TenSecondlyRolling,
+        }
+    }
+
+    /// How long until the window it names has room again (a daily limit: try each minute, so
+    /// the first minute of the new day is used).
+    pub fn wait(self) -> Duration {
+        match self {
+            Self::TenSecondlyRolling => Duration::from_secs(10),
+            Self::Secondly => Duration::from_secs(1),
+            Self::Daily => Duration::from_secs(60),
         }
     }
 }
@@ -194,5 +225,21 @@ mod tests {
             P.decide(1, &status(503, None, Some(3600)), 0.0),
             Verdict::RetryAfter(MAX_RETRY_AFTER)
         );
+    }
+
+    #[test]
+    fn a_429s_policy_names_its_window() {
+        use RateLimitPolicy::*;
+        assert_eq!(RateLimitPolicy::of(None), TenSecondlyRolling);
+        assert_eq!(
+            RateLimitPolicy::of(Some("TEN_SECONDLY_ROLLING")).wait(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            RateLimitPolicy::of(Some("SECONDLY")).wait(),
+            Duration::from_secs(1)
+        );
+        assert_eq!(RateLimitPolicy::of(Some("DAILY")), Daily);
+        assert_eq!(Daily.wait(), Duration::from_secs(60));
     }
 }

@@ -33,6 +33,7 @@ use sqlx::Row;
 use crate::contacts::{ContactInput, ContactRequest};
 use crate::db::Db;
 use crate::hubspot::limiter::Permit;
+use crate::hubspot::retry::RateLimitPolicy;
 use crate::hubspot::{HubSpotClient, HubSpotError};
 use order::{Claimed, Properties};
 
@@ -457,7 +458,9 @@ impl Outbox {
                 // storm longer than HUBSPOT_TIMEOUT): wait for the window it names to empty.
                 let retry_after = match &e {
                     HubSpotError::Api { status: 429, body } => {
-                        Some(rate_limit_wait(body.policy_name.as_deref()))
+                        // How long a batch waits after HubSpot's rate limit outlasted the client's
+                        // retries: until the window the 429 names has room again.
+                        Some(RateLimitPolicy::of(body.policy_name.as_deref()).wait())
                     }
                     _ => None,
                 };
@@ -602,16 +605,5 @@ impl Outbox {
             kept: kept.into_keys().collect(),
             superseded,
         }))
-    }
-}
-
-/// How long a batch waits after HubSpot's rate limit outlasted the client's retries: until the
-/// window the 429 names is empty again (a rolling ten-second window unless it says otherwise;
-/// a DAILY limit is retried each minute, so the first minute of the new day is used).
-fn rate_limit_wait(policy: Option<&str>) -> Duration {
-    match policy {
-        Some("DAILY") => Duration::from_secs(60),
-        Some("SECONDLY") => Duration::from_secs(1),
-        _ => Duration::from_secs(10),
     }
 }
