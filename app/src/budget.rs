@@ -50,7 +50,7 @@ impl BudgetStore for Db {
     }
 }
 
-async fn take(db: &Db, bucket: &str, max: usize, span: Duration) -> anyhow::Result<Take> {
+async fn take(db: &Db, bucket: &str, max: usize, span: Duration) -> crate::db::StoreResult<Take> {
     let now = crate::outbox::now_ms();
     let span_ms = span.as_millis() as i64;
     let mut w = db.write().await?;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::contacts::Contact;
-use crate::db::Db;
+use crate::db::{Db, StoreResult};
 use crate::hubspot::search::ContactSearch;
 use crate::hubspot::{HubSpotClient, HubSpotError};
 
@@ -43,9 +43,11 @@ impl Cache {
 
     /// Stores a HubSpot contact object, unless the cache holds a newer version of it (events
     /// and reads may arrive out of order).
-    pub async fn put(&self, object: &Value) -> anyhow::Result<()> {
+    pub async fn put(&self, object: &Value) -> StoreResult<()> {
         let Some(id) = object["id"].as_str() else {
-            anyhow::bail!("a contact without an id");
+            return Err(crate::db::StoreError::Data(
+                "a contact without an id".into(),
+            ));
         };
         let p = &object["properties"];
         let updated = object["updatedAt"]
@@ -72,7 +74,7 @@ impl Cache {
         w.commit().await
     }
 
-    pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
+    pub async fn remove(&self, id: &str) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query("DELETE FROM contact_cache WHERE hubspot_id = $1")
             .bind(id)
@@ -82,7 +84,7 @@ impl Cache {
     }
 
     /// Cached contacts with this E.164 phone, and whether the freshest is within the TTL.
-    pub async fn by_phone(&self, phone: &str) -> anyhow::Result<Option<(Vec<Contact>, bool)>> {
+    pub async fn by_phone(&self, phone: &str) -> StoreResult<Option<(Vec<Contact>, bool)>> {
         let rows = sqlx::query("SELECT contact, fetched_at FROM contact_cache WHERE phone = $1 ORDER BY fetched_at DESC")
             .bind(phone)
             .fetch_all(self.db.pool())
@@ -99,7 +101,7 @@ impl Cache {
         Ok(Some((contacts, fresh)))
     }
 
-    pub async fn len(&self) -> anyhow::Result<i64> {
+    pub async fn len(&self) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM contact_cache")
             .fetch_one(self.db.pool())
             .await?

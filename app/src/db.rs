@@ -45,8 +45,27 @@ pub struct WriteTx {
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
+/// What the store's operations fail with: the database, or stored data that does not read back
+/// (or a value that cannot be stored). Callers at the edge say what they were doing; this says
+/// what broke.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data: {0}")]
+    Data(String),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Data(format!("JSON: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
 impl WriteTx {
-    pub async fn commit(self) -> anyhow::Result<()> {
+    pub async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await?;
         Ok(())
     }
@@ -125,7 +144,7 @@ impl Db {
     }
 
     /// Starts a write transaction; see [`WriteTx`].
-    pub async fn write(&self) -> anyhow::Result<WriteTx> {
+    pub async fn write(&self) -> StoreResult<WriteTx> {
         let turn = self.writer.clone().lock_owned().await;
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -163,7 +182,7 @@ impl Db {
     }
 
     /// The latest audit entries, newest first.
-    pub async fn recent_audit(&self, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
+    pub async fn recent_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         Ok(sqlx::query_as::<_, AuditEntry>(
             "SELECT at, actor, action, subject, outcome FROM audit_log ORDER BY id DESC LIMIT $1",
         )

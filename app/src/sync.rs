@@ -11,13 +11,12 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::cache::Cache;
-use crate::db::Db;
+use crate::db::{Db, StoreError, StoreResult};
 use crate::hubspot::HubSpotClient;
 use crate::outbox::now_ms;
 
@@ -82,8 +81,10 @@ pub enum SyncError {
     Running(String, i64),
     #[error("sync of {0} is disabled")]
     Disabled(String),
+    #[error("HubSpot: {0}")]
+    HubSpot(#[from] crate::hubspot::HubSpotError),
     #[error(transparent)]
-    Failed(#[from] anyhow::Error),
+    Store(#[from] crate::db::StoreError),
 }
 
 const TYPE: &str = "contacts";
@@ -102,7 +103,7 @@ impl Sync {
         Self { db, cache, overlap }
     }
 
-    pub async fn status(&self) -> anyhow::Result<Status> {
+    pub async fn status(&self) -> StoreResult<Status> {
         self.ensure_row().await?;
         let r = sqlx::query(
             "SELECT status, cursor_ms, error_count, last_error, last_success, started_at, synced_last_run
@@ -123,7 +124,7 @@ impl Sync {
         })
     }
 
-    async fn ensure_row(&self) -> anyhow::Result<()> {
+    async fn ensure_row(&self) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
             "INSERT INTO sync_state (object_type, status, error_count, synced_last_run, updated_at)
@@ -158,12 +159,12 @@ impl Sync {
         .bind(now - ABANDONED_AFTER.as_millis() as i64)
         .execute(&mut *w.tx)
         .await
-        .context("claiming the sync")?;
+        .map_err(StoreError::from)?;
         let row = sqlx::query("SELECT status, started_at, position, cursor_ms, run_until FROM sync_state WHERE object_type = $1")
             .bind(TYPE)
             .fetch_one(&mut *w.tx)
             .await
-            .context("reading the sync state")?;
+            .map_err(StoreError::from)?;
         w.commit().await?;
         if taken.rows_affected() == 0 {
             let status: String = row.get("status");
@@ -178,7 +179,7 @@ impl Sync {
         }
         let until: i64 = row.get::<Option<i64>, _>("run_until").unwrap_or(now);
         let position = match row.get::<Option<String>, _>("position") {
-            Some(p) => serde_json::from_str(&p).context("stored sync position")?,
+            Some(p) => serde_json::from_str(&p).map_err(StoreError::from)?,
             None => match row.get::<Option<i64>, _>("cursor_ms") {
                 None => Position::Listing {
                     after: None,
@@ -195,7 +196,7 @@ impl Sync {
         Ok((position, until))
     }
 
-    async fn commit(&self, position: &Position, synced: usize) -> anyhow::Result<()> {
+    async fn commit(&self, position: &Position, synced: usize) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
             "UPDATE sync_state SET position = $1, updated_at = $2, synced_last_run = synced_last_run + $3
@@ -210,7 +211,7 @@ impl Sync {
         w.commit().await
     }
 
-    async fn finish(&self, cursor: i64) -> anyhow::Result<()> {
+    async fn finish(&self, cursor: i64) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
             "UPDATE sync_state SET status = 'idle', cursor_ms = $1, position = NULL, run_until = NULL,
@@ -226,7 +227,7 @@ impl Sync {
     }
 
     /// A failed run keeps its committed position; the next run resumes there.
-    async fn fail(&self, error: &str) -> anyhow::Result<()> {
+    async fn fail(&self, error: &str) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
             "UPDATE sync_state SET status = 'error', error_count = error_count + 1, last_error = $1, updated_at = $2
@@ -253,12 +254,12 @@ impl Sync {
                 let message = format!("{e:#}");
                 self.fail(&message).await?;
                 tracing::warn!(error = %crate::mask::text(&message), "contact sync failed; the next run resumes from the last page");
-                Err(SyncError::Failed(e))
+                Err(e)
             }
         }
     }
 
-    async fn store(&self, results: &[Value]) -> anyhow::Result<i64> {
+    async fn store(&self, results: &[Value]) -> StoreResult<i64> {
         let mut max_seen = 0;
         for object in results {
             self.cache.put(object).await?;
@@ -276,7 +277,7 @@ impl Sync {
         client: &HubSpotClient,
         mut position: Position,
         until: i64,
-    ) -> anyhow::Result<(i64, usize)> {
+    ) -> Result<(i64, usize), SyncError> {
         let mut synced = 0;
         loop {
             match position.clone() {
@@ -403,7 +404,7 @@ impl Sync {
         filters: Value,
         sort: &str,
         after: usize,
-    ) -> anyhow::Result<Value> {
+    ) -> Result<Value, SyncError> {
         let mut request = json!({
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::db::Db;
+use crate::db::{Db, StoreResult};
 
 /// HubSpot's window for `X-HubSpot-Request-Timestamp`.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
@@ -162,6 +162,16 @@ pub fn verify(
         .ok_or(Rejected::BadSignature)
 }
 
+/// Why a processing round stopped: HubSpot (the events stay unprocessed, retried next round)
+/// or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("HubSpot: {0}")]
+    HubSpot(#[from] crate::hubspot::HubSpotError),
+    #[error(transparent)]
+    Store(#[from] crate::db::StoreError),
+}
+
 /// One event as HubSpot sends it (the fields this service uses; others are kept in `payload`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -257,7 +267,7 @@ impl Inbox {
         &self,
         cache: &crate::cache::Cache,
         client: &crate::hubspot::HubSpotClient,
-    ) -> anyhow::Result<usize> {
+    ) -> Result<usize, ProcessError> {
         let events = self.unprocessed(100).await?;
         let mut seen = std::collections::BTreeSet::new();
         for (_, kind, object_id) in &events {
@@ -284,7 +294,7 @@ impl Inbox {
     pub async fn record(
         &self,
         events: &[(Event, serde_json::Value)],
-    ) -> anyhow::Result<(usize, usize)> {
+    ) -> StoreResult<(usize, usize)> {
         const PER_STATEMENT: usize = 500;
         let now = crate::outbox::now_ms();
         let mut w = self.db.write().await?;
@@ -318,7 +328,7 @@ impl Inbox {
     }
 
     /// Unprocessed events: (row id, subscription type, object id), oldest first.
-    pub async fn unprocessed(&self, limit: i64) -> anyhow::Result<Vec<(i64, String, i64)>> {
+    pub async fn unprocessed(&self, limit: i64) -> StoreResult<Vec<(i64, String, i64)>> {
         let rows = sqlx::query(
             "SELECT id, subscription_type, object_id FROM webhook_events
              WHERE processed_at IS NULL ORDER BY id LIMIT $1",
@@ -333,7 +343,7 @@ impl Inbox {
     }
 
     /// Marks events processed: one UPDATE per 500 ids, in one write transaction.
-    pub async fn mark_processed(&self, ids: &[i64]) -> anyhow::Result<()> {
+    pub async fn mark_processed(&self, ids: &[i64]) -> StoreResult<()> {
         let now = crate::outbox::now_ms();
         let mut w = self.db.write().await?;
         for chunk in ids.chunks(500) {
@@ -351,7 +361,7 @@ impl Inbox {
     }
 
     /// Deletes processed events past their expiry; returns how many.
-    pub async fn cleanup(&self) -> anyhow::Result<u64> {
+    pub async fn cleanup(&self) -> StoreResult<u64> {
         let mut w = self.db.write().await?;
         let deleted = sqlx::query(
             "DELETE FROM webhook_events WHERE processed_at IS NOT NULL AND expires_at < $1",

@@ -97,7 +97,7 @@ pub async fn list(
 ) -> Result<Json<OutboxListing>, ApiError> {
     let Query(q) =
         q.map_err(|_| ApiError::invalid("state: one of dead, pending, sent, replayed"))?;
-    let unavailable = |e: anyhow::Error| {
+    let unavailable = |e: crate::db::StoreError| {
         ApiError::internal(
             &e,
             "reading the outbox",

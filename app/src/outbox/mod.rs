@@ -31,7 +31,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::contacts::{ContactInput, ContactRequest};
-use crate::db::Db;
+use crate::db::{Db, StoreResult};
 use crate::hubspot::limiter::Permit;
 use crate::hubspot::retry::RateLimitPolicy;
 use crate::hubspot::{HubSpotClient, HubSpotError};
@@ -151,7 +151,7 @@ impl Outbox {
     /// unclaimed is merged into it (its values over the item's); otherwise it gets a new item,
     /// which waits behind the older ones of its email. Returns the item id each contact landed
     /// in.
-    pub async fn enqueue(&self, contacts: &[ContactInput]) -> anyhow::Result<Vec<i64>> {
+    pub async fn enqueue(&self, contacts: &[ContactInput]) -> StoreResult<Vec<i64>> {
         let now = now_ms();
         let mut w = self.db.write().await?;
         let mut ids = Vec::with_capacity(contacts.len());
@@ -172,7 +172,7 @@ impl Outbox {
             if let Some(row) = unclaimed {
                 let id: i64 = row.get("id");
                 let mut merged = order::parse(id, row.get::<&str, _>("properties"))
-                    .map_err(anyhow::Error::msg)?;
+                    .map_err(crate::db::StoreError::Data)?;
                 merged.extend(stored(c));
                 // The lease is checked again: on PostgreSQL a worker may have claimed the item
                 // since the read, and then this write must be an item of its own.
@@ -206,7 +206,7 @@ impl Outbox {
         email: &str,
         properties: &Properties,
         now: i64,
-    ) -> anyhow::Result<i64> {
+    ) -> StoreResult<i64> {
         Ok(sqlx::query(
             "INSERT INTO outbox (email, properties, state, attempts, next_attempt_at, created_at, updated_at)
              VALUES ($1, $2, 'pending', 0, $3, $3, $3) RETURNING id",
@@ -221,7 +221,7 @@ impl Outbox {
 
     /// Whether any item is due and unclaimed now (a read: the worker asks before it takes a
     /// slot of HubSpot's budget).
-    pub async fn has_due(&self) -> anyhow::Result<bool> {
+    pub async fn has_due(&self) -> StoreResult<bool> {
         let now = now_ms();
         Ok(sqlx::query(
             "SELECT 1 FROM outbox
@@ -239,7 +239,7 @@ impl Outbox {
     /// the oldest pending item of its email, unclaimed) and, with each, the newer pending items
     /// of that email, which are folded into it when sent. Nothing newer than an unsettled item
     /// is ever claimed without it.
-    pub async fn claim(&self, owner: &str) -> anyhow::Result<Vec<Item>> {
+    pub async fn claim(&self, owner: &str) -> StoreResult<Vec<Item>> {
         let now = now_ms();
         let mut w = self.db.write().await?;
         let items = sqlx::query_as::<_, Item>(&format!(
@@ -272,7 +272,7 @@ impl Outbox {
     /// Releases the leases of workers that are provably dead (same machine and PID namespace,
     /// process gone: [`crate::identity`]), so their items are sent now instead of when the
     /// lease expires. Returns how many items were released.
-    pub async fn release_dead_leases(&self, me: &str) -> anyhow::Result<u64> {
+    pub async fn release_dead_leases(&self, me: &str) -> StoreResult<u64> {
         let now = now_ms();
         let owners: Vec<String> = sqlx::query(
             "SELECT DISTINCT lease_owner FROM outbox
@@ -311,7 +311,7 @@ impl Outbox {
         owner: &str,
         id: i64,
         hubspot_id: &str,
-    ) -> anyhow::Result<()> {
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE outbox SET state = 'sent', hubspot_id = $1, lease_owner = NULL, lease_until = NULL,
                  attempts = attempts + 1, last_error = NULL, updated_at = $2
@@ -338,7 +338,7 @@ impl Outbox {
         fatal: bool,
         retry_after: Option<Duration>,
         batch: Settle,
-    ) -> anyhow::Result<()> {
+    ) -> StoreResult<()> {
         let attempts = item.attempts + 1;
         let dead = fatal || attempts >= self.config.max_attempts;
         let backoff = retry_after.unwrap_or_else(|| self.backoff(attempts, batch.jitter));
@@ -370,7 +370,7 @@ impl Outbox {
     /// One step of the worker: when something is due, take a slot of HubSpot's budget, claim,
     /// send the claimed items as one batch and record the outcome. Returns how many items were
     /// settled (sent or failed); 0 when nothing was due.
-    pub async fn try_once(&self, client: &HubSpotClient, owner: &str) -> anyhow::Result<usize> {
+    pub async fn try_once(&self, client: &HubSpotClient, owner: &str) -> StoreResult<usize> {
         if !self.has_due().await? {
             return Ok(0);
         }
@@ -391,7 +391,7 @@ impl Outbox {
         owner: &str,
         items: &[Item],
         permit: Option<Permit<'_>>,
-    ) -> anyhow::Result<()> {
+    ) -> StoreResult<()> {
         let by_id: BTreeMap<i64, &Item> = items.iter().map(|i| (i.id, i)).collect();
         let claimed: Vec<Claimed<'_>> = items
             .iter()
@@ -513,7 +513,7 @@ impl Outbox {
         }
     }
 
-    pub async fn depth(&self) -> anyhow::Result<Depth> {
+    pub async fn depth(&self) -> StoreResult<Depth> {
         let now = now_ms();
         let row = sqlx::query(
             "SELECT
@@ -537,7 +537,7 @@ impl Outbox {
     }
 
     /// Items in `state`, newest first.
-    pub async fn list(&self, state: &str, limit: i64) -> anyhow::Result<Vec<Item>> {
+    pub async fn list(&self, state: &str, limit: i64) -> StoreResult<Vec<Item>> {
         Ok(sqlx::query_as::<_, Item>(&format!(
             "SELECT {ITEM_COLUMNS} FROM outbox WHERE state = $1 ORDER BY id DESC LIMIT $2"
         ))
@@ -551,7 +551,7 @@ impl Outbox {
     /// the properties a later accepted write (sent, in flight or pending) has set, so a replay
     /// never overwrites a newer value. The dead row becomes `replayed`. `None` if `id` is not a
     /// dead item.
-    pub async fn replay(&self, id: i64) -> anyhow::Result<Option<Replayed>> {
+    pub async fn replay(&self, id: i64) -> StoreResult<Option<Replayed>> {
         let now = now_ms();
         let mut w = self.db.write().await?;
         let Some(dead) = sqlx::query_as::<_, Item>(&format!(
@@ -563,7 +563,8 @@ impl Outbox {
         else {
             return Ok(None);
         };
-        let properties = order::parse(dead.id, &dead.properties).map_err(anyhow::Error::msg)?;
+        let properties =
+            order::parse(dead.id, &dead.properties).map_err(crate::db::StoreError::Data)?;
         // A later row that cannot be read sets no known property; it goes dead when claimed.
         let later = sqlx::query(
             "SELECT id, properties FROM outbox WHERE email = $1 AND id > $2 AND state IN ('pending', 'sent')",
