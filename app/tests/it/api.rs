@@ -917,11 +917,16 @@ async fn schemathesis_finds_nothing_against_the_contract() {
             "40",
             "--seed",
             "20261124",
+            // One worker: with several, CPython 3.11 sometimes fails inside schemathesis
+            // itself ("AST constructor recursion depth mismatch"): a tool error, not a finding.
             "--workers",
-            "2",
+            "1",
         ])
         // A loaded CI machine is slow, not wrong: hypothesis' speed checks stay out.
-        .args(["--suppress-health-check", "too_slow,filter_too_much,data_too_large"])
+        .args([
+            "--suppress-health-check",
+            "too_slow,filter_too_much,data_too_large",
+        ])
         .args(["--request-timeout", "20", "--no-color"])
         .output()
         .await
