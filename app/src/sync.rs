@@ -405,15 +405,7 @@ impl Sync {
         sort: &str,
         after: usize,
     ) -> Result<Value, SyncError> {
-        let mut request = json!({
-            "filterGroups": [{"filters": filters}],
-            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-            "properties": crate::contacts::READ_PROPERTIES.split(',').chain(["lastmodifieddate"]).collect::<Vec<_>>(),
-            "limit": PAGE,
-        });
-        if after > 0 {
-            request["after"] = json!(after.to_string());
-        }
+        let request = crate::hubspot::search::page(filters, sort, PAGE as u32, after);
         Ok(client.search_contacts(&request).await?)
     }
 }

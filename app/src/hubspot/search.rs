@@ -38,6 +38,26 @@ impl ContactSearch {
     }
 }
 
+/// A page of contacts matching all of `filters` (HubSpot's filter objects), sorted ascending by
+/// `sort`, from offset `after`, with `lastmodifieddate` among the properties (the pull sync's
+/// walk).
+pub fn page(filters: Value, sort: &str, limit: u32, after: usize) -> Value {
+    let properties: Vec<&str> = READ_PROPERTIES
+        .split(',')
+        .chain(["lastmodifieddate"])
+        .collect();
+    let mut request = json!({
+        "filterGroups": [{"filters": filters}],
+        "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+        "properties": properties,
+        "limit": limit,
+    });
+    if after > 0 {
+        request["after"] = json!(after.to_string());
+    }
+    request
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
