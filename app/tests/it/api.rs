@@ -17,22 +17,18 @@ struct TestApp {
 async fn spawn_app(sim_config: SimConfig, extra: &[(&str, &str)]) -> TestApp {
     let sim = hubspot_sim::spawn(sim_config).await.unwrap();
     let sim_url = sim.base_url();
-    let mut vars = vec![
-        ("APP_LISTEN".to_string(), "127.0.0.1:0".to_string()),
-        ("HUBSPOT_ACCESS_TOKEN".into(), "pat-na1-app".into()),
-        ("HUBSPOT_BASE_URL".into(), sim_url),
-        ("APP_VERSION".into(), "test-1".into()),
-        ("APP_SLOT".into(), "blue".into()),
-        ("DATABASE_URL".into(), "sqlite::memory:".into()),
-    ];
-    for (k, v) in extra {
-        vars.retain(|(name, _)| name != k);
-        vars.push((k.to_string(), v.to_string()));
-    }
-    let settings = common::settings(&vars);
-    let app = Application::build(settings).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run(std::future::pending()));
+    let settings = common::settings_with(
+        &[
+            ("APP_LISTEN", "127.0.0.1:0".into()),
+            ("HUBSPOT_ACCESS_TOKEN", "pat-na1-app".into()),
+            ("HUBSPOT_BASE_URL", sim_url),
+            ("APP_VERSION", "test-1".into()),
+            ("APP_SLOT", "blue".into()),
+            ("DATABASE_URL", "sqlite::memory:".into()),
+        ],
+        extra,
+    );
+    let base = common::serve(settings).await;
     TestApp {
         base,
         sim,

@@ -13,6 +13,26 @@ pub fn settings<K: AsRef<str>, V: AsRef<str>>(vars: &[(K, V)]) -> Settings {
     .unwrap()
 }
 
+/// Settings from `base`, with `extra` replacing (or adding to) it: a test's defaults and one
+/// test's own variables.
+pub fn settings_with(base: &[(&str, String)], extra: &[(&str, &str)]) -> Settings {
+    let mut vars: Vec<(String, String)> = base
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    settings(&vars)
+}
+
+/// Builds the app (in this process) and serves it until the test ends; returns its base URL.
+pub async fn serve(settings: Settings) -> String {
+    let app = app::Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run(std::future::pending()));
+    base
+}
+
 /// What the simulator answered on `route` (its route pattern), as (status, count) by status.
 pub async fn route_statuses(sim: &hubspot_sim::RunningSim, route: &str) -> Vec<(u64, u64)> {
     let stats: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))

@@ -7,7 +7,6 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use app::Application;
 use hubspot_sim::{SignatureVersion, SimConfig, WebhookConfig};
 use serde_json::{json, Value};
 
@@ -21,10 +20,7 @@ struct T {
 }
 
 async fn spawn(duplicates: f64, extra: &[(&str, &str)]) -> T {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let sim = hubspot_sim::spawn(SimConfig {
         webhooks: Some(WebhookConfig {
@@ -42,22 +38,19 @@ async fn spawn(duplicates: f64, extra: &[(&str, &str)]) -> T {
     })
     .await
     .unwrap();
-    let mut vars = vec![
-        ("APP_LISTEN".to_string(), format!("127.0.0.1:{port}")),
-        ("HUBSPOT_ACCESS_TOKEN".into(), "pat-webhooks".into()),
-        ("HUBSPOT_BASE_URL".into(), sim.base_url()),
-        ("HUBSPOT_CLIENT_SECRET".into(), SECRET.into()),
-        ("ADMIN_TOKEN".into(), ADMIN.into()),
-        ("HUBSPOT_TIMEOUT".into(), "2s".into()),
-        ("DATABASE_URL".into(), "sqlite::memory:".into()),
-    ];
-    for (k, v) in extra {
-        vars.retain(|(n, _)| n != k);
-        vars.push((k.to_string(), v.to_string()));
-    }
-    let settings = common::settings(&vars);
-    let app = Application::build(settings).await.unwrap();
-    tokio::spawn(app.run(std::future::pending()));
+    let settings = common::settings_with(
+        &[
+            ("APP_LISTEN", format!("127.0.0.1:{port}")),
+            ("HUBSPOT_ACCESS_TOKEN", "pat-webhooks".into()),
+            ("HUBSPOT_BASE_URL", sim.base_url()),
+            ("HUBSPOT_CLIENT_SECRET", SECRET.into()),
+            ("ADMIN_TOKEN", ADMIN.into()),
+            ("HUBSPOT_TIMEOUT", "2s".into()),
+            ("DATABASE_URL", "sqlite::memory:".into()),
+        ],
+        extra,
+    );
+    common::serve(settings).await;
     T {
         base,
         sim,
