@@ -36,7 +36,7 @@ impl BudgetStore for Db {
             let done = async {
                 let mut w = self.write().await?;
                 sqlx::query("UPDATE hubspot_budget SET counts_at = $1 WHERE id = $2")
-                    .bind(crate::outbox::now_ms())
+                    .bind(crate::clock::now_ms())
                     .bind(id)
                     .execute(&mut *w.tx)
                     .await?;
@@ -51,7 +51,7 @@ impl BudgetStore for Db {
 }
 
 async fn take(db: &Db, bucket: &str, max: usize, span: Duration) -> crate::db::StoreResult<Take> {
-    let now = crate::outbox::now_ms();
+    let now = crate::clock::now_ms();
     let span_ms = span.as_millis() as i64;
     let mut w = db.write().await?;
     if db.backend() == Backend::Postgres {

@@ -68,7 +68,7 @@ impl Cache {
         .bind(p["phone"].as_str())
         .bind(serde_json::to_string(&Contact::from_hubspot(object)).expect("a contact serializes"))
         .bind(updated)
-        .bind(crate::outbox::now_ms())
+        .bind(crate::clock::now_ms())
         .execute(&mut *w.tx)
         .await?;
         w.commit().await
@@ -93,7 +93,7 @@ impl Cache {
             return Ok(None);
         }
         let newest: i64 = rows[0].get("fetched_at");
-        let fresh = crate::outbox::now_ms() - newest < self.ttl.as_millis() as i64;
+        let fresh = crate::clock::now_ms() - newest < self.ttl.as_millis() as i64;
         let contacts = rows
             .iter()
             .filter_map(|r| serde_json::from_str(r.get::<&str, _>("contact")).ok())

@@ -1,6 +1,7 @@
 //! The HubSpot contact-sync web service.
 //!
 //! # Layout
+//! - [`clock`]: the one wall clock (epoch milliseconds).
 //! - [`cache`]: contacts as last read from HubSpot (by id, email, phone), TTL, stale serving.
 //! - [`webhooks`]: signature checks, the durable event inbox and its processor.
 //! - [`sync`]: incremental pull of contacts (cursor, 10k search cap, resumable) on a schedule.
@@ -21,6 +22,7 @@
 
 pub mod budget;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod contacts;
 pub mod db;

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::cache::Cache;
+use crate::clock::now_ms;
 use crate::db::{Db, StoreError, StoreResult};
 use crate::hubspot::HubSpotClient;
-use crate::outbox::now_ms;
 
 /// Search pages can reach this many results, no further.
 pub const SEARCH_CAP: usize = 10_000;

@@ -50,7 +50,7 @@ fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
     if bearer(headers).is_some_and(|b| same_secret(b, token.expose())) {
         return true;
     }
-    session_valid(token.expose(), headers, crate::outbox::now_ms())
+    session_valid(token.expose(), headers, crate::clock::now_ms())
 }
 
 /// Whether `headers` carry a session cookie signed with `token`'s key and signed in less than
@@ -174,7 +174,7 @@ pub async fn login(
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    let cookie = Cookie::build((COOKIE, crate::outbox::now_ms().to_string()))
+    let cookie = Cookie::build((COOKIE, crate::clock::now_ms().to_string()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)

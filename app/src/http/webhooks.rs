@@ -76,7 +76,7 @@ pub async fn receive(
         &public,
         &headers,
         &body,
-        crate::outbox::now_ms(),
+        crate::clock::now_ms(),
     )
     .map_err(|e| reject(StatusCode::UNAUTHORIZED, e.to_string()))?;
     let events = crate::webhooks::parse(&body)

@@ -158,7 +158,7 @@ impl Inbox {
         events: &[(Event, serde_json::Value)],
     ) -> StoreResult<(usize, usize)> {
         const PER_STATEMENT: usize = 500;
-        let now = crate::outbox::now_ms();
+        let now = crate::clock::now_ms();
         let mut w = self.db.write().await?;
         let mut new = 0;
         for chunk in events.chunks(PER_STATEMENT) {
@@ -206,7 +206,7 @@ impl Inbox {
 
     /// Marks events processed: one UPDATE per 500 ids, in one write transaction.
     pub async fn mark_processed(&self, ids: &[i64]) -> StoreResult<()> {
-        let now = crate::outbox::now_ms();
+        let now = crate::clock::now_ms();
         let mut w = self.db.write().await?;
         for chunk in ids.chunks(500) {
             let sql = format!(
@@ -228,7 +228,7 @@ impl Inbox {
         let deleted = sqlx::query(
             "DELETE FROM webhook_events WHERE processed_at IS NOT NULL AND expires_at < $1",
         )
-        .bind(crate::outbox::now_ms())
+        .bind(crate::clock::now_ms())
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
