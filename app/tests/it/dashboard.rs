@@ -23,11 +23,18 @@ fn chromium() -> &'static str {
 }
 
 /// Loads `url` (a page that signs in and lands on the dashboard) in headless Chromium, with a
-/// profile of its own, and returns the final DOM. A browser that fails to start (no DOM at all)
-/// is tried again, up to three times; its exit status and last stderr lines are in the panic.
+/// profile of its own, and returns the final DOM. A browser that gives no DOM at all is tried
+/// again, up to six times with pauses doubling from 2 s (a minute in all): in CI, with the
+/// other tests of this binary running beside it, Chromium has exited 0 without a DOM within a
+/// second, three times in a row (never alone, nor under a CPU load). Each attempt's time, exit
+/// status and last stderr lines are in the panic.
 fn browse(url: &str, profile: &std::path::Path) -> String {
     let mut failures = Vec::new();
-    for attempt in 1..=3 {
+    for attempt in 1..=6 {
+        if attempt > 1 {
+            std::thread::sleep(std::time::Duration::from_secs(1 << (attempt - 1)));
+        }
+        let started = std::time::Instant::now();
         let out = std::process::Command::new("timeout")
             .arg("60")
             .arg(chromium())
@@ -60,7 +67,8 @@ fn browse(url: &str, profile: &std::path::Path) -> String {
             .take(15)
             .collect();
         failures.push(format!(
-            "attempt {attempt}: {} and no DOM; stderr ends with:\n{}",
+            "attempt {attempt} ({:.1} s): {} and no DOM; stderr ends with:\n{}",
+            started.elapsed().as_secs_f64(),
             out.status,
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         ));
