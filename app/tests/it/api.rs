@@ -105,12 +105,11 @@ async fn rejected_token_is_502_with_a_clear_message() {
 #[tokio::test]
 async fn stalled_hubspot_is_504_after_the_timeout_and_the_app_stays_responsive() {
     let t = spawn_app(SimConfig::default(), &[("HUBSPOT_TIMEOUT", "500ms")]).await;
-    t.http
-        .post(format!("{}/_sim/faults", t.sim.base_url()))
-        .json(&json!({"path": "/account-info", "times": 1, "latency_ms": 3000}))
-        .send()
-        .await
-        .unwrap();
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/account-info", "times": 1, "latency_ms": 3000}),
+    )
+    .await;
     let started = std::time::Instant::now();
     let slow = t.get_in_background("/api/hubspot/test");
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -258,12 +258,11 @@ async fn lookups_serve_a_stale_entry_when_hubspot_is_down() {
     let r = t.admin("/api/contacts/lookup?phone=%2B442079460958").await;
     assert_eq!(r["source"], "cache", "then from the cache: {r}");
     tokio::time::sleep(Duration::from_millis(400)).await; // past the TTL
-    t.http
-        .post(format!("{}/_sim/faults", t.sim.base_url()))
-        .json(&json!({"path": "/crm/v3/objects/contacts/search", "times": 1000, "status": 503}))
-        .send()
-        .await
-        .unwrap();
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/crm/v3/objects/contacts/search", "times": 1000, "status": 503}),
+    )
+    .await;
     let r = t.admin("/api/contacts/lookup?phone=%2B442079460958").await;
     assert_eq!(
         (r["source"].as_str(), r["stale"].as_bool()),
