@@ -4,19 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::hubspot::HubSpotSettings;
 pub use crate::secret::Secret;
-
-#[derive(Debug, Clone)]
-pub struct HubSpotSettings {
-    pub enabled: bool,
-    pub base_url: url::Url,
-    pub token: Option<Secret>,
-    /// false: writes are validated and recorded but not sent.
-    pub send_live: bool,
-    pub timeout: Duration,
-    /// Client-side budget: (requests, window), from `HUBSPOT_RATE_LIMIT` like `100/10s`.
-    pub rate_limit: (u32, Duration),
-}
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{HubSpotSettings, Secret};
+use crate::secret::Secret;
 use limiter::{BudgetStore, Limiter, Permit};
 use retry::{Failure, RetryPolicy, Verdict};
 
@@ -34,6 +34,19 @@ pub struct ApiErrorBody {
     pub message: Option<String>,
     pub correlation_id: Option<String>,
     pub policy_name: Option<String>,
+}
+
+/// How this service reaches HubSpot (read from the environment by [`crate::config`]).
+#[derive(Debug, Clone)]
+pub struct HubSpotSettings {
+    pub enabled: bool,
+    pub base_url: url::Url,
+    pub token: Option<Secret>,
+    /// false: writes are validated and recorded but not sent.
+    pub send_live: bool,
+    pub timeout: Duration,
+    /// Client-side budget: (requests, window), from `HUBSPOT_RATE_LIMIT` like `100/10s`.
+    pub rate_limit: (u32, Duration),
 }
 
 #[derive(Debug, thiserror::Error)]
