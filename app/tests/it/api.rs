@@ -158,17 +158,6 @@ async fn unreachable_hubspot_is_502_and_disabled_is_503() {
 }
 
 impl TestApp {
-    async fn fault(&self, rule: Value) {
-        let r = self
-            .http
-            .post(format!("{}/_sim/faults", self.sim.base_url()))
-            .json(&rule)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-
     /// GETs one of the simulator's `/_sim/` routes.
     async fn sim_get(&self, path: &str) -> Value {
         let url = format!("{}{path}", self.sim.base_url());
@@ -191,8 +180,11 @@ impl TestApp {
 #[tokio::test]
 async fn a_5xx_burst_is_retried_until_hubspot_answers() {
     let t = spawn_app(SimConfig::default(), &[]).await;
-    t.fault(json!({"path": "/account-info", "times": 2, "status": 503}))
-        .await;
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/account-info", "times": 2, "status": 503}),
+    )
+    .await;
     let (status, body) = t.get("/api/hubspot/test").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(t.account_info_statuses().await, [(200, 1), (503, 2)]);
@@ -203,8 +195,11 @@ async fn a_5xx_burst_is_retried_until_hubspot_answers() {
 #[tokio::test]
 async fn a_ten_secondly_429_is_retried_after_waiting() {
     let t = spawn_app(SimConfig::default(), &[]).await;
-    t.fault(json!({"path": "/account-info", "times": 1, "status": 429}))
-        .await;
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/account-info", "times": 1, "status": 429}),
+    )
+    .await;
     let started = std::time::Instant::now();
     let (status, _) = t.get("/api/hubspot/test").await;
     assert_eq!(status, 200);
@@ -219,8 +214,11 @@ async fn a_ten_secondly_429_is_retried_after_waiting() {
 async fn daily_429_and_auth_failures_are_never_retried() {
     let t = spawn_app(SimConfig::default(), &[]).await;
     let daily = json!({"status": "error", "message": "You have reached your daily limit.", "errorType": "RATE_LIMIT", "policyName": "DAILY", "correlationId": "c-1"});
-    t.fault(json!({"path": "/account-info", "times": 1, "status": 429, "body": daily}))
-        .await;
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/account-info", "times": 1, "status": 429, "body": daily}),
+    )
+    .await;
     let (status, body) = t.get("/api/hubspot/test").await;
     assert_eq!(status, 502, "{body}");
     assert!(
@@ -358,8 +356,11 @@ async fn post_survives_a_lost_connection_without_duplicating() {
     // The first upsert reaches nobody (connection dropped); upsert is idempotent, so it is
     // retried and the contact is written once.
     let t = spawn_app(SimConfig::default(), &[]).await;
-    t.fault(json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1, "drop": true}))
-        .await;
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1, "drop": true}),
+    )
+    .await;
     let (status, reply) = t.post(r#"{"email": "once@example.com"}"#).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(t.sim_contacts().await["count"], 1);
@@ -496,8 +497,11 @@ async fn search_lag_never_causes_a_duplicate() {
 #[tokio::test]
 async fn a_12_second_stall_fails_at_the_10_second_default_timeout() {
     let t = spawn_app(SimConfig::default(), &[]).await;
-    t.fault(json!({"path": "/account-info", "latency_ms": 12_000}))
-        .await;
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/account-info", "latency_ms": 12_000}),
+    )
+    .await;
     let started = std::time::Instant::now();
     let slow = t.get_in_background("/api/hubspot/test");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -523,8 +527,11 @@ async fn a_12_second_stall_fails_at_the_10_second_default_timeout() {
 #[tokio::test]
 async fn a_429_storm_is_ridden_out_within_the_deadline() {
     let t = spawn_app(SimConfig::default(), &[]).await;
-    t.fault(json!({"path": "/account-info", "times": 3, "status": 429}))
-        .await;
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/account-info", "times": 3, "status": 429}),
+    )
+    .await;
     let (status, body) = t.get("/api/hubspot/test").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(t.account_info_statuses().await, [(200, 1), (429, 3)]);
