@@ -62,18 +62,7 @@ pub enum Permit<'a> {
     Shared {
         store: Arc<dyn BudgetStore>,
         id: i64,
-        waited: Duration,
     },
-}
-
-impl Permit<'_> {
-    /// How long the acquire waited.
-    pub fn waited(&self) -> Duration {
-        match self {
-            Permit::Local(p) => p.waited,
-            Permit::Shared { waited, .. } => *waited,
-        }
-    }
 }
 
 impl Drop for Permit<'_> {
@@ -111,7 +100,6 @@ impl Limiter {
         let Some((store, bucket)) = &self.shared else {
             return Permit::Local(self.local.acquire().await);
         };
-        let started = Instant::now();
         loop {
             if let Some(until) = self.local.blocked_until() {
                 tokio::time::sleep_until(until).await;
@@ -122,7 +110,6 @@ impl Limiter {
                     return Permit::Shared {
                         store: store.clone(),
                         id,
-                        waited: started.elapsed(),
                     };
                 }
                 Ok(Take::Full { retry_in }) => {
@@ -165,10 +152,6 @@ impl Limiter {
         } else {
             self.local.in_window()
         }
-    }
-
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
     }
 }
 
