@@ -66,7 +66,7 @@ impl Cache {
         .bind(id)
         .bind(p["email"].as_str().map(str::to_lowercase))
         .bind(p["phone"].as_str())
-        .bind(serde_json::to_string(&Contact::from_hubspot(object)).expect("a contact serializes"))
+        .bind(serde_json::to_string(&Contact::from_hubspot(object))?)
         .bind(updated)
         .bind(crate::clock::now_ms())
         .execute(&mut *w.tx)
@@ -126,18 +126,22 @@ impl Cache {
             stale,
             contacts,
         };
-        if let Some((contacts, true)) = cached.clone() {
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(answer("cache", false, contacts));
-        }
+        let stale = match cached {
+            Some((contacts, true)) => {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(answer("cache", false, contacts));
+            }
+            Some((contacts, false)) => Some(contacts),
+            None => None,
+        };
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let fallback = |err: HubSpotError| match cached.clone() {
-            Some((contacts, false)) => {
+        let fallback = |err: HubSpotError| match stale {
+            Some(contacts) => {
                 self.stats.stale_served.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %crate::mask::text(&err.to_string()), "HubSpot unavailable; serving a stale cache entry");
                 Ok(answer("cache", true, contacts))
             }
-            _ => Err(err),
+            None => Err(err),
         };
         let Some(client) = client else {
             return fallback(HubSpotError::Unreachable(
