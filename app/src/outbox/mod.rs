@@ -32,7 +32,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::clock::now_ms;
-use crate::contacts::ContactInput;
+use crate::contacts::{ContactInput, ContactRequest};
 use crate::db::{Db, StoreResult};
 use order::Properties;
 
@@ -104,6 +104,18 @@ fn stored(input: &ContactInput) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A stored write back as a contact input (the inverse of [`stored`]).
+fn restore(email: &str, p: &Properties) -> Result<ContactInput, String> {
+    let get = |k: &str| p.get(k).cloned();
+    ContactInput::try_from(ContactRequest {
+        email: email.to_string(),
+        firstname: get("firstname"),
+        lastname: get("lastname"),
+        phone: get("phone"),
+        company: get("company"),
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Outbox {
     db: Db,
@@ -130,6 +142,7 @@ impl Outbox {
         let mut ids = Vec::with_capacity(contacts.len());
         for c in contacts {
             let email = c.email.as_str();
+            let properties = stored(c);
             let newest = sqlx::query(
                 "SELECT id, properties, lease_until FROM outbox
                  WHERE email = $1 AND state = 'pending' ORDER BY id DESC LIMIT 1",
@@ -146,7 +159,7 @@ impl Outbox {
                 let id: i64 = row.get("id");
                 let mut merged = order::parse(id, row.get::<&str, _>("properties"))
                     .map_err(crate::db::StoreError::Data)?;
-                merged.extend(stored(c));
+                merged.extend(properties.clone());
                 // The lease is checked again: on PostgreSQL a worker may have claimed the item
                 // since the read, and then this write must be an item of its own.
                 let done = sqlx::query(
@@ -164,7 +177,7 @@ impl Outbox {
             }
             let id = match merged_into {
                 Some(id) => id,
-                None => self.insert(&mut w.tx, email, &stored(c), now).await?,
+                None => self.insert(&mut w.tx, email, &properties, now).await?,
             };
             ids.push(id);
         }

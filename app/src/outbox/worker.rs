@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::order::{self, Claimed, Properties};
-use super::{Item, Outbox};
+use super::order::{self, Claimed};
+use super::{restore, Item, Outbox};
 use crate::clock::now_ms;
-use crate::contacts::{ContactInput, ContactRequest};
 use crate::db::StoreResult;
 use crate::hubspot::limiter::Permit;
 use crate::hubspot::retry::RateLimitPolicy;
@@ -24,17 +23,6 @@ const DEAD_LEASE_CHECK: Duration = Duration::from_secs(1);
 struct Settle {
     now: i64,
     jitter: f64,
-}
-
-fn restore(email: &str, p: &Properties) -> Result<ContactInput, String> {
-    let get = |k: &str| p.get(k).cloned();
-    ContactInput::try_from(ContactRequest {
-        email: email.to_string(),
-        firstname: get("firstname"),
-        lastname: get("lastname"),
-        phone: get("phone"),
-        company: get("company"),
-    })
 }
 
 impl Outbox {
@@ -188,11 +176,9 @@ impl Outbox {
             }
             Some(Err(e)) => {
                 // A 429 that reaches here outlived the client's own retries (a DAILY limit, or a
-                // storm longer than HUBSPOT_TIMEOUT): wait for the window it names to empty.
+                // storm longer than HUBSPOT_TIMEOUT): wait until the window it names has room.
                 let retry_after = match &e {
                     HubSpotError::Api { status: 429, body } => {
-                        // How long a batch waits after HubSpot's rate limit outlasted the client's
-                        // retries: until the window the 429 names has room again.
                         Some(RateLimitPolicy::of(body.policy_name.as_deref()).wait())
                     }
                     _ => None,
