@@ -98,14 +98,14 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
     let read = |p: &Path| target.host.read_string(p);
     let live_main = read(&config.nginx.rendered_dir.join("nginx.conf"));
     // What a running nginx says: the live slot and whether its socket directory is ready.
-    // nginx without its base config cannot be serving (Docker restarts it in a loop and may
-    // catch it "running" for an instant), and an exec Docker refuses (409: restarting) means
-    // the same: not running, for every decision here.
+    // Without its base config nginx cannot be serving (Docker restarts it in a loop and may
+    // catch it "running" for an instant; the plan treats it as not serving), so it is not
+    // asked. An exec Docker refuses (409: restarting) means it is not running.
     let mut probed = None;
-    if let Some(c) = nginx.as_mut().filter(|c| c.running) {
-        match nginx_probe(engine, &names.nginx, live_main.is_some()).await {
+    if let Some(c) = nginx.as_mut().filter(|c| c.running && live_main.is_some()) {
+        match nginx_probe(engine, &names.nginx).await {
             Ok(p) => probed = Some(p),
-            Err(e) if crate::engine::is_conflict(&e) || live_main.is_none() => c.running = false,
+            Err(e) if crate::engine::is_conflict(&e) => c.running = false,
             Err(e) => return Err(e),
         }
     }
@@ -123,7 +123,6 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
             false,
         ),
     };
-    let read = |p: &Path| target.host.read_string(p);
     Ok(Observed {
         live,
         network: engine.network_exists(&names.network).await?,
@@ -139,15 +138,8 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
 }
 
 /// The live slot (`live.sock`'s target) and whether `/run/slots` is 1777, read in a running
-/// nginx. Without its base config nginx is not really serving: an error then.
-async fn nginx_probe(
-    engine: &Engine,
-    nginx: &str,
-    has_config: bool,
-) -> anyhow::Result<(Option<Slot>, bool)> {
-    if !has_config {
-        anyhow::bail!("{nginx} has no base config yet");
-    }
+/// nginx.
+async fn nginx_probe(engine: &Engine, nginx: &str) -> anyhow::Result<(Option<Slot>, bool)> {
     let (code, target) = engine
         .exec(nginx, &["readlink", render::LIVE_SOCKET])
         .await?;
