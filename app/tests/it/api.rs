@@ -160,15 +160,7 @@ async fn unreachable_hubspot_is_502_and_disabled_is_503() {
 impl TestApp {
     /// GETs one of the simulator's `/_sim/` routes.
     async fn sim_get(&self, path: &str) -> Value {
-        let url = format!("{}{path}", self.sim.base_url());
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        common::get_json(&self.http, &format!("{}{path}", self.sim.base_url()), None).await
     }
 
     /// Statuses the simulator gave for account-info, in status order, with counts.

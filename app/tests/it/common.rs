@@ -118,6 +118,15 @@ pub async fn wait_all_sent(
     .await;
 }
 
+/// GETs `url` (with `bearer` as its token, if any) and reads the answer as JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str, bearer: Option<&str>) -> Value {
+    let mut request = http.get(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Polls the outbox depth of the app at `base` until `done` holds (at most `within`, else
 /// panics with `what`); returns the depth.
 async fn wait_outbox(
@@ -130,15 +139,7 @@ async fn wait_outbox(
 ) -> Value {
     let deadline = std::time::Instant::now() + within;
     loop {
-        let r: Value = http
-            .get(format!("{base}/api/outbox?state=dead"))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = get_json(http, &format!("{base}/api/outbox?state=dead"), Some(admin)).await;
         if done(&r["depth"]) {
             return r["depth"].clone();
         }

@@ -60,15 +60,7 @@ async fn spawn(duplicates: f64, extra: &[(&str, &str)]) -> T {
 
 impl T {
     async fn admin(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        common::get_json(&self.http, &format!("{}{path}", self.base), Some(ADMIN)).await
     }
 
     async fn upsert(&self, email: &str, phone: &str, firstname: &str) -> Value {
