@@ -28,7 +28,7 @@ pub struct Settings {
     /// `/webhooks/hubspot` answers 503.
     pub webhook_secret: Option<Secret>,
     /// Accepted signature versions (`WEBHOOK_SIGNATURE_VERSIONS`, default `v3`).
-    pub webhook_versions: Vec<crate::webhooks::Version>,
+    pub webhook_versions: Vec<crate::hubspot::signature::Version>,
     /// How long a cached contact is fresh (`CACHE_TTL`, default 24h).
     pub cache_ttl: Duration,
     /// When the pull sync runs (`SYNC_SCHEDULE`, cron, default every 30 minutes; `off` for never).
@@ -156,7 +156,7 @@ impl Settings {
             })?,
         };
         let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://app.db".into());
-        if crate::db::Backend::of(&database_url).is_none() {
+        if crate::store::Backend::of(&database_url).is_none() {
             return Err(bad(
                 "DATABASE_URL",
                 format!(
@@ -197,8 +197,8 @@ impl Settings {
             ));
         }
         let webhook_versions = match get("WEBHOOK_SIGNATURE_VERSIONS") {
-            None => vec![crate::webhooks::Version::V3],
-            Some(raw) => crate::webhooks::Version::parse_list(&raw).ok_or_else(|| {
+            None => vec![crate::hubspot::signature::Version::V3],
+            Some(raw) => crate::hubspot::signature::Version::parse_list(&raw).ok_or_else(|| {
                 bad(
                     "WEBHOOK_SIGNATURE_VERSIONS",
                     format!("'{raw}' is not a list of v1, v2, v3 (e.g. v3 or v1,v3)"),
@@ -217,7 +217,7 @@ impl Settings {
         let sync_schedule = match get("SYNC_SCHEDULE") {
             Some(raw) if raw.trim().eq_ignore_ascii_case("off") => None,
             raw => Some(
-                crate::sync::parse_schedule(raw.as_deref().unwrap_or("*/30 * * * *"))
+                crate::jobs::schedule::parse_schedule(raw.as_deref().unwrap_or("*/30 * * * *"))
                     .map_err(|m| bad("SYNC_SCHEDULE", m))?,
             ),
         };

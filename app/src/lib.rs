@@ -1,55 +1,52 @@
 //! The HubSpot contact-sync web service.
 //!
 //! # Layout
-//! - [`clock`]: the one wall clock (epoch milliseconds).
-//! - [`cache`]: contacts as last read from HubSpot (by id, email, phone), TTL, stale serving.
-//! - [`webhooks`]: signature checks, the durable event inbox and its processor.
-//! - [`sync`]: incremental pull of contacts (cursor, 10k search cap, resumable) on a schedule.
-//! - [`config`]: settings from the environment, validated at start; secrets stay hidden.
-//! - [`db`]: the app's SQLite database (migrations at start; the audit log of admin lookups).
-//! - [`contacts`]: contact domain types, validated at the edge.
-//! - [`hubspot`]: the only module that talks to HubSpot.
-//! - [`healthcheck`]: `app healthcheck`, the container's health probe (no curl in `scratch`).
-//! - [`outbox`]: the durable queue of contact writes and its worker (order per contact, leases,
-//!   batches, dead letters and replay).
-//! - [`budget`]: HubSpot's rate budget shared through the database by every process on it.
-//! - [`identity`]: this process's identity, checkable by others (a dead worker's leases).
-//! - [`secret`]: `Secret` (never printed) and the one constant-time compare.
-//! - [`mask`]: masks emails and phone numbers in anything that is logged.
+//! Layers, each a folder (see ARCHITECTURE.md for what each may not import; `tests/it/layers.rs`
+//! checks it):
+//! - [`domain`]: the app's types and rules, pure (contacts, the outbox's order, sync positions,
+//!   webhook events, the budget's port).
+//! - [`hubspot`]: the only HTTP to HubSpot (client, retries, limiter, search bodies, webhook
+//!   signatures).
+//! - [`store`]: all SQL (`Db`, the outbox queue, the webhook inbox, the contact cache, the sync
+//!   state, the shared budget, the audit log).
+//! - [`jobs`]: the background work (outbox worker, webhook processor, pull sync and its
+//!   schedule), each a [`jobs::Job`] run by the one [`jobs::supervise`] loop.
+//! - [`lookup`]: the read-through phone lookup (cache, HubSpot, stale fallback).
 //! - [`http`]: the HTTP edge: routes, admin auth, `ApiError`, the dashboard, `/openapi.json`.
-//! - [`serve`]: connection counting and the drain that makes a blue-green switch lossless.
-//! - [`Application`]: binds first (port 0 in tests), then serves until shut down.
+//!
+//! Leaves (they import nothing of the app but each other): [`clock`], [`secret`], [`mask`],
+//! [`identity`]. Around them: [`config`] (settings from the environment), [`serve`] (connection
+//! counting and the drain that makes a blue-green switch lossless), [`healthcheck`] (`app
+//! healthcheck`, the image's probe) and [`Application`], which assembles everything.
 
-pub mod budget;
-pub mod cache;
 pub mod clock;
 pub mod config;
-pub mod contacts;
-pub mod db;
+pub mod domain;
 pub mod healthcheck;
 pub mod http;
 pub mod hubspot;
 pub mod identity;
+pub mod jobs;
+pub mod lookup;
 pub mod mask;
-pub mod outbox;
 pub mod secret;
 pub mod serve;
-pub mod sync;
-pub mod webhooks;
+pub mod store;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::Db;
 use crate::http::AppState;
 use crate::hubspot::HubSpotClient;
-use crate::outbox::{Outbox, OutboxConfig};
+use crate::jobs::supervise;
+use crate::store::outbox::{Outbox, OutboxConfig};
+use crate::store::Db;
 
 pub struct Application {
     listener: TcpListener,
@@ -61,7 +58,12 @@ impl Application {
     /// Validates what needs validating, opens the database and binds the listeners, so
     /// `local_addr()` is known before serving (tests bind port 0).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(settings.database_url.expose()).await?;
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`build`](Self::build) on a given clock (tests move a manual one).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let db = Db::connect_with_clock(settings.database_url.expose(), clock).await?;
         let hubspot = match (&settings.hubspot.enabled, &settings.hubspot.token) {
             (true, Some(token)) => Some(Arc::new(
                 HubSpotClient::new(&settings.hubspot, token.clone())?
@@ -77,9 +79,13 @@ impl Application {
                 ..OutboxConfig::default()
             },
         );
-        let inbox = crate::webhooks::Inbox::new(db.clone());
-        let cache = crate::cache::Cache::new(db.clone(), settings.cache_ttl);
-        let sync = crate::sync::Sync::new(db.clone(), cache.clone(), settings.sync_overlap);
+        let inbox = crate::store::inbox::Inbox::new(db.clone());
+        let cache = crate::store::cache::Cache::new(db.clone(), settings.cache_ttl);
+        let sync = crate::jobs::sync::Sync::new(
+            crate::store::sync::SyncState::new(db.clone()),
+            cache.clone(),
+            settings.sync_overlap,
+        );
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
@@ -122,46 +128,30 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (worker_stop, worker_stopped) = tokio::sync::watch::channel(false);
-        let worker = match (&self.state.hubspot, self.state.settings.outbox_worker) {
-            (Some(client), true) => {
+        let (jobs_stop, jobs_stopped) = tokio::sync::watch::channel(false);
+        let clock = self.state.db.clock().clone();
+        let mut jobs = Vec::new();
+        if let Some(client) = &self.state.hubspot {
+            let (s, stop) = (&self.state, || jobs_stopped.clone());
+            if s.settings.outbox_worker {
                 let owner = crate::identity::this_process();
-                Some(tokio::spawn(self.state.outbox.clone().run(
-                    client.clone(),
-                    owner,
-                    worker_stopped,
-                )))
+                let worker = jobs::outbox::Worker::new(s.outbox.clone(), client.clone(), owner);
+                jobs.push(tokio::spawn(supervise(worker, clock.clone(), stop())));
             }
-            _ => None,
-        };
-        let processor = self.state.hubspot.as_ref().map(|client| {
-            tokio::spawn(self.state.inbox.clone().run(
-                self.state.cache.clone(),
-                client.clone(),
-                worker_stop.subscribe(),
-            ))
-        });
-        let scheduler = self.state.hubspot.as_ref().and_then(|client| {
-            let schedule = self.state.settings.sync_schedule.clone()?;
-            let (sync, client) = (self.state.sync.clone(), client.clone());
-            let on_start = self.state.settings.sync_on_start;
-            let mut stop = worker_stop.subscribe();
-            Some(tokio::spawn(async move {
-                let mut first = on_start;
-                loop {
-                    let wait = if first { Duration::ZERO } else { crate::sync::next_run(&schedule).unwrap_or(Duration::from_secs(1800)) };
-                    first = false;
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => return,
-                    }
-                    // Blue and green both schedule; the database lets one run at a time.
-                    if let Err(e) = sync.run(&client).await {
-                        tracing::info!(error = %crate::mask::text(&e.to_string()), "scheduled sync did not run to the end");
-                    }
-                }
-            }))
-        });
+            let processor =
+                jobs::webhooks::Processor::new(s.inbox.clone(), s.cache.clone(), client.clone());
+            jobs.push(tokio::spawn(supervise(processor, clock.clone(), stop())));
+            if let Some(schedule) = s.settings.sync_schedule.clone() {
+                let scheduled = jobs::schedule::Scheduled::new(
+                    s.sync.clone(),
+                    client.clone(),
+                    schedule,
+                    clock.clone(),
+                    s.settings.sync_on_start,
+                );
+                jobs.push(tokio::spawn(supervise(scheduled, clock.clone(), stop())));
+            }
+        }
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;
         let socket_path = self.state.settings.socket.clone();
@@ -202,14 +192,11 @@ impl Application {
             }
         };
         let (served, ()) = tokio::join!(servers, conductor);
-        // The worker finishes the batch in flight (bounded by HUBSPOT_TIMEOUT) and stops; an
-        // item it had claimed but not sent keeps its lease until it expires, then is sent.
-        let _ = worker_stop.send(true);
-        if let Some(scheduler) = scheduler {
-            scheduler.abort(); // a run cut here resumes from its last committed page
-        }
-        for task in [worker, processor].into_iter().flatten() {
-            let _ = task.await;
+        // The worker finishes the batch in flight (bounded by HUBSPOT_TIMEOUT) and stops; a
+        // sync run is cut (it resumes from its last committed page).
+        let _ = jobs_stop.send(true);
+        for job in jobs {
+            let _ = job.await;
         }
         if let Some(path) = socket_path {
             let _ = std::fs::remove_file(path);

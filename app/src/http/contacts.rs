@@ -16,9 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::AdminAuth;
 use super::error::{unreadable_body, ApiError};
 use super::state::{AppState, Shared};
-use crate::cache::PhoneLookup;
-use crate::contacts::{Contact, ContactInput, ContactRequest, Email};
-use crate::db::AuditSubject;
+use crate::domain::contact::{Contact, ContactInput, ContactRequest, Email};
+use crate::lookup::PhoneLookup;
+use crate::store::AuditSubject;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -111,7 +111,7 @@ pub async fn search(
         let email = email.as_str().to_string();
         ("email", email.clone(), ContactSearch::Email(email))
     } else if q.chars().filter(char::is_ascii_digit).count() >= 7 {
-        let phone = crate::contacts::normalize_phone(&q, s.settings.phone_region)
+        let phone = crate::domain::contact::normalize_phone(&q, s.settings.phone_region)
             .map_err(ApiError::invalid)?;
         ("phone", phone.clone(), ContactSearch::Text(phone))
     } else {
@@ -242,9 +242,9 @@ pub struct PhoneQuery {
 }
 
 async fn lookup_one(s: &AppState, raw: &str) -> Result<PhoneLookup, ApiError> {
-    let phone = crate::contacts::normalize_phone(raw, s.settings.phone_region)
+    let phone = crate::domain::contact::normalize_phone(raw, s.settings.phone_region)
         .map_err(ApiError::invalid)?;
-    let found = s.cache.lookup_phone(s.hubspot.as_deref(), &phone).await?;
+    let found = crate::lookup::phone(&s.cache, s.hubspot.as_deref(), &phone).await?;
     s.db.audit(
         "admin",
         "lookup by phone",

@@ -50,7 +50,7 @@ fn signed_in(s: &AppState, headers: &HeaderMap) -> bool {
     if bearer(headers).is_some_and(|b| same_secret(b, token.expose())) {
         return true;
     }
-    session_valid(token.expose(), headers, crate::clock::now_ms())
+    session_valid(token.expose(), headers, s.db.now_ms())
 }
 
 /// Whether `headers` carry a session cookie signed with `token`'s key and signed in less than
@@ -127,7 +127,11 @@ async fn decorate(v: &mut Value, s: &AppState) {
     if let Some(e) = v["sync"]["last_error"].as_str() {
         errors.push(json!({"source": "sync", "message": e}));
     }
-    if let Ok(dead) = s.outbox.list("dead", 5).await {
+    if let Ok(dead) = s
+        .outbox
+        .list(crate::domain::outbox::ItemState::Dead, 5)
+        .await
+    {
         for item in dead {
             errors.push(json!({
                 "source": format!("outbox #{} ({})", item.id, crate::mask::email(&item.email)),
@@ -174,7 +178,7 @@ pub async fn login(
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    let cookie = Cookie::build((COOKIE, crate::clock::now_ms().to_string()))
+    let cookie = Cookie::build((COOKIE, s.db.now_ms().to_string()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)

@@ -97,7 +97,7 @@ fn table() -> Table {
     .route(
         "/webhooks/hubspot",
         Public,
-        post(webhooks::receive).layer(DefaultBodyLimit::max(crate::webhooks::MAX_BODY)),
+        post(webhooks::receive).layer(DefaultBodyLimit::max(crate::domain::event::MAX_BODY)),
     )
     .route("/dashboard", Public, get(dashboard::page))
     .route("/dashboard/login", Public, post(dashboard::login))

@@ -1,7 +1,7 @@
 //! `/api/outbox…` (admin): the queue of contact writes as operators see it, and replay of a
 //! dead write.
 //!
-//! May import: `http::{state, error, auth}`, `outbox`, `mask`.
+//! May import: `http::{state, error, auth}`, `store::outbox`, `domain::outbox`, `mask`.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -12,37 +12,21 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::AdminAuth;
 use super::error::ApiError;
 use super::state::Shared;
-use crate::outbox::{Depth, Item};
-
-/// The states `GET /api/outbox` lists.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ListedState {
-    #[default]
-    Dead,
-    Pending,
-    Sent,
-    Replayed,
-}
-
-impl ListedState {
-    fn as_str(self) -> &'static str {
-        match self {
-            ListedState::Dead => "dead",
-            ListedState::Pending => "pending",
-            ListedState::Sent => "sent",
-            ListedState::Replayed => "replayed",
-        }
-    }
-}
+use crate::domain::outbox::ItemState;
+use crate::store::outbox::{Depth, Item};
+use crate::store::StoreError;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// Which items (default `dead`).
-    #[serde(default)]
+    #[serde(default = "dead")]
     #[param(inline)]
-    state: ListedState,
+    state: ItemState,
+}
+
+fn dead() -> ItemState {
+    ItemState::Dead
 }
 
 /// An outbox item as operators see it (the email masked).
@@ -51,7 +35,7 @@ pub struct OutboxItem {
     pub id: i64,
     /// Masked (`a***@example.com`).
     pub email: String,
-    pub state: String,
+    pub state: ItemState,
     pub attempts: i64,
     /// Epoch milliseconds.
     pub next_attempt_at: i64,
@@ -66,7 +50,7 @@ impl From<&Item> for OutboxItem {
         Self {
             id: item.id,
             email: crate::mask::email(&item.email),
-            state: item.state.clone(),
+            state: item.state,
             attempts: item.attempts,
             next_attempt_at: item.next_attempt_at,
             last_error: item.last_error.clone(),
@@ -97,18 +81,14 @@ pub async fn list(
 ) -> Result<Json<OutboxListing>, ApiError> {
     let Query(q) =
         q.map_err(|_| ApiError::invalid("state: one of dead, pending, sent, replayed"))?;
-    let unavailable = |e: crate::db::StoreError| {
+    let unavailable = |e: StoreError| {
         ApiError::internal(
             &e,
             "reading the outbox",
             "the outbox could not be read; try again",
         )
     };
-    let items = s
-        .outbox
-        .list(q.state.as_str(), 200)
-        .await
-        .map_err(unavailable)?;
+    let items = s.outbox.list(q.state, 200).await.map_err(unavailable)?;
     let depth = s.outbox.depth().await.map_err(unavailable)?;
     Ok(Json(OutboxListing {
         depth,
@@ -123,7 +103,7 @@ pub struct Replay {
     /// The dead item.
     pub id: i64,
     #[serde(flatten)]
-    pub replayed: crate::outbox::Replayed,
+    pub replayed: crate::store::outbox::Replayed,
 }
 
 /// Queues a dead item's write again as the newest write to its contact, less what later writes

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::error::{unreadable_body, ApiError};
 use super::state::Shared;
-use crate::contacts::{ContactInput, ContactRequest};
+use crate::domain::contact::{ContactInput, ContactRequest};
 
 /// Largest body `POST /api/hubspot/test` accepts.
 pub const MAX_CONTACT_BODY: usize = 16 * 1024;

@@ -13,11 +13,11 @@ pub struct AppState {
     pub settings: Settings,
     /// `None` when HubSpot is disabled.
     pub hubspot: Option<Arc<HubSpotClient>>,
-    pub db: crate::db::Db,
-    pub outbox: crate::outbox::Outbox,
-    pub inbox: crate::webhooks::Inbox,
-    pub cache: crate::cache::Cache,
-    pub sync: crate::sync::Sync,
+    pub db: crate::store::Db,
+    pub outbox: crate::store::outbox::Outbox,
+    pub inbox: crate::store::inbox::Inbox,
+    pub cache: crate::store::cache::Cache,
+    pub sync: crate::jobs::sync::Sync,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: Arc<crate::serve::Drain>,
 }

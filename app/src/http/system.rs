@@ -103,11 +103,11 @@ pub struct Stats {
     pub version: String,
     pub slot: String,
     /// `null` when the database could not be read.
-    pub outbox: Option<crate::outbox::Depth>,
+    pub outbox: Option<crate::store::outbox::Depth>,
     pub webhooks: WebhookStats,
     pub cache: CacheStats,
     /// `null` when the database could not be read.
-    pub sync: Option<crate::sync::Status>,
+    pub sync: Option<crate::store::sync::Status>,
     pub hubspot: HubSpotStats,
     pub connections: u64,
 }

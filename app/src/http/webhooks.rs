@@ -65,21 +65,24 @@ pub async fn receive(
     let body = body.map_err(|_| {
         reject(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body: larger than {} KiB", crate::webhooks::MAX_BODY / 1024),
+            format!(
+                "body: larger than {} KiB",
+                crate::domain::event::MAX_BODY / 1024
+            ),
         )
     })?;
-    let public = crate::webhooks::public_uri(&headers, &uri);
-    crate::webhooks::verify(
+    let public = crate::hubspot::signature::public_uri(&headers, &uri);
+    crate::hubspot::signature::verify(
         secret.expose(),
         &s.settings.webhook_versions,
         &method,
         &public,
         &headers,
         &body,
-        crate::clock::now_ms(),
+        s.db.now_ms(),
     )
     .map_err(|e| reject(StatusCode::UNAUTHORIZED, e.to_string()))?;
-    let events = crate::webhooks::parse(&body)
+    let events = crate::domain::event::parse(&body)
         .map_err(|message| reject(StatusCode::BAD_REQUEST, message))?;
     let (new, duplicates) = s.inbox.record(&events).await.map_err(|e| {
         // Not recorded: a 5xx makes HubSpot deliver again.

@@ -11,41 +11,13 @@
 //! limit instead of each spending all of it.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A boxed future, for the object-safe [`BudgetStore`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What a shared budget answers when asked for a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Take {
-    /// A slot, by its id; `in_window` calls (this one included) count now.
-    Taken { id: i64, in_window: usize },
-    /// The window is full: ask again after this long.
-    Full { retry_in: Duration },
-}
-
-/// A rolling window kept outside this process (in the app's database), so that every process
-/// calling HubSpot with one token stays under that token's limit together. Implemented by the
-/// store; the limiter only asks. Times are wall-clock milliseconds: the processes sharing it
-/// must agree on the time (one machine, or NTP).
-pub trait BudgetStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Takes a slot in `bucket` when fewer than `max` calls count in the last `span`.
-    fn take<'a>(
-        &'a self,
-        bucket: &'a str,
-        max: usize,
-        span: Duration,
-    ) -> BoxFuture<'a, Result<Take, String>>;
-    /// The call of slot `id` is over: it counts from now.
-    fn finish(&self, id: i64) -> BoxFuture<'_, ()>;
-}
+pub use crate::domain::budget::{BoxFuture, BudgetStore, Take};
 
 /// A bucket's limiter: this process's own window, and the shared one when there is a store.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::contacts::READ_PROPERTIES;
+use crate::domain::contact::READ_PROPERTIES;
 
 /// What to search contacts by.
 #[derive(Debug, Clone, PartialEq, Eq)]

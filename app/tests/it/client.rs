@@ -47,3 +47,40 @@ async fn list_contacts_pages_through_everything_once() {
     emails.dedup();
     assert_eq!(emails.len(), 250, "no contact twice");
 }
+
+/// Two limiters (two processes' worth) on one database file never exceed the window
+/// together, and each gets calls through.
+#[tokio::test]
+async fn two_processes_share_one_budget_window() {
+    let dir = std::env::temp_dir().join(format!("app-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/app.db", dir.display());
+    let (a, b) = (
+        app::store::Db::connect(&url).await.unwrap(),
+        app::store::Db::connect(&url).await.unwrap(),
+    );
+    let span = std::time::Duration::from_millis(600);
+    let la =
+        app::hubspot::limiter::Limiter::shared(5, span, std::sync::Arc::new(a), "t:general".into());
+    let lb =
+        app::hubspot::limiter::Limiter::shared(5, span, std::sync::Arc::new(b), "t:general".into());
+    let started = std::time::Instant::now();
+    let mut at = Vec::new();
+    for i in 0..15 {
+        let limiter = if i % 2 == 0 { &la } else { &lb };
+        drop(limiter.acquire().await);
+        at.push(started.elapsed());
+    }
+    // 15 calls, 5 per 600 ms: the 6th waits for the 1st to leave, the 11th for the 6th.
+    assert!(at[4] < span, "{at:?}");
+    assert!(at[5] >= span, "{at:?}");
+    assert!(at[10] >= span * 2, "{at:?}");
+    for w in at.windows(6) {
+        assert!(
+            w[5] - w[0] >= span - std::time::Duration::from_millis(5),
+            "{at:?}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

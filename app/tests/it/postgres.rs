@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use app::db::Db;
+use app::store::Db;
 use hubspot_sim::SimConfig;
 use serde_json::json;
 use sqlx::Connection;
@@ -35,14 +35,14 @@ async fn fresh_database(name: &str) -> String {
 async fn migrations_run_twice_and_the_store_works() {
     let url = fresh_database("migrate").await;
     let db = Db::connect(&url).await.unwrap();
-    assert_eq!(db.backend(), app::db::Backend::Postgres);
+    assert_eq!(db.backend(), app::store::Backend::Postgres);
     drop(db);
     let db = Db::connect(&url).await.unwrap();
     db.ping(Duration::from_secs(2)).await.unwrap();
     db.audit(
         "admin",
         "lookup",
-        app::db::AuditSubject::Phone("+14155550100"),
+        app::store::AuditSubject::Phone("+14155550100"),
         "found",
     )
     .await;
@@ -99,7 +99,8 @@ async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
 
 #[tokio::test]
 async fn webhook_events_are_recorded_once_on_postgres_too() {
-    use app::webhooks::{Event, Inbox};
+    use app::domain::event::Event;
+    use app::store::inbox::Inbox;
     let db = Db::connect(&fresh_database("webhooks").await)
         .await
         .unwrap();

@@ -6,12 +6,17 @@ use crate::common;
 
 use std::time::Duration;
 
+use app::clock::Clock;
 use app::Application;
 use hubspot_sim::SimConfig;
 use serde_json::json;
 
+/// The app's clock starts here (2026-01-15), and moves only when a test advances it.
+const START: i64 = 1_768_435_200_000;
+
 struct T {
     state: app::http::Shared,
+    clock: Clock,
     sim: hubspot_sim::RunningSim,
     http: reqwest::Client,
 }
@@ -31,11 +36,15 @@ async fn spawn(sim: SimConfig) -> T {
         ("SYNC_OVERLAP", "1s".to_string()),
     ];
     let settings = common::settings(&vars);
-    let app = Application::build(settings).await.unwrap();
+    let clock = Clock::manual(START);
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .unwrap();
     let state = app.state();
     tokio::spawn(app.run(std::future::pending()));
     T {
         state,
+        clock,
         sim,
         http: reqwest::Client::new(),
     }
@@ -73,13 +82,6 @@ impl T {
             .map(|(_, n)| n)
             .sum()
     }
-
-    async fn sql(&self, statement: &str) {
-        sqlx::query(statement)
-            .execute(self.state.db.pool())
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test]
@@ -90,10 +92,7 @@ async fn first_run_lists_everything_then_runs_pick_up_only_changes() {
     assert_eq!(t.cached().await, 450);
     let status = t.state.sync.status().await.unwrap();
     assert_eq!(status.status, "idle");
-    assert!(
-        status.cursor.unwrap() > 1_767_225_600_000,
-        "the cursor is the run's start"
-    );
+    assert_eq!(status.cursor, Some(START), "the cursor is the run's start");
     assert_eq!(
         t.requests("/crm/v3/objects/{object_type}").await,
         5,
@@ -103,8 +102,9 @@ async fn first_run_lists_everything_then_runs_pick_up_only_changes() {
     // Nothing changed: an incremental run finds nothing.
     assert_eq!(t.run().await, 0);
     // Three contacts are new: the next run finds those, and only those.
-    t.seed(3, "new", &chrono::Utc::now().to_rfc3339()).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    t.clock.advance(Duration::from_secs(60));
+    let a_minute_later = chrono::DateTime::from_timestamp_millis(START + 60_000).unwrap();
+    t.seed(3, "new", &a_minute_later.to_rfc3339()).await;
     assert_eq!(t.run().await, 3);
     assert_eq!(t.cached().await, 453);
     assert_eq!(t.state.sync.status().await.unwrap().synced_last_run, 3);
@@ -114,9 +114,9 @@ async fn first_run_lists_everything_then_runs_pick_up_only_changes() {
 async fn the_10k_search_cap_is_walked_even_when_more_than_10k_share_a_timestamp() {
     let t = spawn(SimConfig::unthrottled()).await;
     assert_eq!(t.run().await, 0, "an empty portal");
-    // Put the cursor in the past, then 10,500 contacts modified at one instant and 150 later.
-    t.sql("UPDATE sync_state SET cursor_ms = 1767225600000")
-        .await; // 2026-01-01
+    // The cursor is now 2026-01-15. Twenty days pass; in them 10,500 contacts are modified at
+    // one instant (2026-01-31) and 150 after them (2026-02-01).
+    t.clock.advance(Duration::from_secs(20 * 24 * 3600));
     t.seed(10_500, "bulk", "2026-01-31T23:59:59Z").await;
     t.seed(150, "later", "2026-02-01T08:00:00Z").await;
     let synced = t.run().await;
@@ -163,8 +163,7 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_page() {
     let err = t.state.sync.run(&client).await.unwrap_err();
     assert!(err.to_string().contains("already running"), "{err}");
     // Two minutes without a committed page: the run is abandoned and taken over.
-    t.sql("UPDATE sync_state SET updated_at = updated_at - 180000")
-        .await;
+    t.clock.advance(Duration::from_secs(180));
     let before = t.requests("/crm/v3/objects/{object_type}").await;
     t.run().await;
     let after = t.requests("/crm/v3/objects/{object_type}").await;

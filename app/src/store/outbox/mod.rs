@@ -1,8 +1,10 @@
-//! The durable outbox: contact writes are stored first and answered 202, then sent to HubSpot by
-//! a worker in batches of up to 100 (batch upsert by email).
+//! The durable outbox (the `outbox` table): contact writes are stored first and answered 202,
+//! then sent to HubSpot by the worker ([`crate::jobs::outbox`]) in batches of up to 100 (batch
+//! upsert by email). This module is the queue's SQL; the rules it keeps are
+//! [`crate::domain::outbox`].
 //!
-//! - **Order per contact** ([`order`]): once HubSpot has acknowledged a write to a contact, no
-//!   older write to it is sent afterwards. Only the oldest unsettled item of an email is
+//! - **Order per contact** ([`crate::domain::outbox`]): once HubSpot has acknowledged a write
+//!   to a contact, no older write to it is sent afterwards. Only the oldest unsettled item of an email is
 //!   claimed, with the newer ones folded into it; a replayed dead item never overwrites a newer
 //!   value.
 //! - **Coalescing**: a write for an email whose newest item is pending and unclaimed is merged
@@ -21,9 +23,6 @@
 //!   the dead write again as the newest one, less what later writes set ([`order::replay`]);
 //!   the dead row stays, as `replayed`, pointing at the new item.
 
-pub mod order;
-mod worker;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +30,14 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::clock::now_ms;
-use crate::contacts::{ContactInput, ContactRequest};
-use crate::db::{Db, StoreResult};
-use order::Properties;
+use super::{Db, StoreError, StoreResult};
+
+mod replay;
+mod settle;
+
+use crate::domain::contact::{ContactInput, ContactRequest};
+use crate::domain::outbox::{self as order, ItemState, Properties};
+pub use settle::Outcome;
 
 pub const BATCH: i64 = 100;
 
@@ -63,7 +66,8 @@ pub struct Item {
     pub email: String,
     #[serde(skip)]
     pub properties: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: ItemState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
@@ -105,7 +109,7 @@ fn stored(input: &ContactInput) -> BTreeMap<String, String> {
 }
 
 /// A stored write back as a contact input (the inverse of [`stored`]).
-fn restore(email: &str, p: &Properties) -> Result<ContactInput, String> {
+pub fn restore(email: &str, p: &Properties) -> Result<ContactInput, String> {
     let get = |k: &str| p.get(k).cloned();
     ContactInput::try_from(ContactRequest {
         email: email.to_string(),
@@ -137,7 +141,7 @@ impl Outbox {
     /// which waits behind the older ones of its email. Returns the item id each contact landed
     /// in.
     pub async fn enqueue(&self, contacts: &[ContactInput]) -> StoreResult<Vec<i64>> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let mut w = self.db.write().await?;
         let mut ids = Vec::with_capacity(contacts.len());
         for c in contacts {
@@ -157,8 +161,8 @@ impl Outbox {
             let mut merged_into = None;
             if let Some(row) = unclaimed {
                 let id: i64 = row.get("id");
-                let mut merged = order::parse(id, row.get::<&str, _>("properties"))
-                    .map_err(crate::db::StoreError::Data)?;
+                let mut merged =
+                    order::parse(id, row.get::<&str, _>("properties")).map_err(StoreError::Data)?;
                 merged.extend(properties.clone());
                 // The lease is checked again: on PostgreSQL a worker may have claimed the item
                 // since the read, and then this write must be an item of its own.
@@ -205,10 +209,24 @@ impl Outbox {
         .get("id"))
     }
 
+    /// When the next unclaimed pending item comes due (epoch ms on the store's clock), if any:
+    /// how long an idle worker may sleep.
+    pub async fn next_due(&self) -> StoreResult<Option<i64>> {
+        let now = self.db.now_ms();
+        Ok(sqlx::query(
+            "SELECT MIN(next_attempt_at) AS at FROM outbox
+             WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1)",
+        )
+        .bind(now)
+        .fetch_one(self.db.pool())
+        .await?
+        .get::<Option<i64>, _>("at"))
+    }
+
     /// Whether any item is due and unclaimed now (a read: the worker asks before it takes a
     /// slot of HubSpot's budget).
     pub async fn has_due(&self) -> StoreResult<bool> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         Ok(sqlx::query(
             "SELECT 1 FROM outbox
              WHERE state = 'pending' AND next_attempt_at <= $1
@@ -226,7 +244,7 @@ impl Outbox {
     /// of that email, which are folded into it when sent. Nothing newer than an unsettled item
     /// is ever claimed without it.
     pub async fn claim(&self, owner: &str) -> StoreResult<Vec<Item>> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let mut w = self.db.write().await?;
         let items = sqlx::query_as::<_, Item>(&format!(
             // The lease condition is repeated outside the subquery: on PostgreSQL a concurrent
@@ -259,7 +277,7 @@ impl Outbox {
     /// process gone: [`crate::identity`]), so their items are sent now instead of when the
     /// lease expires. Returns how many items were released.
     pub async fn release_dead_leases(&self, me: &str) -> StoreResult<u64> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let owners: Vec<String> = sqlx::query(
             "SELECT DISTINCT lease_owner FROM outbox
              WHERE state = 'pending' AND lease_until >= $1 AND lease_owner <> $2",
@@ -292,7 +310,7 @@ impl Outbox {
     }
 
     pub async fn depth(&self) -> StoreResult<Depth> {
-        let now = now_ms();
+        let now = self.db.now_ms();
         let row = sqlx::query(
             "SELECT
                  COALESCE(SUM(CASE WHEN state = 'pending' AND (lease_until IS NULL OR lease_until < $1) THEN 1 ELSE 0 END), 0) AS pending,
@@ -315,74 +333,23 @@ impl Outbox {
     }
 
     /// Items in `state`, newest first.
-    pub async fn list(&self, state: &str, limit: i64) -> StoreResult<Vec<Item>> {
+    pub async fn list(&self, state: ItemState, limit: i64) -> StoreResult<Vec<Item>> {
         Ok(sqlx::query_as::<_, Item>(&format!(
             "SELECT {ITEM_COLUMNS} FROM outbox WHERE state = $1 ORDER BY id DESC LIMIT $2"
         ))
-        .bind(state)
+        .bind(state.as_str())
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?)
     }
 
-    /// Replays a dead item: its write is queued again as the newest write to its contact, less
-    /// the properties a later accepted write (sent, in flight or pending) has set, so a replay
-    /// never overwrites a newer value. The dead row becomes `replayed`. `None` if `id` is not a
-    /// dead item.
-    pub async fn replay(&self, id: i64) -> StoreResult<Option<Replayed>> {
-        let now = now_ms();
-        let mut w = self.db.write().await?;
-        let Some(dead) = sqlx::query_as::<_, Item>(&format!(
-            "SELECT {ITEM_COLUMNS} FROM outbox WHERE id = $1 AND state = 'dead'"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let properties =
-            order::parse(dead.id, &dead.properties).map_err(crate::db::StoreError::Data)?;
-        // A later row that cannot be read sets no known property; it goes dead when claimed.
-        let later = sqlx::query(
-            "SELECT id, properties FROM outbox WHERE email = $1 AND id > $2 AND state IN ('pending', 'sent')",
-        )
-        .bind(&dead.email)
-        .bind(dead.id)
-        .fetch_all(&mut *w.tx)
-        .await?;
-        let later_keys: std::collections::BTreeSet<String> = later
-            .iter()
-            .filter_map(|row| order::parse(row.get("id"), row.get::<&str, _>("properties")).ok())
-            .flat_map(Properties::into_keys)
-            .collect();
-        let kept = order::replay(&properties, later_keys.iter().map(String::as_str));
-        let superseded = properties
-            .keys()
-            .filter(|k| !kept.contains_key(*k))
-            .cloned()
-            .collect();
-        // A contact with no property left is still a write (it creates the contact if it is
-        // missing), unless a later write exists: that one creates it too.
-        let queued_as = if kept.is_empty() && !later.is_empty() {
-            None
-        } else {
-            Some(self.insert(&mut w.tx, &dead.email, &kept, now).await?)
-        };
-        sqlx::query(
-            "UPDATE outbox SET state = 'replayed', replayed_as = $1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(queued_as)
-        .bind(now)
-        .bind(dead.id)
-        .execute(&mut *w.tx)
-        .await?;
-        w.commit().await?;
-        self.wake.notify_one();
-        Ok(Some(Replayed {
-            queued_as,
-            kept: kept.into_keys().collect(),
-            superseded,
-        }))
+    /// Now on the store's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.db.now_ms()
+    }
+
+    /// Notified on every enqueue and replay: the worker's waker.
+    pub fn wake(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 }

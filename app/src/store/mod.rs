@@ -1,3 +1,14 @@
+//! The store: all of the app's SQL, and nothing else.
+//!
+//! Each submodule owns its tables: [`outbox`] (the queue of contact writes), [`inbox`] (webhook
+//! events), [`cache`] (contacts as last read), [`sync`] (the pull sync's position), [`budget`]
+//! (HubSpot's shared rate budget); this file holds [`Db`] itself and the audit log. Every write
+//! goes through [`Db::write`]; reads may use [`Db::pool`], and nothing outside `store/` touches
+//! the pool. Times come from the [`Clock`] the `Db` was opened with.
+//!
+//! May not import: `axum`, `reqwest`, `crate::http`, `crate::hubspot`, `crate::jobs` (the store
+//! records what the jobs decided; it never calls HubSpot).
+//!
 //! The app's own database: SQLite by default (one file under a volume, WAL so blue and green can
 //! share it during a switch), PostgreSQL in production if wanted. One code path serves both
 //! (sqlx's `Any` driver, portable SQL with `$n` parameters); the migrations are the same schema
@@ -10,6 +21,14 @@ use anyhow::Context;
 use sha2::Digest;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
+
+pub use crate::clock::Clock;
+
+pub mod budget;
+pub mod cache;
+pub mod inbox;
+pub mod outbox;
+pub mod sync;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -36,6 +55,7 @@ pub struct Db {
     /// One writer at a time within this process: SQLite allows one anyway, and waiting here
     /// (a fair queue) is quicker than SQLite's busy handler, which sleeps in growing steps.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    clock: Clock,
 }
 
 /// A write transaction holding this process's writer turn. On SQLite it is `BEGIN IMMEDIATE`
@@ -88,6 +108,11 @@ fn redact(url: &str) -> String {
 impl Db {
     /// Opens (a SQLite file is created if needed) and migrates the database at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with_clock(url, Clock::system()).await
+    }
+
+    /// [`connect`](Self::connect), with the clock every stored time is read from.
+    pub async fn connect_with_clock(url: &str, clock: Clock) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let shown = redact(url);
         let backend = Backend::of(url).with_context(|| {
@@ -136,7 +161,17 @@ impl Db {
             pool,
             backend,
             writer: Default::default(),
+            clock,
         })
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now on the store's clock, in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn backend(&self) -> Backend {
@@ -165,16 +200,23 @@ impl Db {
     /// Records an admin lookup or search. `subject` is masked or hashed by the caller's choice of
     /// [`AuditSubject`]; a failure to record is logged, never fatal to the lookup.
     pub async fn audit(&self, actor: &str, action: &str, subject: AuditSubject<'_>, outcome: &str) {
-        let at = chrono::Utc::now().to_rfc3339();
-        let result = sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, subject, outcome) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(subject.stored())
-        .bind(outcome)
-        .execute(&self.pool)
+        let at = chrono::DateTime::from_timestamp_millis(self.now_ms())
+            .unwrap_or_default()
+            .to_rfc3339();
+        let result = async {
+            let mut w = self.write().await?;
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, subject, outcome) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(at)
+            .bind(actor)
+            .bind(action)
+            .bind(subject.stored())
+            .bind(outcome)
+            .execute(&mut *w.tx)
+            .await?;
+            w.commit().await
+        }
         .await;
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not write the audit log");

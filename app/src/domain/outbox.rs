@@ -14,6 +14,54 @@
 
 use std::collections::BTreeMap;
 
+/// Where an outbox item is. `pending` covers claimed items too (a lease on a pending item);
+/// `replayed` is a dead item queued again as a new one.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemState {
+    Pending,
+    Sent,
+    Dead,
+    Replayed,
+}
+
+impl ItemState {
+    pub const ALL: [ItemState; 4] = [Self::Pending, Self::Sent, Self::Dead, Self::Replayed];
+
+    /// The stored and listed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Dead => "dead",
+            Self::Replayed => "replayed",
+        }
+    }
+}
+
+impl std::str::FromStr for ItemState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                format!("'{s}' is not an outbox state (pending, sent, dead or replayed)")
+            })
+    }
+}
+
+impl TryFrom<String> for ItemState {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 /// The stored form of a write: property name → value.
 pub type Properties = BTreeMap<String, String>;
 

@@ -1,0 +1,30 @@
+//! Where a pull sync stands, as stored after every page: the position a killed run resumes
+//! from.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a run is. Stored as JSON in `sync_state.position` after every page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Position {
+    /// First run: the full listing, at this paging cursor.
+    Listing {
+        after: Option<String>,
+        max_seen: i64,
+    },
+    /// Searching `from <= lastmodifieddate <= until`, at offset `after`; `first` is the
+    /// timestamp of the window's first result.
+    Window {
+        from: i64,
+        after: usize,
+        max_seen: i64,
+        first: Option<i64>,
+    },
+    /// More than 10,000 contacts at `ts`: walking them by id, past `last_id`.
+    SameTimestamp {
+        ts: i64,
+        last_id: u64,
+        after: usize,
+        max_seen: i64,
+    },
+}

@@ -1,0 +1,166 @@
+//! The outbox's worker: take a budget slot, claim the due heads, send one batch upsert, settle
+//! every item in one transaction (sent, rescheduled with backoff, or dead), and step again
+//! while there is work. The queue itself is [`crate::store::outbox`]; the order rules are
+//! [`crate::domain::outbox`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Job, Next};
+use crate::domain::outbox::{self as order, Claimed};
+use crate::hubspot::limiter::Permit;
+use crate::hubspot::retry::RateLimitPolicy;
+use crate::hubspot::{HubSpotClient, HubSpotError};
+use crate::store::outbox::{restore, Item, Outbox, Outcome};
+use crate::store::StoreResult;
+
+/// How often a worker looks for leases held by workers that died.
+const DEAD_LEASE_CHECK: Duration = Duration::from_secs(1);
+/// How long an idle worker waits when nothing wakes it (an enqueue does).
+const IDLE: Duration = Duration::from_secs(1);
+
+/// One worker: this process's, by its [`crate::identity`].
+#[derive(Debug, Clone)]
+pub struct Worker {
+    outbox: Outbox,
+    client: Arc<HubSpotClient>,
+    owner: String,
+    /// When (on the store's clock) it last looked for dead workers' leases.
+    checked_at: Option<i64>,
+}
+
+impl Worker {
+    pub fn new(outbox: Outbox, client: Arc<HubSpotClient>, owner: impl Into<String>) -> Self {
+        Self {
+            outbox,
+            client,
+            owner: owner.into(),
+            checked_at: None,
+        }
+    }
+
+    /// When something is due, takes a slot of HubSpot's budget, claims, sends the claimed items
+    /// as one batch and records the outcome. Returns how many items were settled (sent or
+    /// failed); 0 when nothing was due.
+    pub async fn try_once(&self) -> StoreResult<usize> {
+        if !self.outbox.has_due().await? {
+            return Ok(0);
+        }
+        let permit = self.client.reserve().await;
+        let items = self.outbox.claim(&self.owner).await?;
+        if items.is_empty() {
+            return Ok(0); // another worker took them; the slot goes unused
+        }
+        self.send(&items, Some(permit)).await?;
+        Ok(items.len())
+    }
+
+    /// Sends claimed `items` (one input per email, folded oldest first) and settles every item
+    /// by the outcome, in one write transaction.
+    pub async fn send(&self, items: &[Item], permit: Option<Permit<'_>>) -> StoreResult<()> {
+        let by_id: BTreeMap<i64, &Item> = items.iter().map(|i| (i.id, i)).collect();
+        let claimed: Vec<Claimed<'_>> = items
+            .iter()
+            .map(|i| Claimed {
+                id: i.id,
+                email: &i.email,
+                properties: &i.properties,
+            })
+            .collect();
+        let mut inputs = Vec::new();
+        let mut groups: Vec<Vec<&Item>> = Vec::new();
+        let mut outcomes = Vec::new();
+        for folded in order::fold(&claimed) {
+            let group: Vec<&Item> = folded.ids.iter().map(|id| by_id[id]).collect();
+            match folded.properties.and_then(|p| restore(&folded.email, &p)) {
+                Ok(input) => {
+                    inputs.push(input);
+                    groups.push(group);
+                }
+                // Sending a guess would be a wrong write: the group is dead.
+                Err(e) => outcomes.extend(group.into_iter().map(|item| Outcome::Failed {
+                    item,
+                    error: e.clone(),
+                    fatal: true,
+                    retry_after: None,
+                })),
+            }
+        }
+        if !inputs.is_empty() {
+            match self.client.upsert_contacts_with(permit, &inputs).await {
+                Ok(results) => {
+                    for (result, group) in results.into_iter().zip(groups) {
+                        outcomes.extend(group.into_iter().map(|item| match &result {
+                            Ok(done) => Outcome::Sent {
+                                item,
+                                hubspot_id: done.id.clone(),
+                            },
+                            Err(refused) => Outcome::Failed {
+                                item,
+                                error: format!("HubSpot refused it: {refused}"),
+                                fatal: true,
+                                retry_after: None,
+                            },
+                        }));
+                    }
+                }
+                Err(e) => {
+                    // A 429 that reaches here outlived the client's own retries (a DAILY limit,
+                    // or a storm longer than HUBSPOT_TIMEOUT): wait until the window it names
+                    // has room.
+                    let retry_after = match &e {
+                        HubSpotError::Api { status: 429, body } => {
+                            Some(RateLimitPolicy::of(body.policy_name.as_deref()).wait())
+                        }
+                        _ => None,
+                    };
+                    tracing::warn!(error = %crate::mask::text(&e.to_string()), items = items.len(), "outbox batch failed; will retry");
+                    outcomes.extend(groups.into_iter().flatten().map(|item| Outcome::Failed {
+                        item,
+                        error: e.to_string(),
+                        fatal: false,
+                        retry_after,
+                    }));
+                }
+            }
+        }
+        self.outbox.settle(&self.owner, &outcomes).await
+    }
+}
+
+impl Job for Worker {
+    const NAME: &'static str = "outbox worker";
+
+    /// Sends while there is work, otherwise waits until woken by an enqueue or for [`IDLE`]. A
+    /// batch in flight is finished at shutdown: nothing is left claimed by a clean stop.
+    async fn step(&mut self) -> Next {
+        let now = self.outbox.now_ms();
+        if self
+            .checked_at
+            .is_none_or(|at| now - at >= DEAD_LEASE_CHECK.as_millis() as i64)
+        {
+            self.checked_at = Some(now);
+            if let Err(e) = self.outbox.release_dead_leases(&self.owner).await {
+                tracing::warn!(error = %e, "outbox worker: could not check for dead workers' leases");
+            }
+        }
+        match self.try_once().await {
+            // Nothing claimable: sleep until the next item comes due, or IDLE at most (a due
+            // item can wait behind an older one of its email that another worker holds).
+            Ok(0) => match self.outbox.next_due().await {
+                Ok(Some(at)) if at > now => Next::Until(at.min(now + IDLE.as_millis() as i64)),
+                _ => Next::After(IDLE),
+            },
+            Ok(_) => Next::Now,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox worker: database error; retrying in 1 s");
+                Next::After(IDLE)
+            }
+        }
+    }
+
+    fn waker(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.outbox.wake())
+    }
+}

@@ -1,0 +1,201 @@
+//! The pull sync's state (`sync_state`, one row per object type): whether a run is going, the
+//! position it committed after its last page, the cursor of the last finished run. Taking the
+//! run is one conditional UPDATE, so two processes never sync one type at once; a run that is
+//! stuck, or whose process is gone, is taken over from its committed position.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Db, StoreResult};
+use crate::domain::sync::Position;
+
+/// A run syncing this long is stuck, even if it still commits pages: it is reset.
+pub const STUCK_AFTER: Duration = Duration::from_secs(3600);
+/// A run that committed nothing for this long lost its process (a page takes seconds): the
+/// next run takes over from its last committed page.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(120);
+
+const TYPE: &str = "contacts";
+
+/// Where the pull sync is (times are epoch milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Status {
+    pub object_type: String,
+    pub status: String,
+    pub cursor: Option<i64>,
+    pub error_count: i64,
+    pub last_error: Option<String>,
+    pub last_success: Option<i64>,
+    pub started_at: Option<i64>,
+    pub synced_last_run: i64,
+}
+
+/// What asking for the run gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The run is this caller's: walk from `position` up to `until` (epoch ms).
+    Taken {
+        position: Position,
+        until: i64,
+    },
+    /// Another run is going, started this long ago.
+    Running {
+        for_ms: i64,
+    },
+    Disabled,
+}
+
+/// The `sync_state` table.
+#[derive(Debug, Clone)]
+pub struct SyncState {
+    db: Db,
+}
+
+impl SyncState {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn object_type(&self) -> &'static str {
+        TYPE
+    }
+
+    pub async fn status(&self) -> StoreResult<Status> {
+        self.ensure_row().await?;
+        let r = sqlx::query(
+            "SELECT status, cursor_ms, error_count, last_error, last_success, started_at, synced_last_run
+             FROM sync_state WHERE object_type = $1",
+        )
+        .bind(TYPE)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(Status {
+            object_type: TYPE.into(),
+            status: r.get("status"),
+            cursor: r.get("cursor_ms"),
+            error_count: r.get("error_count"),
+            last_error: r.get("last_error"),
+            last_success: r.get("last_success"),
+            started_at: r.get("started_at"),
+            synced_last_run: r.get("synced_last_run"),
+        })
+    }
+
+    async fn ensure_row(&self) -> StoreResult<()> {
+        let mut w = self.db.write().await?;
+        sqlx::query(
+            "INSERT INTO sync_state (object_type, status, error_count, synced_last_run, updated_at)
+             VALUES ($1, 'idle', 0, 0, $2) ON CONFLICT (object_type) DO NOTHING",
+        )
+        .bind(TYPE)
+        .bind(self.db.now_ms())
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    /// Takes the run: idle/error → syncing, or a `syncing` row with no progress for
+    /// [`STUCK_AFTER`] (reset, resuming from its committed position).
+    pub async fn begin(&self, overlap: Duration) -> StoreResult<Begin> {
+        self.ensure_row().await?;
+        let now = self.db.now_ms();
+        let mut w = self.db.write().await?;
+        let taken = sqlx::query(
+            "UPDATE sync_state SET
+                 status = 'syncing', started_at = $1, updated_at = $1, synced_last_run = 0,
+                 run_until = CASE WHEN position IS NULL THEN $1 ELSE run_until END,
+                 last_error = CASE WHEN status = 'syncing'
+                     THEN 'taken over: the previous run was stuck or its process was gone' ELSE last_error END
+             WHERE object_type = $2
+               AND (status IN ('idle', 'error')
+                    OR (status = 'syncing' AND (started_at < $3 OR updated_at < $4)))",
+        )
+        .bind(now)
+        .bind(TYPE)
+        .bind(now - STUCK_AFTER.as_millis() as i64)
+        .bind(now - ABANDONED_AFTER.as_millis() as i64)
+        .execute(&mut *w.tx)
+        .await
+        ?;
+        let row = sqlx::query("SELECT status, started_at, position, cursor_ms, run_until FROM sync_state WHERE object_type = $1")
+            .bind(TYPE)
+            .fetch_one(&mut *w.tx)
+            .await
+            ?;
+        w.commit().await?;
+        if taken.rows_affected() == 0 {
+            let status: String = row.get("status");
+            if status == "disabled" {
+                return Ok(Begin::Disabled);
+            }
+            let started: Option<i64> = row.get("started_at");
+            return Ok(Begin::Running {
+                for_ms: now - started.unwrap_or(now),
+            });
+        }
+        let until: i64 = row.get::<Option<i64>, _>("run_until").unwrap_or(now);
+        let position = match row.get::<Option<String>, _>("position") {
+            Some(p) => serde_json::from_str(&p)?,
+            None => match row.get::<Option<i64>, _>("cursor_ms") {
+                None => Position::Listing {
+                    after: None,
+                    max_seen: 0,
+                },
+                Some(cursor) => Position::Window {
+                    from: cursor - overlap.as_millis() as i64,
+                    after: 0,
+                    max_seen: cursor,
+                    first: None,
+                },
+            },
+        };
+        Ok(Begin::Taken { position, until })
+    }
+
+    pub async fn commit(&self, position: &Position, synced: usize) -> StoreResult<()> {
+        let mut w = self.db.write().await?;
+        sqlx::query(
+            "UPDATE sync_state SET position = $1, updated_at = $2, synced_last_run = synced_last_run + $3
+             WHERE object_type = $4",
+        )
+        .bind(serde_json::to_string(position)?)
+        .bind(self.db.now_ms())
+        .bind(synced as i64)
+        .bind(TYPE)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    pub async fn finish(&self, cursor: i64) -> StoreResult<()> {
+        let mut w = self.db.write().await?;
+        sqlx::query(
+            "UPDATE sync_state SET status = 'idle', cursor_ms = $1, position = NULL, run_until = NULL,
+                 error_count = 0, last_error = NULL, last_success = $2, updated_at = $2
+             WHERE object_type = $3",
+        )
+        .bind(cursor)
+        .bind(self.db.now_ms())
+        .bind(TYPE)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+
+    /// A failed run keeps its committed position; the next run resumes there.
+    pub async fn fail(&self, error: &str) -> StoreResult<()> {
+        let mut w = self.db.write().await?;
+        sqlx::query(
+            "UPDATE sync_state SET status = 'error', error_count = error_count + 1, last_error = $1, updated_at = $2
+             WHERE object_type = $3",
+        )
+        .bind(crate::mask::text(error))
+        .bind(self.db.now_ms())
+        .bind(TYPE)
+        .execute(&mut *w.tx)
+        .await?;
+        w.commit().await
+    }
+}
