@@ -28,3 +28,28 @@ pub enum Position {
         max_seen: i64,
     },
 }
+
+/// Whether a sync runs. Stored as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Idle,
+    Syncing,
+    /// The last run failed; the next resumes from its committed page.
+    Error,
+    Disabled,
+}
+
+impl std::str::FromStr for RunState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "idle" => Ok(Self::Idle),
+            "syncing" => Ok(Self::Syncing),
+            "error" => Ok(Self::Error),
+            "disabled" => Ok(Self::Disabled),
+            other => Err(format!("'{other}' is not a sync state")),
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! `/api/contacts…` (admin): read a contact by email, search, look up by phone (through the
 //! cache), and queue writes in the outbox.
 //!
-//! May import: `http::{state, error, auth}`, `contacts`, `db` (the audit), `hubspot` (its
-//! search request builder).
+//! May import: `http::{state, error, auth}`, `domain::contact`, `store` (the audit), `lookup`,
+//! `hubspot` (its search request builder).
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;

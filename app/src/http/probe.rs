@@ -1,7 +1,7 @@
 //! `/api/hubspot/test`: is HubSpot reachable with our token (GET), and one contact written
 //! straight through (POST), the first thing a user tries through nginx.
 //!
-//! May import: `http::{state, error}`, `contacts`, `hubspot`.
+//! May import: `http::{state, error}`, `domain::contact`, `hubspot`.
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -1,6 +1,6 @@
 //! `POST /api/sync/run` (admin): start a pull sync now.
 //!
-//! May import: `http::{state, error, auth}`, `sync`, `mask`.
+//! May import: `http::{state, error, auth}`, `jobs::sync`, `mask`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,7 +36,7 @@ pub async fn run(
             "the sync status could not be read; try again",
         )
     })?;
-    if status.status == "syncing" {
+    if status.status == crate::domain::sync::RunState::Syncing {
         return Err(ApiError::conflict(
             "a sync is already running; GET /api/stats shows its progress",
         ));

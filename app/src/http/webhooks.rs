@@ -1,7 +1,7 @@
 //! `POST /webhooks/hubspot`: HubSpot's signed event deliveries, verified, recorded durably and
 //! answered at once (the processor applies them later).
 //!
-//! May import: `http::{state, error}`, `webhooks`, `clock`.
+//! May import: `http::{state, error}`, `domain::event`, `hubspot::signature`, `store::inbox`.
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -6,8 +6,8 @@
 //! results, so a run restarts its search from the last timestamp it saw; when more than 10,000
 //! contacts share one timestamp, it walks that timestamp by `hs_object_id`. Every page is
 //! committed with the position it reached, so a run killed at any point resumes from its last
-//! committed page. A run that has been `syncing` with no progress for an hour is stuck: it is
-//! reset and the next run starts from the last committed position.
+//! committed page. Taking the run, committing pages and taking over a stuck or abandoned run
+//! are the store's ([`crate::store::sync`]); this module is the walk.
 
 use std::time::Duration;
 

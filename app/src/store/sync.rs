@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Db, StoreResult};
-use crate::domain::sync::Position;
+use super::{Db, StoreError, StoreResult};
+use crate::domain::sync::{Position, RunState};
 
 /// A run syncing this long is stuck, even if it still commits pages: it is reset.
 pub const STUCK_AFTER: Duration = Duration::from_secs(3600);
@@ -23,7 +23,7 @@ const TYPE: &str = "contacts";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub object_type: String,
-    pub status: String,
+    pub status: RunState,
     pub cursor: Option<i64>,
     pub error_count: i64,
     pub last_error: Option<String>,
@@ -73,7 +73,10 @@ impl SyncState {
         .await?;
         Ok(Status {
             object_type: TYPE.into(),
-            status: r.get("status"),
+            status: r
+                .get::<&str, _>("status")
+                .parse()
+                .map_err(StoreError::Data)?,
             cursor: r.get("cursor_ms"),
             error_count: r.get("error_count"),
             last_error: r.get("last_error"),
@@ -126,8 +129,7 @@ impl SyncState {
             ?;
         w.commit().await?;
         if taken.rows_affected() == 0 {
-            let status: String = row.get("status");
-            if status == "disabled" {
+            if row.get::<&str, _>("status").parse() == Ok(RunState::Disabled) {
                 return Ok(Begin::Disabled);
             }
             let started: Option<i64> = row.get("started_at");

@@ -7,6 +7,7 @@ use crate::common;
 use std::time::Duration;
 
 use app::clock::Clock;
+use app::domain::sync::RunState;
 use app::Application;
 use hubspot_sim::SimConfig;
 use serde_json::json;
@@ -91,7 +92,7 @@ async fn first_run_lists_everything_then_runs_pick_up_only_changes() {
     assert_eq!(t.run().await, 450);
     assert_eq!(t.cached().await, 450);
     let status = t.state.sync.status().await.unwrap();
-    assert_eq!(status.status, "idle");
+    assert_eq!(status.status, RunState::Idle);
     assert_eq!(status.cursor, Some(START), "the cursor is the run's start");
     assert_eq!(
         t.requests("/crm/v3/objects/{object_type}").await,
@@ -123,7 +124,7 @@ async fn the_10k_search_cap_is_walked_even_when_more_than_10k_share_a_timestamp(
     assert_eq!(t.cached().await, 10_650, "every contact arrived");
     assert!(synced >= 10_650, "{synced}");
     let status = t.state.sync.status().await.unwrap();
-    assert_eq!(status.status, "idle");
+    assert_eq!(status.status, RunState::Idle);
     assert_eq!(
         status.cursor,
         Some(1_769_932_800_000),
@@ -156,7 +157,10 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_page() {
     let _ = run.await;
     let partial = t.cached().await;
     assert!(partial > 0 && partial < 2_000, "{partial}");
-    assert_eq!(t.state.sync.status().await.unwrap().status, "syncing");
+    assert_eq!(
+        t.state.sync.status().await.unwrap().status,
+        RunState::Syncing
+    );
 
     // A new process right away: the run looks alive, so it is not taken over yet.
     let client = t.state.hubspot.clone().unwrap();
@@ -174,5 +178,5 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_page() {
         "resumed, not restarted: {pages} pages after {partial} contacts"
     );
     let status = t.state.sync.status().await.unwrap();
-    assert_eq!(status.status, "idle");
+    assert_eq!(status.status, RunState::Idle);
 }
