@@ -24,9 +24,14 @@ pub struct WriteBody {
     pub associations: Vec<Value>,
 }
 
-pub async fn account_details(State(state): State<Shared>) -> Json<Value> {
+/// The portal of the token: its installation's for an OAuth token, `--portal-id` otherwise.
+pub async fn account_details(
+    State(state): State<Shared>,
+    install: Option<axum::Extension<crate::oauth::Installation>>,
+) -> Json<Value> {
+    let portal = install.map_or(state.config.portal_id, |i| i.hub_id);
     Json(json!({
-        "portalId": state.config.portal_id,
+        "portalId": portal,
         "accountType": "STANDARD",
         "timeZone": "US/Eastern",
         "companyCurrency": "USD",

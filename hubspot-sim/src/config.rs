@@ -113,9 +113,27 @@ pub struct Cli {
     /// Search filter limits.
     #[arg(long, value_enum, default_value_t = SearchLimits::Strict)]
     pub search_limits: SearchLimits,
-    /// Portal (account) id reported by account-info and webhooks.
+    /// Portal (account) id reported by account-info and webhooks for a private-app token, and
+    /// the first portal OAuth installs can choose.
     #[arg(long, default_value_t = 62_515)]
     pub portal_id: u64,
+    /// Another portal OAuth installs can choose (repeatable; hub ids).
+    #[arg(long = "portal")]
+    pub portals: Vec<u64>,
+    /// An OAuth app, as CLIENT_ID:CLIENT_SECRET (repeatable).
+    #[arg(
+        long = "oauth-client",
+        env = "HUBSPOT_SIM_OAUTH_CLIENTS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub oauth_clients: Vec<String>,
+    /// How long an OAuth access token lives (HubSpot: 30 minutes).
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+    /// General request budget per OAuth app per installing portal (HubSpot: 110/10s).
+    #[arg(long, default_value = "110/10s")]
+    pub oauth_rate_limit: RateSpec,
     /// Extra property a portal defines, as TYPE:NAME (repeatable), e.g. contacts:favorite_color.
     #[arg(long = "extra-property")]
     pub extra_properties: Vec<String>,
@@ -176,6 +194,12 @@ pub struct SimConfig {
     pub search_lag: Duration,
     pub search_limits: SearchLimits,
     pub portal_id: u64,
+    /// The portals OAuth installs can choose besides `portal_id` (see [`SimConfig::portals`]).
+    pub extra_portals: Vec<u64>,
+    /// (client id, client secret) of each OAuth app.
+    pub oauth_clients: Vec<(String, String)>,
+    pub access_token_ttl: Duration,
+    pub oauth_rate_limit: RateSpec,
     pub app_id: u64,
     /// (object type, property name)
     pub extra_properties: Vec<(String, String)>,
@@ -193,6 +217,10 @@ impl Default for SimConfig {
             search_lag: Duration::ZERO,
             search_limits: SearchLimits::Strict,
             portal_id: 62_515,
+            extra_portals: Vec::new(),
+            oauth_clients: Vec::new(),
+            access_token_ttl: Duration::from_secs(30 * 60),
+            oauth_rate_limit: RateSpec::new(110, Duration::from_secs(10)),
             app_id: 1_160_452,
             extra_properties: Vec::new(),
             webhooks: None,
@@ -201,6 +229,13 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// Every portal OAuth installs can choose: `portal_id` first.
+    pub fn portals(&self) -> Vec<u64> {
+        std::iter::once(self.portal_id)
+            .chain(self.extra_portals.iter().copied())
+            .collect()
+    }
+
     /// A configuration without rate limits worth noticing: for benchmarks and tests that are
     /// not about rate limiting.
     pub fn unthrottled() -> Self {
@@ -224,6 +259,29 @@ impl TryFrom<Cli> for SimConfig {
                 "--webhook-duplicates must be between 0 and 1, got {}",
                 cli.webhook_duplicates
             ));
+        }
+        let oauth_clients = cli
+            .oauth_clients
+            .iter()
+            .map(|spec| {
+                spec.split_once(':')
+                    .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+                    .map(|(id, secret)| (id.to_string(), secret.to_string()))
+                    .ok_or_else(|| {
+                        "--oauth-client: expected CLIENT_ID:CLIENT_SECRET, both non-empty"
+                            .to_string()
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if cli.access_token_ttl.is_zero() {
+            return Err("--access-token-ttl must be above zero (HubSpot's is 30m)".into());
+        }
+        let mut extra_portals: Vec<u64> = Vec::new();
+        for p in &cli.portals {
+            if *p == cli.portal_id || extra_portals.contains(p) {
+                return Err(format!("--portal {p} is given twice (--portal-id counts)"));
+            }
+            extra_portals.push(*p);
         }
         let extra_properties = cli
             .extra_properties
@@ -283,6 +341,10 @@ impl TryFrom<Cli> for SimConfig {
             search_lag: cli.search_lag,
             search_limits: cli.search_limits,
             portal_id: cli.portal_id,
+            extra_portals,
+            oauth_clients,
+            access_token_ttl: cli.access_token_ttl,
+            oauth_rate_limit: cli.oauth_rate_limit,
             app_id: cli.app_id,
             extra_properties,
             webhooks,
@@ -323,6 +385,34 @@ mod tests {
         let cli = Cli::parse_from(["hubspot-sim", "--webhook-url", "http://127.0.0.1:1/hook"]);
         let err = SimConfig::try_from(cli).unwrap_err();
         assert!(err.contains("--webhook-secret"), "{err}");
+    }
+
+    #[test]
+    fn oauth_flags_are_checked() {
+        let cli = Cli::parse_from(["hubspot-sim", "--oauth-client", "only-an-id"]);
+        let err = SimConfig::try_from(cli).unwrap_err();
+        assert!(err.contains("CLIENT_ID:CLIENT_SECRET"), "{err}");
+        let cli = Cli::parse_from(["hubspot-sim", "--portal", "62515"]);
+        let err = SimConfig::try_from(cli).unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+        let cli = Cli::parse_from([
+            "hubspot-sim",
+            "--oauth-client",
+            "a:b",
+            "--portal",
+            "7",
+            "--portal",
+            "8",
+            "--access-token-ttl",
+            "5s",
+        ]);
+        let config = SimConfig::try_from(cli).unwrap();
+        assert_eq!(config.portals(), vec![62_515, 7, 8]);
+        assert_eq!(
+            config.oauth_clients,
+            vec![("a".to_string(), "b".to_string())]
+        );
+        assert_eq!(config.access_token_ttl, Duration::from_secs(5));
     }
 
     #[test]

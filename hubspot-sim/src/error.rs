@@ -126,6 +126,18 @@ impl ApiError {
         )
     }
 
+    /// HubSpot's answer to an OAuth access token past its expiry.
+    pub fn expired(by: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "EXPIRED_AUTHENTICATION",
+            format!(
+                "The OAuth token used to make this call expired {} second(s) ago.",
+                by.as_secs()
+            ),
+        )
+    }
+
     /// HubSpot's 429 body. Rate-limit bodies carry `errorType` and `policyName` instead of
     /// `category`.
     pub fn rate_limited(policy: RatePolicy) -> Self {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::faults::FaultAction;
+use crate::oauth::Bearer;
 use crate::ratelimit::{Bucket, Decision};
 use crate::state::Shared;
 
@@ -60,7 +61,7 @@ pub async fn gate(State(state): State<Shared>, req: Request, next: Next) -> Resp
 /// `None` means the connection is being dropped and no answer must be sent.
 async fn pass(
     state: &Shared,
-    req: Request,
+    mut req: Request,
     next: Next,
     method: &Method,
     path: &str,
@@ -108,17 +109,29 @@ async fn pass(
         }
     }
 
-    let Some(token) = bearer(&req) else {
+    let Some(token) = bearer(&req).map(str::to_string) else {
         return Some(ApiError::unauthorized().into_response());
     };
-    if !state.config.tokens.is_empty() && !state.config.tokens.iter().any(|t| t == token) {
-        return Some(ApiError::unauthorized().into_response());
-    }
-
-    let (usage, limited) = match state
-        .limiter
-        .check(token, bucket(method, path), Instant::now())
-    {
+    // An OAuth access token stands for an app installed in a portal, whose windows it shares
+    // with every other token of that installation; anything else is a private-app token.
+    let (bucket, now) = (bucket(method, path), Instant::now());
+    let decision = match state.oauth.bearer(&token) {
+        Bearer::Expired(by) => return Some(ApiError::expired(by).into_response()),
+        Bearer::Live(install) => {
+            let key = format!("oauth:{}:{}", install.client_id, install.hub_id);
+            req.extensions_mut().insert(install);
+            state
+                .limiter
+                .check_with(&key, bucket, now, state.config.oauth_rate_limit)
+        }
+        Bearer::Other => {
+            if !state.config.tokens.is_empty() && !state.config.tokens.contains(&token) {
+                return Some(ApiError::unauthorized().into_response());
+            }
+            state.limiter.check(&token, bucket, now)
+        }
+    };
+    let (usage, limited) = match decision {
         Decision::Allowed(usage) => (usage, None),
         Decision::Limited(policy, usage) => (usage, Some(policy)),
     };

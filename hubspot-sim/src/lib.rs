@@ -10,6 +10,8 @@
 //! - [`api`], [`batch`]: HubSpot's routes.
 //! - [`gate`]: faults → auth → rate limit, in front of every HubSpot route.
 //! - [`ratelimit`], [`faults`], [`stats`], [`webhooks`]: one concern each.
+//! - [`oauth`]: HubSpot's OAuth: install, token grants, introspection, revocation; each access
+//!   token belongs to one portal.
 //! - [`admin`]: the `/_sim/` control plane.
 //! - [`server`]: the accept loop (per-connection drop handles, graceful shutdown).
 //!
@@ -23,6 +25,7 @@ pub mod error;
 pub mod faults;
 pub mod gate;
 pub mod model;
+pub mod oauth;
 pub mod ratelimit;
 pub mod search;
 pub mod server;
@@ -47,28 +50,49 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Every route: HubSpot's behind the [`gate`], and the `/_sim/` control plane beside them.
 pub fn router(state: Shared) -> Router {
-    let hubspot = Router::new()
-        .route("/account-info/v3/details", get(api::account_details))
-        .route(
-            "/crm/v3/objects/{object_type}",
-            get(api::list).post(api::create),
-        )
-        .route("/crm/v3/objects/{object_type}/search", post(api::search))
-        .route(
-            "/crm/v3/objects/{object_type}/batch/{action}",
-            post(batch::batch),
-        )
-        .route(
-            "/crm/v3/objects/{object_type}/{id}",
-            get(api::get).patch(api::update).delete(api::archive),
-        )
+    let mut hubspot = Router::new();
+    // The numeric (legacy) paths and the date-based ones, with the same semantics.
+    for (account, objects) in [
+        ("/account-info/v3", "/crm/v3/objects"),
+        ("/account-info/2026-03", "/crm/objects/2026-03"),
+    ] {
+        hubspot = hubspot
+            .route(&format!("{account}/details"), get(api::account_details))
+            .route(
+                &format!("{objects}/{{object_type}}"),
+                get(api::list).post(api::create),
+            )
+            .route(
+                &format!("{objects}/{{object_type}}/search"),
+                post(api::search),
+            )
+            .route(
+                &format!("{objects}/{{object_type}}/batch/{{action}}"),
+                post(batch::batch),
+            )
+            .route(
+                &format!("{objects}/{{object_type}}/{{id}}"),
+                get(api::get).patch(api::update).delete(api::archive),
+            );
+    }
+    let hubspot = hubspot
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
         ));
+    // OAuth is answered before any bearer token exists: not behind the gate.
+    let oauth = Router::new()
+        .route("/oauth/authorize", get(oauth::authorize))
+        .route("/oauth/2026-03/token", post(oauth::token))
+        .route("/oauth/v1/token", post(oauth::token))
+        .route("/oauth/2026-03/token/introspect", post(oauth::introspect))
+        .route("/oauth/2026-03/token/revoke", post(oauth::revoke))
+        .route("/oauth/v1/access-tokens/{token}", get(oauth::token_info))
+        .route("/_sim/oauth", get(oauth::admin_grants));
     Router::new()
         .merge(admin::routes())
+        .merge(oauth)
         .merge(hubspot)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

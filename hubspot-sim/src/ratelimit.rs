@@ -102,37 +102,57 @@ impl RateLimiter {
         self.check_on(token, bucket, now, Utc::now().date_naive())
     }
 
+    /// [`check`](Self::check) for a key with its own general budget (an OAuth app installed
+    /// in one portal: 110/10s by default), no daily budget.
+    pub fn check_with(
+        &self,
+        key: &str,
+        bucket: Bucket,
+        now: Instant,
+        general: RateSpec,
+    ) -> Decision {
+        self.decide(key, bucket, now, Utc::now().date_naive(), general, None)
+    }
+
     fn check_on(&self, token: &str, bucket: Bucket, now: Instant, today: NaiveDate) -> Decision {
+        self.decide(token, bucket, now, today, self.general, self.daily)
+    }
+
+    fn decide(
+        &self,
+        token: &str,
+        bucket: Bucket,
+        now: Instant,
+        today: NaiveDate,
+        general: RateSpec,
+        daily: Option<u32>,
+    ) -> Decision {
         let mut tokens = self.tokens.lock();
         let state = tokens.entry(token.to_string()).or_default();
         if state.day != Some(today) {
             state.day = Some(today);
             state.day_count = 0;
         }
-        prune(&mut state.general, self.general.window, now);
+        prune(&mut state.general, general.window, now);
         prune(&mut state.search, self.search.window, now);
 
         let usage = |state: &TokenState| {
             (bucket == Bucket::General).then(|| Usage {
-                max: self.general.count,
+                max: general.count,
                 remaining: self
                     .general
                     .count
                     .saturating_sub(state.general.len() as u32),
-                interval_ms: self.general.window.as_millis(),
-                daily: self.daily.map(|d| (d, d.saturating_sub(state.day_count))),
+                interval_ms: general.window.as_millis(),
+                daily: daily.map(|d| (d, d.saturating_sub(state.day_count))),
             })
         };
 
-        if self.daily.is_some_and(|d| state.day_count >= d) {
+        if daily.is_some_and(|d| state.day_count >= d) {
             return Decision::Limited(RatePolicy::Daily, usage(state));
         }
         let (window, spec, policy) = match bucket {
-            Bucket::General => (
-                &mut state.general,
-                self.general,
-                RatePolicy::TenSecondlyRolling,
-            ),
+            Bucket::General => (&mut state.general, general, RatePolicy::TenSecondlyRolling),
             Bucket::Search => (&mut state.search, self.search, RatePolicy::Secondly),
         };
         if window.len() as u64 >= u64::from(spec.count) {

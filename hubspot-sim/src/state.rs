@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SimConfig;
 use crate::error::ApiError;
 use crate::faults::Faults;
+use crate::oauth::OAuth;
 use crate::ratelimit::RateLimiter;
 use crate::stats::Stats;
 use crate::store::{Change, Store};
@@ -24,6 +25,7 @@ pub struct SimState {
     pub faults: Faults,
     pub stats: Stats,
     pub webhooks: Option<Webhooks>,
+    pub oauth: OAuth,
 }
 
 pub type Shared = Arc<SimState>;
@@ -46,6 +48,7 @@ impl SimState {
             faults: Faults::default(),
             stats: Stats::default(),
             webhooks,
+            oauth: OAuth::default(),
             config,
         })
     }
@@ -73,6 +76,7 @@ impl SimState {
         self.limiter.reset();
         self.faults.clear();
         self.stats.clear();
+        self.oauth.reset();
         if let Some(w) = &self.webhooks {
             w.clear();
         }

@@ -10,6 +10,9 @@ Each check asserts what HubSpot itself would return. Exits non-zero on the first
 import argparse
 import json
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 import hubspot
@@ -57,7 +60,11 @@ def client(base, token):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)
+    parser.add_argument("--oauth-client", required=True, help="CLIENT_ID:CLIENT_SECRET the simulator knows")
+    parser.add_argument("--portal", required=True, type=int, help="a portal to install into")
     args = parser.parse_args()
+    client_id, client_secret = args.oauth_client.split(":", 1)
+    redirect = "https://app.example/callback"
     base = args.base_url
     api = client(base, "pat-na1-main")
     run = uuid.uuid4().hex[:8]
@@ -166,6 +173,67 @@ def main():
     @check("bad token is 401")
     def _():
         expect_error(lambda: client(base, "").crm.contacts.basic_api.get_page(limit=1), 401, "INVALID_AUTHENTICATION")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    def authorization_code():
+        query = urllib.parse.urlencode(
+            {"client_id": client_id, "redirect_uri": redirect, "scope": "oauth crm.objects.contacts.read",
+             "state": run, "portal": args.portal}
+        )
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(f"{base}/oauth/authorize?{query}")
+        except urllib.error.HTTPError as e:
+            assert e.code == 302, e.code
+            back = urllib.parse.parse_qs(urllib.parse.urlparse(e.headers["Location"]).query)
+            assert back["state"] == [run], back
+            return back["code"][0]
+        raise AssertionError("the install did not redirect")
+
+    oauth = hubspot.Client.create(host=base).oauth
+
+    @check("OAuth: the tokens API exchanges an install's code")
+    def _():
+        t = oauth.tokens_api.create(
+            grant_type="authorization_code", code=authorization_code(), redirect_uri=redirect,
+            client_id=client_id, client_secret=client_secret,
+        )
+        assert t.token_type == "bearer" and t.expires_in == 1800, t
+        state["access"], state["refresh"] = t.access_token, t.refresh_token
+
+    @check("OAuth: token info names the portal and scopes")
+    def _():
+        info = oauth.access_tokens_api.get(state["access"])
+        assert info.hub_id == args.portal, info
+        assert info.scopes == ["oauth", "crm.objects.contacts.read"], info
+        assert 0 < info.expires_in <= 1800, info
+
+    @check("OAuth: the tokens API refreshes, and the new token calls the CRM")
+    def _():
+        t = oauth.tokens_api.create(
+            grant_type="refresh_token", refresh_token=state["refresh"],
+            client_id=client_id, client_secret=client_secret,
+        )
+        assert t.access_token != state["access"] and t.refresh_token == state["refresh"], t
+        details = client(base, t.access_token).crm.contacts.basic_api.get_page(limit=1)
+        assert details.results is not None
+
+    @check("OAuth: an unknown refresh token is invalid_grant")
+    def _():
+        from hubspot.oauth import ApiException as OAuthException
+        try:
+            oauth.tokens_api.create(
+                grant_type="refresh_token", refresh_token="refresh-nope",
+                client_id=client_id, client_secret=client_secret,
+            )
+        except OAuthException as e:
+            assert e.status == 400, e.status
+            assert json.loads(e.body)["error"] == "invalid_grant", e.body
+            return
+        raise AssertionError("an unknown refresh token was accepted")
 
     passed = failed = 0
     for name, fn in checks:

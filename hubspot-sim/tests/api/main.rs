@@ -5,6 +5,7 @@ mod helpers;
 
 mod batch;
 mod faults;
+mod oauth;
 mod objects;
 mod official_client;
 mod rate_limits;

@@ -29,7 +29,12 @@ async fn hubspot_api_client_python_works_against_the_simulator() {
     let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
 
     // HubSpot's real defaults: 100 requests / 10 s and 5 searches / s per token.
-    let t = TestSim::with(SimConfig::default()).await;
+    let t = TestSim::with(SimConfig {
+        oauth_clients: vec![("proof-client".into(), "proof-secret".into())],
+        extra_portals: vec![4_242],
+        ..SimConfig::default()
+    })
+    .await;
     let base = t.sim.base_url();
     let script = root.join("hubspot-sim/tests/official_client.py");
     let out = tokio::task::spawn_blocking(move || {
@@ -37,6 +42,12 @@ async fn hubspot_api_client_python_works_against_the_simulator() {
             .arg(script)
             .arg("--base-url")
             .arg(base)
+            .args([
+                "--oauth-client",
+                "proof-client:proof-secret",
+                "--portal",
+                "4242",
+            ])
             .output()
     })
     .await
@@ -48,5 +59,5 @@ async fn hubspot_api_client_python_works_against_the_simulator() {
         out.status.success(),
         "official client checks failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("12 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("16 passed, 0 failed"), "{stdout}");
 }
