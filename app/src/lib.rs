@@ -21,6 +21,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod connections;
+pub mod crypto;
 pub mod domain;
 pub mod healthcheck;
 pub mod http;
@@ -86,6 +88,24 @@ impl Application {
             cache.clone(),
             settings.sync_overlap,
         );
+        let oauth = match &settings.oauth {
+            Some(o) => Some((
+                Arc::new(crate::hubspot::oauth::OAuthClient::new(
+                    &settings.hubspot,
+                    o.app.clone(),
+                )?),
+                o.keyring.clone(),
+            )),
+            None => None,
+        };
+        let portals = crate::connections::Portals::new(
+            crate::store::connections::Connections::new(db.clone()),
+            crate::store::oauth_states::OAuthStates::new(db.clone()),
+            settings.hubspot.clone(),
+            oauth,
+            Some(Arc::new(db.clone())),
+            crate::identity::this_process(),
+        );
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
@@ -105,6 +125,7 @@ impl Application {
                 inbox,
                 cache,
                 sync,
+                portals,
                 drain: Arc::default(),
             }),
         })

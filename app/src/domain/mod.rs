@@ -10,4 +10,5 @@ pub mod budget;
 pub mod contact;
 pub mod event;
 pub mod outbox;
+pub mod portal;
 pub mod sync;

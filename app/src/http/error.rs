@@ -159,6 +159,13 @@ impl From<&HubSpotError> for ApiError {
                 None,
                 err.to_string(),
             ),
+            HubSpotError::NotConnected(_) => (
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                true,
+                Some(false),
+                format!("{err}; connect it at /api/integrations/hubspot/install"),
+            ),
             HubSpotError::Unreachable(_) => (
                 StatusCode::BAD_GATEWAY,
                 ErrorCode::Upstream,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod contacts;
 pub mod dashboard;
 pub mod error;
+pub mod integrations;
 pub mod outbox;
 pub mod probe;
 pub mod state;
@@ -99,6 +100,26 @@ fn table() -> Table {
         Public,
         post(webhooks::receive).layer(DefaultBodyLimit::max(crate::domain::event::MAX_BODY)),
     )
+    .route(
+        "/api/integrations/hubspot/install",
+        Public,
+        get(integrations::install),
+    )
+    .route(
+        "/api/integrations/hubspot/callback",
+        Public,
+        get(integrations::callback),
+    )
+    .route(
+        "/api/integrations/hubspot/status",
+        Public,
+        get(integrations::status),
+    )
+    .route(
+        "/api/integrations/hubspot/portals/{portalId}",
+        Public,
+        axum::routing::delete(integrations::disconnect),
+    )
     .route("/dashboard", Public, get(dashboard::page))
     .route("/dashboard/login", Public, post(dashboard::login))
     .route("/metrics", Internal, get(system::metrics))
@@ -143,6 +164,8 @@ pub fn router(state: Shared) -> Router {
         outbox::list, outbox::retry,
         sync::run,
         webhooks::receive,
+        integrations::install, integrations::callback, integrations::status,
+        integrations::disconnect,
         dashboard::page, dashboard::login,
     ),
     modifiers(&Security),
@@ -153,6 +176,7 @@ pub fn router(state: Shared) -> Router {
         (name = "outbox", description = "The queue of writes to HubSpot"),
         (name = "sync", description = "The pull sync from HubSpot"),
         (name = "webhooks", description = "HubSpot's signed event deliveries"),
+        (name = "integrations", description = "HubSpot portals connected by OAuth"),
         (name = "dashboard", description = "The operators' page"),
     )
 )]

@@ -18,6 +18,8 @@ pub struct AppState {
     pub inbox: crate::store::inbox::Inbox,
     pub cache: crate::store::cache::Cache,
     pub sync: crate::jobs::sync::Sync,
+    /// The portals connected by OAuth.
+    pub portals: crate::connections::Portals,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: Arc<crate::serve::Drain>,
 }

@@ -3,7 +3,9 @@
 //! answers into typed results.
 
 mod contacts;
+mod error;
 pub mod limiter;
+pub mod oauth;
 pub mod retry;
 pub mod search;
 pub mod signature;
@@ -18,9 +20,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use contacts::{Page, Upserted};
+pub use error::{ApiErrorBody, HubSpotError};
 
 use crate::secret::Secret;
 use limiter::{BudgetStore, Limiter, Permit};
+use oauth::TokenSource;
 use retry::{Failure, RetryPolicy, Verdict};
 
 /// Which budget a call draws on.
@@ -28,16 +32,6 @@ use retry::{Failure, RetryPolicy, Verdict};
 pub enum Bucket {
     General,
     Search,
-}
-
-/// HubSpot's error envelope; every field optional, as HubSpot does not always send them all.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiErrorBody {
-    pub category: Option<String>,
-    pub message: Option<String>,
-    pub correlation_id: Option<String>,
-    pub policy_name: Option<String>,
 }
 
 /// How this service reaches HubSpot (read from the environment by [`crate::config`]).
@@ -51,34 +45,11 @@ pub struct HubSpotSettings {
     pub timeout: Duration,
     /// Client-side budget: (requests, window), from `HUBSPOT_RATE_LIMIT` like `100/10s`.
     pub rate_limit: (u32, Duration),
+    /// The date-based API version the client speaks (`HUBSPOT_API_VERSION`, e.g. `2026-03`).
+    pub api_version: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum HubSpotError {
-    #[error("HubSpot did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("could not reach HubSpot: {0}")]
-    Unreachable(String),
-    #[error("HubSpot answered {status}: {}", .body.message.as_deref().unwrap_or("(no message)"))]
-    Api { status: u16, body: ApiErrorBody },
-    #[error("HubSpot's answer could not be read: {0}")]
-    Decode(String),
-}
-
-impl HubSpotError {
-    /// 401 / 403: the token is missing, wrong, expired or lacks scopes.
-    pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            HubSpotError::Api {
-                status: 401 | 403,
-                ..
-            }
-        )
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountDetails {
     pub portal_id: u64,
@@ -86,6 +57,9 @@ pub struct AccountDetails {
     pub account_type: Option<String>,
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Where HubSpot keeps the portal's data (`na1`, `eu1`, …).
+    #[serde(default)]
+    pub data_hosting_location: Option<String>,
 }
 
 /// Counts of HubSpot calls (each attempt), for `/api/stats`, `/metrics` and the dashboard.
@@ -106,7 +80,10 @@ pub struct HubSpotClient {
     pub stats: CallStats,
     http: reqwest::Client,
     base: reqwest::Url,
-    token: Secret,
+    tokens: Arc<dyn TokenSource>,
+    /// Names this client's windows in a shared budget: a hash of a private-app token, or the
+    /// portal of an OAuth connection (its tokens change; its budget does not).
+    budget_key: String,
     timeout: Duration,
     policy: RetryPolicy,
     general: Limiter,
@@ -122,7 +99,20 @@ pub struct Budget {
 }
 
 impl HubSpotClient {
+    /// A client on a private-app token.
     pub fn new(settings: &HubSpotSettings, token: Secret) -> anyhow::Result<Self> {
+        use sha2::Digest;
+        let key = hex::encode(&sha2::Sha256::digest(token.expose().as_bytes())[..12]);
+        Self::with_tokens(settings, Arc::new(oauth::Fixed(token)), key)
+    }
+
+    /// A client whose bearer comes from `tokens` (an OAuth connection), its shared budget
+    /// named by `budget_key`.
+    pub fn with_tokens(
+        settings: &HubSpotSettings,
+        tokens: Arc<dyn TokenSource>,
+        budget_key: String,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
@@ -133,7 +123,8 @@ impl HubSpotClient {
             stats: CallStats::default(),
             http,
             base: settings.base_url.clone(),
-            token,
+            tokens,
+            budget_key,
             timeout: settings.timeout,
             policy: RetryPolicy::default(),
             general: Limiter::local(max, span),
@@ -144,8 +135,7 @@ impl HubSpotClient {
     /// Shares the budget with every process that uses the same token and `store` (the app's
     /// database): one window per token and limit, so they stay under HubSpot's limit together.
     pub fn with_shared_budget(mut self, store: Arc<dyn BudgetStore>) -> Self {
-        use sha2::Digest;
-        let token = hex::encode(&sha2::Sha256::digest(self.token.expose().as_bytes())[..12]);
+        let token = &self.budget_key;
         let (max, span) = (self.general.max() as u32, self.general.span());
         self.general = Limiter::shared(max, span, store.clone(), format!("{token}:general"));
         self.search = Limiter::shared(
@@ -246,6 +236,7 @@ impl HubSpotClient {
     ) -> Result<Value, HubSpotError> {
         let mut attempt = 1;
         let mut deadline = None;
+        let mut renewed = false;
         loop {
             let permit = match reserved.take() {
                 Some(permit) => permit,
@@ -257,12 +248,13 @@ impl HubSpotClient {
             if left.is_zero() {
                 return Err(HubSpotError::Timeout(self.timeout));
             }
+            let token = self.tokens.bearer().await?;
             let mut req = self
                 .http
                 .request(method.clone(), self.url(path))
                 .query(query)
                 .timeout(left)
-                .bearer_auth(self.token.expose());
+                .bearer_auth(token.expose());
             if let Some(body) = body {
                 req = req.json(body);
             }
@@ -274,6 +266,14 @@ impl HubSpotClient {
                 Ok(value) => return Ok(value),
                 Err(pair) => pair,
             };
+            // An access token that expired in flight: renew it and send again, once (HubSpot
+            // refused the call, so it did nothing).
+            if !renewed && error.is_expired_token() {
+                renewed = true;
+                self.tokens.expired(&token).await;
+                attempt += 1;
+                continue;
+            }
             let failure = match failure {
                 Failure::Timeout { .. } => Failure::Timeout { idempotent },
                 other => other,

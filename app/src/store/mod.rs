@@ -26,7 +26,9 @@ pub use crate::clock::Clock;
 
 pub mod budget;
 pub mod cache;
+pub mod connections;
 pub mod inbox;
+pub mod oauth_states;
 pub mod outbox;
 pub mod sync;
 

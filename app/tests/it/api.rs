@@ -880,7 +880,13 @@ async fn schemathesis_finds_nothing_against_the_contract() {
         .trim()
         .to_string();
 
-    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    // OAuth installs on, against the simulator's OAuth (its client secret signs webhooks too).
+    let sim = hubspot_sim::spawn(SimConfig {
+        oauth_clients: vec![("contract-client".into(), "contract-webhook-secret".into())],
+        ..SimConfig::unthrottled()
+    })
+    .await
+    .unwrap();
     let dir = std::env::temp_dir().join(format!("app-contract-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -892,6 +898,16 @@ async fn schemathesis_finds_nothing_against_the_contract() {
         ADMIN,
     )
     .env("HUBSPOT_CLIENT_SECRET", "contract-webhook-secret")
+    .env("HUBSPOT_CLIENT_ID", "contract-client")
+    .env(
+        "HUBSPOT_REDIRECT_URI",
+        format!("http://127.0.0.1:{port}/api/integrations/hubspot/callback"),
+    )
+    .env(
+        "HUBSPOT_AUTHORIZE_URL",
+        format!("{}/oauth/authorize", sim.base_url()),
+    )
+    .env("TOKEN_ENCRYPTION_KEY", common::ENCRYPTION_KEY)
     .stdout(std::process::Stdio::null())
     .stderr(std::fs::File::create(dir.join("app.log")).unwrap())
     .spawn()
@@ -933,7 +949,11 @@ async fn schemathesis_finds_nothing_against_the_contract() {
     let _ = app.wait();
     let summary = out
         .lines()
-        .find(|l| l.contains(" generated"))
+        .map(str::trim)
+        .find(|l| {
+            l.split_whitespace().next().is_some_and(|n| n.parse::<u64>().is_ok())
+                && l.contains(" generated")
+        })
         .unwrap_or("no summary")
         .trim()
         .to_string();

@@ -1,5 +1,8 @@
 //! Helpers shared by the app's integration test modules (each uses some of them).
 
+/// A `TOKEN_ENCRYPTION_KEY` for tests (32 bytes of 0x01, base64).
+pub const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
 use app::config::Settings;
 use serde_json::Value;
 

@@ -4,8 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod oauth;
+
 pub use crate::hubspot::HubSpotSettings;
 pub use crate::secret::Secret;
+pub use oauth::OAuthSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -39,6 +42,9 @@ pub struct Settings {
     /// so contacts HubSpot's lagging search index had not shown yet are not missed.
     pub sync_overlap: Duration,
     pub hubspot: HubSpotSettings,
+    /// Customers connect portals by OAuth (`HUBSPOT_CLIENT_ID` and the rest); `None`: only the
+    /// private-app token of `HUBSPOT_ACCESS_TOKEN`.
+    pub oauth: Option<OAuthSettings>,
     pub version: String,
     pub slot: String,
     /// Guards the admin routes (`/api/contacts*`); unset means they answer 503.
@@ -89,6 +95,16 @@ impl Settings {
                 )
             })?,
         };
+        let api_version = get("HUBSPOT_API_VERSION").unwrap_or_else(|| "2026-03".into());
+        let api_version = api_version.trim().to_string();
+        let dated = api_version.len() == 7
+            && chrono::NaiveDate::parse_from_str(&format!("{api_version}-01"), "%Y-%m-%d").is_ok();
+        if !dated {
+            return Err(bad(
+                "HUBSPOT_API_VERSION",
+                format!("'{api_version}' is not a date-based version like 2026-03"),
+            ));
+        }
         let enabled =
             get("HUBSPOT_ENABLED").map_or(Ok(true), |v| parse_bool("HUBSPOT_ENABLED", &v))?;
         let send_live =
@@ -253,7 +269,9 @@ impl Settings {
                 send_live,
                 timeout,
                 rate_limit,
+                api_version,
             },
+            oauth: oauth::from_lookup(&get)?,
             version: get("APP_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
             slot: get("APP_SLOT").unwrap_or_else(|| "local".into()),
             admin_token: get("ADMIN_TOKEN").map(|t| Secret::new(t.trim())),

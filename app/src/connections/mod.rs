@@ -1,0 +1,288 @@
+//! Connected HubSpot portals, as a use case: the OAuth install (a single-use state in the shared
+//! database, bound to the browser that started it), the callback that stores the portal's
+//! tokens sealed, a client per portal whose tokens refresh themselves ([`tokens`]), the status
+//! of every connection, uninstall, and key rotation.
+//!
+//! A private-app token (`HUBSPOT_ACCESS_TOKEN`) is one more connection: listed with its portal,
+//! never refreshed.
+//!
+//! May not import: `axum`, `sqlx`, `crate::http`.
+
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::crypto::Keyring;
+use crate::domain::portal::{ConnectionKind, PortalId};
+use crate::hubspot::limiter::BudgetStore;
+use crate::hubspot::oauth::{OAuthClient, OAuthError};
+use crate::hubspot::{HubSpotClient, HubSpotError, HubSpotSettings};
+use crate::secret::Secret;
+use crate::store::connections::{Connection, Connections, SealedTokens};
+use crate::store::oauth_states::{OAuthStates, StateRefused};
+use crate::store::StoreError;
+use tokens::{context, OAuthTokens};
+
+/// How long an install may take, from the install link to the callback.
+pub const STATE_TTL: Duration = Duration::from_secs(600);
+
+/// Why an install's callback stored nothing. Each is shown to the customer as a page.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("HubSpot says the install was not allowed ({0}).")]
+    Denied(String),
+    #[error("This install link is not known here; start the install again.")]
+    UnknownState,
+    #[error("This install link was already used; start the install again.")]
+    UsedState,
+    #[error("This install link expired (installs must finish within 10 minutes); start again.")]
+    ExpiredState,
+    #[error("This install was started in another browser; start it again in this one.")]
+    OtherBrowser,
+    #[error("HubSpot did not accept the install's code ({0}); start the install again.")]
+    Refused(String),
+    #[error("HubSpot could not be asked: {0}")]
+    HubSpot(#[from] HubSpotError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+fn random() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The app's connected portals.
+#[derive(Debug, Clone)]
+pub struct Portals {
+    store: Connections,
+    states: OAuthStates,
+    settings: HubSpotSettings,
+    oauth: Option<(Arc<OAuthClient>, Keyring)>,
+    budget: Option<Arc<dyn BudgetStore>>,
+    owner: String,
+    clients: Arc<Mutex<HashMap<PortalId, Arc<HubSpotClient>>>>,
+}
+
+/// Where to send the browser to install, and the cookie that binds the install to it.
+#[derive(Debug, Clone)]
+pub struct Install {
+    pub authorize_url: url::Url,
+    pub browser: Secret,
+}
+
+impl Portals {
+    pub fn new(
+        store: Connections,
+        states: OAuthStates,
+        settings: HubSpotSettings,
+        oauth: Option<(Arc<OAuthClient>, Keyring)>,
+        budget: Option<Arc<dyn BudgetStore>>,
+        owner: String,
+    ) -> Self {
+        Self {
+            store,
+            states,
+            settings,
+            oauth,
+            budget,
+            owner,
+            clients: Arc::default(),
+        }
+    }
+
+    pub fn oauth_enabled(&self) -> bool {
+        self.oauth.is_some()
+    }
+
+    fn oauth(&self) -> Result<&(Arc<OAuthClient>, Keyring), HubSpotError> {
+        self.oauth.as_ref().ok_or_else(|| {
+            HubSpotError::NotConnected(
+                "OAuth installs are off (set HUBSPOT_CLIENT_ID, HUBSPOT_CLIENT_SECRET, HUBSPOT_REDIRECT_URI and TOKEN_ENCRYPTION_KEY)".into(),
+            )
+        })
+    }
+
+    /// Starts an install: a fresh state, stored hashed and bound to a fresh browser secret.
+    pub async fn begin_install(&self) -> Result<Install, InstallError> {
+        let (client, _) = self.oauth()?;
+        let (state, browser) = (random(), random());
+        let expires = self.store.now_ms() + STATE_TTL.as_millis() as i64;
+        self.states
+            .new_state(&hash(&state), &hash(&browser), expires)
+            .await?;
+        Ok(Install {
+            authorize_url: client.authorize_url(&state),
+            browser: Secret::new(browser),
+        })
+    }
+
+    /// Finishes an install: checks the state (once, in the browser that started it),
+    /// exchanges the code, reads the portal's account and stores the connection.
+    pub async fn finish_install(
+        &self,
+        code: Option<&str>,
+        state: Option<&str>,
+        error: Option<&str>,
+        browser: Option<&str>,
+    ) -> Result<Connection, InstallError> {
+        let (client, keyring) = self.oauth()?;
+        if let Some(error) = error {
+            return Err(InstallError::Denied(error.chars().take(100).collect()));
+        }
+        let (Some(code), Some(state)) = (code, state) else {
+            return Err(InstallError::UnknownState);
+        };
+        let checked = self
+            .states
+            .use_state(&hash(state), &hash(browser.unwrap_or_default()))
+            .await?;
+        checked.map_err(|refused| match refused {
+            StateRefused::Unknown => InstallError::UnknownState,
+            StateRefused::Used => InstallError::UsedState,
+            StateRefused::Expired => InstallError::ExpiredState,
+            StateRefused::OtherBrowser => InstallError::OtherBrowser,
+        })?;
+        let grant = client.exchange(code).await.map_err(|e| match e {
+            OAuthError::Transport(t) => InstallError::HubSpot(t),
+            other => InstallError::Refused(other.to_string()),
+        })?;
+        // The portal is the account the new token reads.
+        let probe = HubSpotClient::new(&self.settings, grant.access_token.clone())
+            .map_err(|e| HubSpotError::Unreachable(e.to_string()))?;
+        let (details, _) = probe.account_details().await?;
+        let portal = PortalId(details.portal_id);
+        let now = self.store.now_ms();
+        let sealed = SealedTokens {
+            access: keyring.seal(&grant.access_token, &context("access_token", portal)),
+            refresh: Some(keyring.seal(&grant.refresh_token, &context("refresh_token", portal))),
+            expires_at: Some(now + grant.expires_in as i64 * 1000),
+            refreshed_at: Some(now),
+        };
+        let account = serde_json::to_value(&details).ok();
+        self.store
+            .connect(
+                portal,
+                ConnectionKind::Oauth,
+                &client.app().scopes,
+                &sealed,
+                account.as_ref(),
+            )
+            .await?;
+        self.clients.lock().remove(&portal);
+        tracing::info!(%portal, "a HubSpot portal was connected");
+        Ok(self.store.get(portal).await?.expect("just stored"))
+    }
+
+    /// The client of a connected portal (one per portal per process, so its limiter and its
+    /// token are shared by every caller here).
+    pub fn client(&self, portal: PortalId) -> Result<Arc<HubSpotClient>, HubSpotError> {
+        if let Some(client) = self.clients.lock().get(&portal) {
+            return Ok(client.clone());
+        }
+        let (oauth, keyring) = self.oauth()?;
+        let tokens = OAuthTokens::new(
+            portal,
+            self.store.clone(),
+            oauth.clone(),
+            keyring.clone(),
+            self.owner.clone(),
+        );
+        let mut client = HubSpotClient::with_tokens(
+            &self.settings,
+            Arc::new(tokens),
+            format!("portal:{portal}"),
+        )
+        .map_err(|e| HubSpotError::Unreachable(e.to_string()))?;
+        if let Some(budget) = &self.budget {
+            client = client.with_shared_budget(budget.clone());
+        }
+        let client = Arc::new(client);
+        self.clients.lock().insert(portal, client.clone());
+        Ok(client)
+    }
+
+    /// Every connection, for status.
+    pub async fn list(&self) -> Result<Vec<Connection>, StoreError> {
+        self.store.list().await
+    }
+
+    /// Uninstalls a portal: its tokens are deleted here and its refresh token revoked at
+    /// HubSpot. `Ok(false)` when no such portal was connected.
+    pub async fn disconnect(&self, portal: PortalId) -> Result<bool, InstallError> {
+        let Some(refresh) = self.store.disconnect(portal).await? else {
+            return Ok(false);
+        };
+        self.clients.lock().remove(&portal);
+        if let (Some(sealed), Ok((client, keyring))) = (refresh, self.oauth()) {
+            match keyring.open(&sealed, &context("refresh_token", portal)) {
+                Ok(refresh) => {
+                    if let Err(e) = client.revoke(&refresh).await {
+                        tracing::warn!(%portal, error = %e, "could not revoke the refresh token at HubSpot; it is deleted here");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%portal, error = %e, "the stored refresh token does not open; deleted without revoking")
+                }
+            }
+        }
+        tracing::info!(%portal, "a HubSpot portal was disconnected");
+        Ok(true)
+    }
+
+    /// Re-seals every token under the current key. Safe beside running processes: a row that
+    /// changed since it was read (a refresh) is read again. Returns how many rows changed.
+    pub async fn rotate_keys(&self) -> Result<usize, InstallError> {
+        let (_, keyring) = self.oauth()?;
+        let mut changed = 0;
+        for _round in 0..5 {
+            let mut raced = false;
+            for (portal, access, refresh) in self.store.all_sealed().await? {
+                let reseal = |sealed: &Option<String>,
+                              kind: &str|
+                 -> Result<Option<String>, InstallError> {
+                    match sealed {
+                        Some(s) if keyring.is_stale(s) => {
+                            let plain = keyring.open(s, &context(kind, portal)).map_err(|e| {
+                                InstallError::Refused(format!("portal {portal}'s {kind}: {e}"))
+                            })?;
+                            Ok(Some(keyring.seal(&plain, &context(kind, portal))))
+                        }
+                        other => Ok(other.clone()),
+                    }
+                };
+                let new = (
+                    reseal(&access, "access_token")?,
+                    reseal(&refresh, "refresh_token")?,
+                );
+                if new == (access.clone(), refresh.clone()) {
+                    continue;
+                }
+                if self
+                    .store
+                    .reseal(portal, (&access, &refresh), (&new.0, &new.1))
+                    .await?
+                {
+                    changed += 1;
+                } else {
+                    raced = true;
+                }
+            }
+            if !raced {
+                return Ok(changed);
+            }
+        }
+        Ok(changed)
+    }
+}
