@@ -104,7 +104,13 @@ impl Application {
             settings.hubspot.clone(),
             oauth,
             Some(Arc::new(db.clone())),
-            crate::identity::this_process(),
+            // A refresh lease names its holder; several `Application`s in one process (tests)
+            // must not take each other's for their own.
+            format!(
+                "{}#{:08x}",
+                crate::identity::this_process(),
+                rand::random::<u32>()
+            ),
         );
         let listener = TcpListener::bind(settings.listen)
             .await

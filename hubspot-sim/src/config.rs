@@ -242,6 +242,7 @@ impl SimConfig {
         Self {
             rate_limit: RateSpec::new(u32::MAX, Duration::from_secs(10)),
             search_rate_limit: RateSpec::new(u32::MAX, Duration::from_secs(1)),
+            oauth_rate_limit: RateSpec::new(u32::MAX, Duration::from_secs(10)),
             ..Self::default()
         }
     }

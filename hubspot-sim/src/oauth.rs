@@ -124,6 +124,19 @@ impl OAuth {
         self.inner.lock().grants.clone()
     }
 
+    /// Every access token issued: (token, its refresh token, hub id), for tests that look for
+    /// tokens where they must not be.
+    pub fn issued(&self) -> Vec<Value> {
+        let tokens = self.inner.lock();
+        tokens
+            .access
+            .iter()
+            .map(|(token, a)| {
+                json!({"access_token": token, "refresh_token": a.refresh, "hub_id": a.install.hub_id})
+            })
+            .collect()
+    }
+
     pub fn reset(&self) {
         *self.inner.lock() = Tokens::default();
     }
@@ -491,10 +504,10 @@ pub async fn token_info(
     })))
 }
 
-/// `GET /_sim/oauth`: token grants by type.
+/// `GET /_sim/oauth`: token grants by type, and the tokens issued.
 pub async fn admin_grants(State(state): State<Shared>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({ "grants": state.oauth.grants() })),
+        Json(json!({ "grants": state.oauth.grants(), "issued": state.oauth.issued() })),
     )
 }

@@ -139,15 +139,20 @@ impl Settings {
                     format!("'{region_raw}' is not a two-letter country code like US or GB"),
                 )
             })?;
-        let rate_limit = match get("HUBSPOT_RATE_LIMIT") {
-            None => (100, Duration::from_secs(10)),
-            Some(raw) => parse_rate(&raw).ok_or_else(|| {
-                bad(
-                    "HUBSPOT_RATE_LIMIT",
-                    format!("'{raw}' is not a budget; write COUNT/WINDOW, e.g. 100/10s"),
-                )
-            })?,
-        };
+        let configured_rate = get("HUBSPOT_RATE_LIMIT")
+            .map(|raw| {
+                parse_rate(&raw).ok_or_else(|| {
+                    bad(
+                        "HUBSPOT_RATE_LIMIT",
+                        format!("'{raw}' is not a budget; write COUNT/WINDOW, e.g. 100/10s"),
+                    )
+                })
+            })
+            .transpose()?;
+        // HubSpot's limits: a private app 100/10s (Free/Starter), an OAuth app 110/10s per
+        // installing portal. HUBSPOT_RATE_LIMIT sets both.
+        let rate_limit = configured_rate.unwrap_or((100, Duration::from_secs(10)));
+        let oauth_rate_limit = configured_rate.unwrap_or((110, Duration::from_secs(10)));
         let token = [
             "HUBSPOT_ACCESS_TOKEN",
             "HUBSPOT_PRIVATE_APP_TOKEN",
@@ -269,6 +274,7 @@ impl Settings {
                 send_live,
                 timeout,
                 rate_limit,
+                oauth_rate_limit,
                 api_version,
             },
             oauth: oauth::from_lookup(&get)?,

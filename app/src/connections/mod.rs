@@ -199,12 +199,13 @@ impl Portals {
             keyring.clone(),
             self.owner.clone(),
         );
-        let mut client = HubSpotClient::with_tokens(
-            &self.settings,
-            Arc::new(tokens),
-            format!("portal:{portal}"),
-        )
-        .map_err(|e| HubSpotError::Unreachable(e.to_string()))?;
+        let settings = HubSpotSettings {
+            rate_limit: self.settings.oauth_rate_limit,
+            ..self.settings.clone()
+        };
+        let mut client =
+            HubSpotClient::with_tokens(&settings, Arc::new(tokens), format!("portal:{portal}"))
+                .map_err(|e| HubSpotError::Unreachable(e.to_string()))?;
         if let Some(budget) = &self.budget {
             client = client.with_shared_budget(budget.clone());
         }

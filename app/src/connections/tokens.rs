@@ -39,6 +39,9 @@ pub struct OAuthTokens {
     owner: String,
     /// The token in use.
     current: Mutex<Option<Held>>,
+    /// One renewal at a time in this process: callers that meet an old token together wait
+    /// for the first one's renewal and reuse it.
+    renewing: tokio::sync::Mutex<()>,
 }
 
 /// An access token and its lifetime (epoch ms).
@@ -64,6 +67,7 @@ impl OAuthTokens {
             keyring,
             owner,
             current: Mutex::new(None),
+            renewing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -210,9 +214,13 @@ impl OAuthTokens {
 impl TokenSource for OAuthTokens {
     fn bearer(&self) -> BoxFuture<'_, Result<Secret, HubSpotError>> {
         Box::pin(async move {
-            let held = self.current.lock().clone();
-            if let Some(held) = held.filter(|h| self.fresh(h)) {
+            let fresh = || self.current.lock().clone().filter(|h| self.fresh(h));
+            if let Some(held) = fresh() {
                 return Ok(held.token);
+            }
+            let _turn = self.renewing.lock().await;
+            if let Some(held) = fresh() {
+                return Ok(held.token); // renewed while this caller waited its turn
             }
             let held = self.renew(None).await?;
             let token = held.token.clone();
@@ -224,6 +232,11 @@ impl TokenSource for OAuthTokens {
     fn expired(&self, used: &Secret) -> BoxFuture<'_, ()> {
         let used = used.clone();
         Box::pin(async move {
+            let _turn = self.renewing.lock().await;
+            let current = self.current.lock().clone();
+            if current.is_some_and(|h| h.token.expose() != used.expose() && self.fresh(&h)) {
+                return; // another caller here renewed it already
+            }
             match self.renew(Some(&used)).await {
                 Ok(fresh) => *self.current.lock() = Some(fresh),
                 Err(e) => {

@@ -45,6 +45,8 @@ pub struct HubSpotSettings {
     pub timeout: Duration,
     /// Client-side budget: (requests, window), from `HUBSPOT_RATE_LIMIT` like `100/10s`.
     pub rate_limit: (u32, Duration),
+    /// The same for each portal connected by OAuth (HubSpot: 110/10s per installing portal).
+    pub oauth_rate_limit: (u32, Duration),
     /// The date-based API version the client speaks (`HUBSPOT_API_VERSION`, e.g. `2026-03`).
     pub api_version: String,
 }

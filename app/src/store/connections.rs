@@ -185,7 +185,7 @@ impl Connections {
         let taken = sqlx::query(
             "UPDATE hubspot_connections SET refresh_owner = $1, refresh_until = $2
              WHERE portal_id = $3 AND state = 'connected'
-               AND (refresh_owner IS NULL OR refresh_until < $4 OR refresh_owner = $1)",
+               AND (refresh_owner IS NULL OR refresh_until < $4)",
         )
         .bind(owner)
         .bind(until)

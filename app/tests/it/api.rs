@@ -951,7 +951,9 @@ async fn schemathesis_finds_nothing_against_the_contract() {
         .lines()
         .map(str::trim)
         .find(|l| {
-            l.split_whitespace().next().is_some_and(|n| n.parse::<u64>().is_ok())
+            l.split_whitespace()
+                .next()
+                .is_some_and(|n| n.parse::<u64>().is_ok())
                 && l.contains(" generated")
         })
         .unwrap_or("no summary")

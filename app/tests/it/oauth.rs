@@ -1,0 +1,487 @@
+//! Portals connected by OAuth, against the simulator's OAuth: the install dance as a browser
+//! does it (without following redirects, so every hop is checked), a refused state in each of
+//! its ways, tokens sealed in the database file, refresh ahead of expiry, exactly one refresh
+//! per expiry across two processes, a revoked refresh token, uninstall, and key rotation.
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::domain::portal::{ConnectionState, PortalId};
+use app::Application;
+use hubspot_sim::SimConfig;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const ADMIN: &str = "oauth-admin";
+const CLIENT: &str = "app-client";
+const SECRET: &str = "app-client-secret";
+const PORTAL: u64 = 62_515;
+
+struct T {
+    sim: hubspot_sim::RunningSim,
+    dir: std::path::PathBuf,
+    apps: Vec<(String, app::http::Shared)>,
+    browser: reqwest::Client,
+}
+
+fn vars(sim: &hubspot_sim::RunningSim, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("APP_LISTEN", "127.0.0.1:0".into()),
+        ("ADMIN_TOKEN", ADMIN.into()),
+        ("HUBSPOT_BASE_URL", sim.base_url()),
+        ("HUBSPOT_ENABLED", "false".into()),
+        ("DATABASE_URL", format!("sqlite://{}/app.db", dir.display())),
+        ("SYNC_SCHEDULE", "off".into()),
+        // Not about the budget: calls as fast as the tests make them.
+        ("HUBSPOT_RATE_LIMIT", "100000/10s".into()),
+        ("HUBSPOT_CLIENT_ID", CLIENT.into()),
+        ("HUBSPOT_CLIENT_SECRET", SECRET.into()),
+        // The callback's host is only a name here: the test carries the browser over.
+        (
+            "HUBSPOT_REDIRECT_URI",
+            "https://app.example/api/integrations/hubspot/callback".into(),
+        ),
+        (
+            "HUBSPOT_AUTHORIZE_URL",
+            format!("{}/oauth/authorize", sim.base_url()),
+        ),
+        ("TOKEN_ENCRYPTION_KEY", common::ENCRYPTION_KEY.into()),
+    ]
+}
+
+impl T {
+    /// A simulator whose access tokens live `ttl`, and `processes` apps on one database.
+    async fn start(ttl: Duration, processes: usize) -> T {
+        let sim = hubspot_sim::spawn(SimConfig {
+            oauth_clients: vec![(CLIENT.into(), SECRET.into())],
+            access_token_ttl: ttl,
+            ..SimConfig::unthrottled()
+        })
+        .await
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "app-oauth-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut t = T {
+            sim,
+            dir,
+            apps: Vec::new(),
+            browser: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+        };
+        for _ in 0..processes {
+            t.add_app(&[]).await;
+        }
+        t
+    }
+
+    async fn add_app(&mut self, extra: &[(&str, &str)]) {
+        let settings = common::settings_with(&vars(&self.sim, &self.dir), extra);
+        let app = Application::build(settings).await.unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state();
+        tokio::spawn(app.run(std::future::pending()));
+        self.apps.push((base, state));
+    }
+
+    fn base(&self) -> &str {
+        &self.apps[0].0
+    }
+
+    /// The install as a browser does it: the app's link, HubSpot's page, back to the callback.
+    /// Returns the callback's status and page.
+    async fn install(&self, tamper: impl FnOnce(&mut url::Url)) -> (StatusCode, String) {
+        let start = self
+            .browser
+            .get(format!("{}/api/integrations/hubspot/install", self.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), StatusCode::FOUND);
+        let to_hubspot = start.headers()["location"].to_str().unwrap().to_string();
+        assert!(to_hubspot.starts_with(&format!("{}/oauth/authorize?", self.sim.base_url())));
+        let hubspot = self.browser.get(&to_hubspot).send().await.unwrap();
+        assert_eq!(hubspot.status(), StatusCode::FOUND);
+        let back = hubspot.headers()["location"].to_str().unwrap();
+        let mut back = url::Url::parse(back).unwrap();
+        assert_eq!(back.path(), "/api/integrations/hubspot/callback");
+        tamper(&mut back);
+        let callback = format!(
+            "{}{}?{}",
+            self.base(),
+            back.path(),
+            back.query().unwrap_or_default()
+        );
+        let r = self.browser.get(callback).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn status(&self) -> Value {
+        common::get_json(
+            &reqwest::Client::new(),
+            &format!("{}/api/integrations/hubspot/status", self.base()),
+            Some(ADMIN),
+        )
+        .await
+    }
+
+    async fn sim_oauth(&self) -> Value {
+        reqwest::get(format!("{}/_sim/oauth", self.sim.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn refreshes(&self) -> u64 {
+        self.sim_oauth().await["grants"]["refresh_token"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn a_portal_installed_by_oauth_is_connected_and_its_tokens_are_sealed() {
+    let t = T::start(Duration::from_secs(1800), 1).await;
+    let (status, page) = t.install(|_| {}).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!("Portal {PORTAL} is connected")),
+        "{page}"
+    );
+
+    let status = t.status().await;
+    assert_eq!(status["oauth"], true);
+    let c = &status["connections"][0];
+    assert_eq!(c["portal_id"], PORTAL);
+    assert_eq!(c["kind"], "oauth");
+    assert_eq!(c["state"], "connected");
+    assert_eq!(c["scopes"][0], "oauth");
+    assert!(c["expires_at"].as_i64().unwrap() > chrono::Utc::now().timestamp_millis() + 1_700_000);
+    assert!(
+        !status.to_string().contains("access-"),
+        "no token in the status: {status}"
+    );
+
+    // The portal's client works with the stored (sealed) token.
+    let client = t.apps[0].1.portals.client(PortalId(PORTAL)).unwrap();
+    let (details, _) = client.account_details().await.unwrap();
+    assert_eq!(details.portal_id, PORTAL);
+
+    // Neither token is in the database files in clear.
+    let issued = t.sim_oauth().await["issued"].clone();
+    let (access, refresh) = (
+        issued[0]["access_token"].as_str().unwrap().to_string(),
+        issued[0]["refresh_token"].as_str().unwrap().to_string(),
+    );
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&t.dir).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("v1."), "the sealed tokens are there");
+    assert!(
+        !text.contains(&access) && !text.contains(&refresh),
+        "a token in clear in the database file"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_install_stores_nothing_and_says_why() {
+    let t = T::start(Duration::from_secs(1800), 1).await;
+    // The customer says no.
+    let r = t
+        .browser
+        .get(format!(
+            "{}/api/integrations/hubspot/callback?error=access_denied&state=x",
+            t.base()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("not allowed"));
+    // A state nobody issued.
+    let (status, page) = t
+        .install(|u| {
+            let code = u
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .unwrap()
+                .1
+                .to_string();
+            u.set_query(Some(&format!("code={code}&state=forged")));
+        })
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not known here"), "{page}");
+    // The right state, from another browser (no install cookie).
+    let start = t
+        .browser
+        .get(format!("{}/api/integrations/hubspot/install", t.base()))
+        .send()
+        .await
+        .unwrap();
+    let to_hubspot = start.headers()["location"].to_str().unwrap().to_string();
+    let back = t.browser.get(&to_hubspot).send().await.unwrap();
+    let back = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let elsewhere = reqwest::Client::new()
+        .get(format!(
+            "{}{}?{}",
+            t.base(),
+            back.path(),
+            back.query().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+    assert!(elsewhere.text().await.unwrap().contains("another browser"));
+    // ... and that state is not used up by the attempt: the right browser still finishes it.
+    let finished = t
+        .browser
+        .get(format!(
+            "{}{}?{}",
+            t.base(),
+            back.path(),
+            back.query().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), StatusCode::OK);
+    // A replayed callback: the state was used.
+    let replay = t
+        .browser
+        .get(format!(
+            "{}{}?{}",
+            t.base(),
+            back.path(),
+            back.query().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        t.status().await["connections"].as_array().unwrap().len(),
+        1,
+        "only the good install"
+    );
+}
+
+#[tokio::test]
+async fn access_tokens_are_refreshed_ahead_of_expiry_once_per_expiry_across_two_processes() {
+    // Tokens of 2 s: refreshed when a tenth of their life is left.
+    let t = T::start(Duration::from_secs(2), 2).await;
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    let clients: Vec<_> = t
+        .apps
+        .iter()
+        .map(|(_, s)| s.portals.client(PortalId(PORTAL)).unwrap())
+        .collect();
+    let started = std::time::Instant::now();
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Both processes call HubSpot continuously for 5 s: 2 s tokens, so two or three expiries.
+    let mut tasks = Vec::new();
+    for client in clients {
+        for _ in 0..3 {
+            let (client, calls) = (client.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                while started.elapsed() < Duration::from_secs(5) {
+                    client
+                        .account_details()
+                        .await
+                        .expect("no call fails across an expiry");
+                    calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let refreshes = t.refreshes().await;
+    println!(
+        "{refreshes} refreshes, {} calls, {:?}",
+        calls.load(std::sync::atomic::Ordering::Relaxed),
+        started.elapsed()
+    );
+    // One refresh per expiry whatever the number of callers: 5 s / (2 s less the margin).
+    assert!(
+        (2..=3).contains(&refreshes),
+        "{refreshes} refreshes for ~{} calls",
+        calls.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let expired: u64 = common::route_statuses(&t.sim, "/account-info/v3/details")
+        .await
+        .iter()
+        .filter(|(s, _)| *s == 401)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(expired, 0, "refreshed ahead: no call met an expired token");
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_needs_reauthorization_and_a_reinstall_resumes() {
+    let t = T::start(Duration::from_secs(1), 1).await;
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    let issued = t.sim_oauth().await["issued"].clone();
+    let refresh = issued[0]["refresh_token"].as_str().unwrap();
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/oauth/2026-03/token/revoke", t.sim.base_url()))
+        .form(&[
+            ("token", refresh),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let client = t.apps[0].1.portals.client(PortalId(PORTAL)).unwrap();
+    let err = client.account_details().await.unwrap_err();
+    assert!(
+        err.to_string().contains("reauthorization required"),
+        "{err}"
+    );
+    let c = &t.status().await["connections"][0];
+    assert_eq!(c["state"], "reauthorization_required");
+    assert!(c["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("refused the refresh token"));
+    // The customer installs again: connected, and the same client works.
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    let client = t.apps[0].1.portals.client(PortalId(PORTAL)).unwrap();
+    assert_eq!(client.account_details().await.unwrap().0.portal_id, PORTAL);
+    let connection = t.apps[0].1.portals.list().await.unwrap();
+    assert_eq!(connection[0].state, ConnectionState::Connected);
+}
+
+#[tokio::test]
+async fn uninstall_revokes_at_hubspot_and_forgets_the_tokens() {
+    let t = T::start(Duration::from_secs(1800), 1).await;
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    let issued = t.sim_oauth().await["issued"].clone();
+    let access = issued[0]["access_token"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}/api/integrations/hubspot/portals/{p}", t.base());
+    let r = http
+        .delete(url("62515"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http.delete(url("62515")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "admin only");
+    let r = http
+        .delete(url("999"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = http
+        .delete(url("not-a-hub"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(t.status().await["connections"][0]["state"], "disconnected");
+    // HubSpot ended the install: the old access token no longer works there.
+    let r = http
+        .get(format!("{}/crm/v3/objects/contacts", t.sim.base_url()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let err = t.apps[0]
+        .1
+        .portals
+        .client(PortalId(PORTAL))
+        .unwrap()
+        .account_details()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not connected"), "{err}");
+}
+
+/// Rotation while another process runs on the old key list: everything is re-sealed under the
+/// new key, both processes keep working, and a tampered token is a clear error.
+#[tokio::test]
+async fn keys_rotate_while_two_processes_run_and_tampering_is_refused() {
+    let mut t = T::start(Duration::from_secs(1800), 1).await;
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    let new_key = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    t.add_app(&[
+        ("TOKEN_ENCRYPTION_KEY", new_key),
+        ("TOKEN_ENCRYPTION_OLD_KEYS", common::ENCRYPTION_KEY),
+    ])
+    .await;
+    let (old, new) = (&t.apps[0].1, &t.apps[1].1);
+    assert_eq!(new.portals.rotate_keys().await.unwrap(), 1);
+    assert_eq!(
+        new.portals.rotate_keys().await.unwrap(),
+        0,
+        "nothing left to re-seal"
+    );
+    assert_eq!(
+        new.portals
+            .client(PortalId(PORTAL))
+            .unwrap()
+            .account_details()
+            .await
+            .unwrap()
+            .0
+            .portal_id,
+        PORTAL
+    );
+    // The process still on the old key alone cannot open the new seals: a clear error.
+    let err = old
+        .portals
+        .client(PortalId(PORTAL))
+        .unwrap()
+        .account_details()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not open"), "{err}");
+    // A flipped byte in the stored token: refused, named, no crash and no plaintext.
+    let db = &new.db;
+    let sealed: String = sqlx::query_scalar("SELECT access_token FROM hubspot_connections")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let mut chars: Vec<char> = sealed.chars().collect();
+    let at = chars.len() - 5;
+    chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+    let forged: String = chars.into_iter().collect();
+    sqlx::query("UPDATE hubspot_connections SET access_token = $1")
+        .bind(&forged)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    t.add_app(&[("TOKEN_ENCRYPTION_KEY", new_key)]).await;
+    let fresh = &t.apps[2].1;
+    let err = fresh
+        .portals
+        .client(PortalId(PORTAL))
+        .unwrap()
+        .account_details()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("tampered"), "{err}");
+}
