@@ -50,7 +50,7 @@ impl HubSpotClient {
             .call_reserved(
                 reserved,
                 Method::POST,
-                "/crm/v3/objects/contacts/batch/upsert",
+                &self.paths.batch("contacts", "upsert"),
                 &[],
                 Some(&body),
                 Bucket::General,
@@ -106,7 +106,7 @@ impl HubSpotClient {
 }
 
 impl HubSpotClient {
-    /// `GET /crm/v3/objects/contacts/{email}?idProperty=email`; `None` for HubSpot's 404.
+    /// `GET …/contacts/{email}?idProperty=email`; `None` for HubSpot's 404.
     pub async fn contact_by_email(
         &self,
         email: &crate::domain::contact::Email,
@@ -114,7 +114,7 @@ impl HubSpotClient {
         self.get_contact(email.as_str(), Some("email")).await
     }
 
-    /// `GET /crm/v3/objects/contacts/{id}`; `None` for HubSpot's 404 (deleted or never existed).
+    /// `GET …/contacts/{id}`; `None` for HubSpot's 404 (deleted or never existed).
     pub async fn contact_by_id(&self, id: &str) -> Result<Option<Value>, HubSpotError> {
         self.get_contact(id, None).await
     }
@@ -124,7 +124,7 @@ impl HubSpotClient {
         key: &str,
         id_property: Option<&str>,
     ) -> Result<Option<Value>, HubSpotError> {
-        let path = format!("/crm/v3/objects/contacts/{}", urlencoding::encode(key));
+        let path = self.paths.object("contacts", key);
         let mut query = vec![("properties", crate::domain::contact::READ_PROPERTIES)];
         if let Some(p) = id_property {
             query.push(("idProperty", p));
@@ -139,11 +139,11 @@ impl HubSpotClient {
         }
     }
 
-    /// `POST /crm/v3/objects/contacts/search`, held to the search budget (5/s).
+    /// `POST …/contacts/search`, held to the search budget (5/s).
     pub async fn search_contacts(&self, request: &Value) -> Result<Value, HubSpotError> {
         self.call(
             Method::POST,
-            "/crm/v3/objects/contacts/search",
+            &self.paths.search("contacts"),
             &[],
             Some(request),
             Bucket::Search,
@@ -161,7 +161,7 @@ pub struct Page {
 }
 
 impl HubSpotClient {
-    /// `GET /crm/v3/objects/contacts?limit=100&after=…`: one page of the full listing.
+    /// `GET …/contacts?limit=100&after=…`: one page of the full listing.
     pub async fn list_contacts(&self, after: Option<&str>) -> Result<Page, HubSpotError> {
         let mut query = vec![
             ("limit", "100"),
@@ -173,7 +173,7 @@ impl HubSpotClient {
         let value = self
             .call(
                 Method::GET,
-                "/crm/v3/objects/contacts",
+                &self.paths.objects("contacts"),
                 &query,
                 None,
                 Bucket::General,

@@ -4,6 +4,7 @@
 
 mod contacts;
 mod error;
+pub mod paths;
 pub mod limiter;
 pub mod oauth;
 pub mod retry;
@@ -83,6 +84,7 @@ pub struct HubSpotClient {
     http: reqwest::Client,
     base: reqwest::Url,
     tokens: Arc<dyn TokenSource>,
+    paths: paths::Paths,
     /// Names this client's windows in a shared budget: a hash of a private-app token, or the
     /// portal of an OAuth connection (its tokens change; its budget does not).
     budget_key: String,
@@ -126,6 +128,7 @@ impl HubSpotClient {
             http,
             base: settings.base_url.clone(),
             tokens,
+            paths: paths::Paths::new(&settings.api_version),
             budget_key,
             timeout: settings.timeout,
             policy: RetryPolicy::default(),
@@ -349,14 +352,14 @@ impl HubSpotClient {
         }
     }
 
-    /// `GET /account-info/v3/details`: proves reachability and the token. Returns the details
+    /// `GET /account-info/{version}/details`: proves reachability and the token. Returns the details
     /// and the round-trip time (retries included).
     pub async fn account_details(&self) -> Result<(AccountDetails, Duration), HubSpotError> {
         let started = Instant::now();
         let value = self
             .call(
                 Method::GET,
-                "/account-info/v3/details",
+                &self.paths.account_details(),
                 &[],
                 None,
                 Bucket::General,

@@ -1,4 +1,4 @@
-//! HubSpot's contact search requests (`POST /crm/v3/objects/contacts/search`), built in one
+//! HubSpot's contact search requests (`POST …/contacts/search`), built in one
 //! place: by email or phone (an exact filter) or by free text.
 
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! Incremental pull sync of contacts into the local contact cache.
 //!
-//! The first run lists every contact (`GET /crm/v3/objects/contacts`, paged). Later runs search
+//! The first run lists every contact (`GET /crm/objects/2026-03/contacts`, paged). Later runs search
 //! for contacts modified since the cursor (`lastmodifieddate`, ascending) minus an overlap window
 //! for HubSpot's search lag, up to the moment the run started. Search pages stop at 10,000
 //! results, so a run restarts its search from the last timestamp it saw; when more than 10,000

@@ -165,7 +165,7 @@ impl TestApp {
 
     /// Statuses the simulator gave for account-info, in status order, with counts.
     async fn account_info_statuses(&self) -> Vec<(u64, u64)> {
-        common::route_statuses(&self.sim, "/account-info/v3/details").await
+        common::route_statuses(&self.sim, "/account-info/2026-03/details").await
     }
 }
 
@@ -350,7 +350,7 @@ async fn post_survives_a_lost_connection_without_duplicating() {
     let t = spawn_app(SimConfig::default(), &[]).await;
     common::sim_fault(
         &t.sim,
-        json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1, "drop": true}),
+        json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "times": 1, "drop": true}),
     )
     .await;
     let (status, reply) = t.post(r#"{"email": "once@example.com"}"#).await;

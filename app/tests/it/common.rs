@@ -253,7 +253,7 @@ pub async fn interleaved_writes_scenario(db: &str) -> ScenarioFigures {
 
     // The neighbour: 150 requests/s for 3 s on the same token, three times the budget.
     let neighbour = tokio::spawn({
-        let url = format!("{}/crm/v3/objects/contacts?limit=1", sim.base_url());
+        let url = format!("{}/crm/objects/2026-03/contacts?limit=1", sim.base_url());
         async move {
             let http = reqwest::Client::new();
             let until = Instant::now() + Duration::from_secs(3);
@@ -265,7 +265,7 @@ pub async fn interleaved_writes_scenario(db: &str) -> ScenarioFigures {
     });
     sim_fault(
         &sim,
-        serde_json::json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 4, "status": 503}),
+        serde_json::json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "times": 4, "status": 503}),
     )
     .await;
     let post = |base: String, contacts: Vec<Value>| {
@@ -348,7 +348,7 @@ pub async fn interleaved_writes_scenario(db: &str) -> ScenarioFigures {
         "{} contacts end with an older write: {wrong:?}",
         wrong.len()
     );
-    let calls = route_statuses(&sim, "/crm/v3/objects/{object_type}/batch/{action}").await;
+    let calls = route_statuses(&sim, "/crm/objects/2026-03/{object_type}/batch/{action}").await;
     let count = |status| calls.iter().find(|(s, _)| *s == status).map_or(0, |c| c.1);
     ScenarioFigures {
         contacts: N,

@@ -322,7 +322,7 @@ async fn access_tokens_are_refreshed_ahead_of_expiry_once_per_expiry_across_two_
         "{refreshes} refreshes for ~{} calls",
         calls.load(std::sync::atomic::Ordering::Relaxed)
     );
-    let expired: u64 = common::route_statuses(&t.sim, "/account-info/v3/details")
+    let expired: u64 = common::route_statuses(&t.sim, "/account-info/2026-03/details")
         .await
         .iter()
         .filter(|(s, _)| *s == 401)
@@ -403,7 +403,7 @@ async fn uninstall_revokes_at_hubspot_and_forgets_the_tokens() {
     assert_eq!(t.status().await["connections"][0]["state"], "disconnected");
     // HubSpot ended the install: the old access token no longer works there.
     let r = http
-        .get(format!("{}/crm/v3/objects/contacts", t.sim.base_url()))
+        .get(format!("{}/crm/objects/2026-03/contacts", t.sim.base_url()))
         .bearer_auth(&access)
         .send()
         .await

@@ -61,7 +61,7 @@ fn quick() -> OutboxConfig {
 /// Upsert requests the simulator answered, by status. The simulator counts by route pattern;
 /// the app makes no other batch call.
 async fn upsert_calls(sim: &hubspot_sim::RunningSim) -> Vec<(u64, u64)> {
-    common::route_statuses(sim, "/crm/v3/objects/{object_type}/batch/{action}").await
+    common::route_statuses(sim, "/crm/objects/2026-03/{object_type}/batch/{action}").await
 }
 
 /// Every contact in the simulator: email → firstname. Fails on a duplicate email.
@@ -150,7 +150,7 @@ async fn hubspot_down_then_back_loses_nothing_and_writes_each_contact_once() {
     // retries included), then it is back.
     let r = reqwest::Client::new()
         .post(format!("{}/_sim/faults", sim.base_url()))
-        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 12, "status": 503}))
+        .json(&json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "times": 12, "status": 503}))
         .send()
         .await
         .unwrap();
@@ -193,7 +193,7 @@ async fn a_429_storm_from_a_neighbour_on_the_same_token_loses_nothing() {
     // (a flood as fast as the test's one thread allows would starve the simulator's answers
     // instead, and turn the storm into timeouts).
     let neighbour = tokio::spawn({
-        let url = format!("{}/crm/v3/objects/contacts?limit=1", sim.base_url());
+        let url = format!("{}/crm/objects/2026-03/contacts?limit=1", sim.base_url());
         async move {
             let http = reqwest::Client::new();
             let until = Instant::now() + Duration::from_secs(4);
@@ -277,7 +277,7 @@ async fn hubspot_down_for_minutes_then_back_with_the_worker_running() {
     // A 500, which the client does not retry itself: every attempt is the outbox's.
     let fault = common::sim_fault(
         &sim,
-        json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 500}),
+        json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "status": 500}),
     )
     .await;
     let contacts: Vec<ContactInput> = (0..250)
@@ -332,7 +332,7 @@ async fn items_that_keep_failing_go_dead_and_can_be_replayed() {
     reqwest::Client::new()
         .post(format!("{}/_sim/faults", sim.base_url()))
         .json(
-            &json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1000, "status": 500}),
+            &json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "times": 1000, "status": 500}),
         )
         .send()
         .await
@@ -425,7 +425,7 @@ async fn an_older_write_retrying_is_never_sent_after_a_newer_one() {
     let http = reqwest::Client::new();
     let fault = common::sim_fault(
         &sim,
-        json!({"path": "/crm/v3/objects/contacts/batch/upsert", "status": 503}),
+        json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "status": 503}),
     )
     .await;
     let ca = client(&sim);
@@ -475,7 +475,7 @@ async fn a_replayed_dead_write_never_overwrites_a_newer_value() {
     let http = reqwest::Client::new();
     http.post(format!("{}/_sim/faults", sim.base_url()))
         .json(
-            &json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1000, "status": 500}),
+            &json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "times": 1000, "status": 500}),
         )
         .send()
         .await
@@ -571,7 +571,7 @@ async fn an_app_killed_mid_batch_sends_everything_after_restart() {
     let base = format!("http://127.0.0.1:{port}");
     // Batches hang for 3 s at HubSpot: the kill lands while the first is in flight.
     http.post(format!("{}/_sim/faults", sim.base_url()))
-        .json(&json!({"path": "/crm/v3/objects/contacts/batch/upsert", "times": 1, "latency_ms": 3000}))
+        .json(&json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "times": 1, "latency_ms": 3000}))
         .send()
         .await
         .unwrap();

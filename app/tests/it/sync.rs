@@ -95,7 +95,7 @@ async fn first_run_lists_everything_then_runs_pick_up_only_changes() {
     assert_eq!(status.status, RunState::Idle);
     assert_eq!(status.cursor, Some(START), "the cursor is the run's start");
     assert_eq!(
-        t.requests("/crm/v3/objects/{object_type}").await,
+        t.requests("/crm/objects/2026-03/{object_type}").await,
         5,
         "4.5 pages of 100"
     );
@@ -139,7 +139,7 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_page() {
     // Each listing page takes 100 ms at HubSpot; the run is killed after a few pages.
     t.http
         .post(format!("{}/_sim/faults", t.sim.base_url()))
-        .json(&json!({"path": "/crm/v3/objects/contacts", "method": "GET", "times": 1000, "latency_ms": 100}))
+        .json(&json!({"path": "/crm/objects/2026-03/contacts", "method": "GET", "times": 1000, "latency_ms": 100}))
         .send()
         .await
         .unwrap();
@@ -168,9 +168,9 @@ async fn a_run_killed_mid_way_is_resumed_from_its_last_page() {
     assert!(err.to_string().contains("already running"), "{err}");
     // Two minutes without a committed page: the run is abandoned and taken over.
     t.clock.advance(Duration::from_secs(180));
-    let before = t.requests("/crm/v3/objects/{object_type}").await;
+    let before = t.requests("/crm/objects/2026-03/{object_type}").await;
     t.run().await;
-    let after = t.requests("/crm/v3/objects/{object_type}").await;
+    let after = t.requests("/crm/objects/2026-03/{object_type}").await;
     assert_eq!(t.cached().await, 2_000);
     let pages = after - before;
     assert!(

@@ -252,7 +252,7 @@ async fn lookups_serve_a_stale_entry_when_hubspot_is_down() {
     tokio::time::sleep(Duration::from_millis(400)).await; // past the TTL
     common::sim_fault(
         &t.sim,
-        json!({"path": "/crm/v3/objects/contacts/search", "times": 1000, "status": 503}),
+        json!({"path": "/crm/objects/2026-03/contacts/search", "times": 1000, "status": 503}),
     )
     .await;
     let r = t.admin("/api/contacts/lookup?phone=%2B442079460958").await;
