@@ -50,6 +50,46 @@ use crate::jobs::supervise;
 use crate::store::outbox::{Outbox, OutboxConfig};
 use crate::store::Db;
 
+/// The connected portals of `settings` on `db`.
+fn portals(settings: &Settings, db: &Db) -> anyhow::Result<crate::connections::Portals> {
+    let oauth = match &settings.oauth {
+        Some(o) => Some((
+            Arc::new(crate::hubspot::oauth::OAuthClient::new(
+                &settings.hubspot,
+                o.app.clone(),
+            )?),
+            o.keyring.clone(),
+        )),
+        None => None,
+    };
+    Ok(crate::connections::Portals::new(
+        crate::store::connections::Connections::new(db.clone()),
+        crate::store::oauth_states::OAuthStates::new(db.clone()),
+        settings.hubspot.clone(),
+        oauth,
+        Some(Arc::new(db.clone())),
+        // A refresh lease names its holder; several `Application`s in one process (tests)
+        // must not take each other's for their own.
+        format!(
+            "{}#{:08x}",
+            crate::identity::this_process(),
+            rand::random::<u32>()
+        ),
+    ))
+}
+
+/// `app keys rotate`: re-seals every stored token under `TOKEN_ENCRYPTION_KEY` (the old keys in
+/// `TOKEN_ENCRYPTION_OLD_KEYS`), safely beside running processes. Returns how many portals'
+/// tokens changed.
+pub async fn rotate_keys(settings: Settings) -> anyhow::Result<usize> {
+    anyhow::ensure!(
+        settings.oauth.is_some(),
+        "key rotation needs the OAuth settings (HUBSPOT_CLIENT_ID, …, TOKEN_ENCRYPTION_KEY)"
+    );
+    let db = Db::connect(settings.database_url.expose()).await?;
+    Ok(portals(&settings, &db)?.rotate_keys().await?)
+}
+
 pub struct Application {
     listener: TcpListener,
     unix: Option<tokio::net::UnixListener>,
@@ -88,30 +128,7 @@ impl Application {
             cache.clone(),
             settings.sync_overlap,
         );
-        let oauth = match &settings.oauth {
-            Some(o) => Some((
-                Arc::new(crate::hubspot::oauth::OAuthClient::new(
-                    &settings.hubspot,
-                    o.app.clone(),
-                )?),
-                o.keyring.clone(),
-            )),
-            None => None,
-        };
-        let portals = crate::connections::Portals::new(
-            crate::store::connections::Connections::new(db.clone()),
-            crate::store::oauth_states::OAuthStates::new(db.clone()),
-            settings.hubspot.clone(),
-            oauth,
-            Some(Arc::new(db.clone())),
-            // A refresh lease names its holder; several `Application`s in one process (tests)
-            // must not take each other's for their own.
-            format!(
-                "{}#{:08x}",
-                crate::identity::this_process(),
-                rand::random::<u32>()
-            ),
-        );
+        let portals = portals(&settings, &db)?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;

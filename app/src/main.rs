@@ -28,6 +28,26 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::args().nth(1).as_deref() == Some("keys") {
+        return match std::env::args().nth(2).as_deref() {
+            Some("rotate") => match app::rotate_keys(settings).await {
+                Ok(n) => {
+                    println!("re-sealed the tokens of {n} portal(s) under the current key");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("app keys rotate: {e:#}");
+                    ExitCode::from(1)
+                }
+            },
+            _ => {
+                eprintln!(
+                    "usage: app keys rotate   (re-seal every token under TOKEN_ENCRYPTION_KEY)"
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {

@@ -4,9 +4,9 @@
 
 mod contacts;
 mod error;
-pub mod paths;
 pub mod limiter;
 pub mod oauth;
+pub mod paths;
 pub mod retry;
 pub mod search;
 pub mod signature;

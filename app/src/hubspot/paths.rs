@@ -50,9 +50,15 @@ mod tests {
     fn operations_map_to_date_based_paths() {
         let p = Paths::new("2026-03");
         assert_eq!(p.objects("contacts"), "/crm/objects/2026-03/contacts");
-        assert_eq!(p.object("contacts", "a b@x.com"), "/crm/objects/2026-03/contacts/a%20b%40x.com");
+        assert_eq!(
+            p.object("contacts", "a b@x.com"),
+            "/crm/objects/2026-03/contacts/a%20b%40x.com"
+        );
         assert_eq!(p.search("deals"), "/crm/objects/2026-03/deals/search");
-        assert_eq!(p.batch("contacts", "upsert"), "/crm/objects/2026-03/contacts/batch/upsert");
+        assert_eq!(
+            p.batch("contacts", "upsert"),
+            "/crm/objects/2026-03/contacts/batch/upsert"
+        );
         assert_eq!(p.account_details(), "/account-info/2026-03/details");
     }
 }

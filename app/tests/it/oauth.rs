@@ -433,7 +433,24 @@ async fn keys_rotate_while_two_processes_run_and_tampering_is_refused() {
     ])
     .await;
     let (old, new) = (&t.apps[0].1, &t.apps[1].1);
-    assert_eq!(new.portals.rotate_keys().await.unwrap(), 1);
+    // `app keys rotate`, the real binary, while both processes run.
+    let mut env = vars(&t.sim, &t.dir);
+    env.retain(|(k, _)| *k != "TOKEN_ENCRYPTION_KEY");
+    let rotated = std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+        .args(["keys", "rotate"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("TOKEN_ENCRYPTION_KEY", new_key)
+        .env("TOKEN_ENCRYPTION_OLD_KEYS", common::ENCRYPTION_KEY)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        rotated.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(said.contains("1 portal(s)"), "{said}");
     assert_eq!(
         new.portals.rotate_keys().await.unwrap(),
         0,

@@ -91,7 +91,8 @@ async fn two_app_processes_on_one_postgres_database_send_each_item_once() {
         app.kill().unwrap();
         app.wait().unwrap();
     }
-    let calls = common::route_statuses(&sim, "/crm/objects/2026-03/{object_type}/batch/{action}").await;
+    let calls =
+        common::route_statuses(&sim, "/crm/objects/2026-03/{object_type}/batch/{action}").await;
     assert_eq!(calls, [(200, 30)], "30 full batches: no item sent twice");
     let records = common::sim_records(&sim, "contacts").await;
     assert_eq!(records["count"], 3000);
