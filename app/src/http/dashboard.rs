@@ -140,6 +140,17 @@ async fn decorate(v: &mut Value, s: &AppState) {
         }
     }
     v["errors"] = json!(errors);
+    let portals = s.portals.list().await.unwrap_or_default();
+    v["oauth"] = json!(s.portals.oauth_enabled());
+    v["portals"] = portals
+        .iter()
+        .map(|p| {
+            let mut row = json!(p);
+            row["expires_text"] = json!(when(&json!(p.expires_at)));
+            row["refreshed_text"] = json!(when(&json!(p.refreshed_at)));
+            row
+        })
+        .collect();
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]

@@ -165,3 +165,84 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
     assert_eq!(figure(&dom, "slot"), "local");
     let _ = std::fs::remove_dir_all(profile);
 }
+
+/// The class and text of a portal's state cell on the dashboard.
+fn portal_state(dom: &str, portal: u64) -> String {
+    let row = dom
+        .find(&format!("id=\"portal-{portal}\""))
+        .unwrap_or_else(|| panic!("no portal {portal} on the dashboard: {dom}"));
+    let cell = &dom[row..][dom[row..].find("class=\"state").unwrap()..];
+    let open = cell.find('>').unwrap() + 1;
+    let close = cell.find('<').unwrap();
+    cell[open..close].trim().to_string()
+}
+
+/// The install dance in a real browser: the app's install link, the simulator's authorize page
+/// (which sends the browser straight back, as HubSpot does for a single account), the callback;
+/// then the dashboard lists the portal as connected.
+#[tokio::test]
+async fn a_portal_is_installed_in_a_browser_and_the_dashboard_shows_it() {
+    let sim = hubspot_sim::spawn(SimConfig {
+        oauth_clients: vec![("browser-app".into(), "browser-secret".into())],
+        ..SimConfig::unthrottled()
+    })
+    .await
+    .unwrap();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = std::env::temp_dir().join(format!("app-install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let vars = [
+        ("APP_LISTEN", format!("127.0.0.1:{port}")),
+        ("HUBSPOT_ENABLED", "false".to_string()),
+        ("HUBSPOT_BASE_URL", sim.base_url()),
+        ("ADMIN_TOKEN", ADMIN.to_string()),
+        ("DATABASE_URL", format!("sqlite://{}/app.db", dir.display())),
+        ("SYNC_SCHEDULE", "off".to_string()),
+        ("HUBSPOT_CLIENT_ID", "browser-app".to_string()),
+        ("HUBSPOT_CLIENT_SECRET", "browser-secret".to_string()),
+        (
+            "HUBSPOT_REDIRECT_URI",
+            format!("{base}/api/integrations/hubspot/callback"),
+        ),
+        (
+            "HUBSPOT_AUTHORIZE_URL",
+            format!("{}/oauth/authorize", sim.base_url()),
+        ),
+        ("TOKEN_ENCRYPTION_KEY", common::ENCRYPTION_KEY.to_string()),
+    ];
+    let app = Application::build(common::settings(&vars)).await.unwrap();
+    tokio::spawn(app.run(std::future::pending()));
+
+    let profile = std::env::temp_dir().join(format!("app-install-profile-{}", std::process::id()));
+    let install = format!("{base}/api/integrations/hubspot/install");
+    let dom = tokio::task::spawn_blocking({
+        let profile = profile.clone();
+        move || browse(&install, &profile)
+    })
+    .await
+    .unwrap();
+    assert!(dom.contains("Portal 62515 is connected"), "{dom}");
+
+    // The dashboard, signed in the way an operator does.
+    let signin = format!(
+        r#"<form method="post" action="{base}/dashboard/login"><input name="token" value="{ADMIN}"></form><script>document.forms[0].submit()</script>"#
+    );
+    let pages = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let signin_url = format!("http://{}/signin", pages.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/signin",
+        axum::routing::get(move || async move { axum::response::Html(signin) }),
+    );
+    tokio::spawn(async move { axum::serve(pages, router).await });
+    let dom = tokio::task::spawn_blocking({
+        let profile = profile.join("dashboard");
+        move || browse(&signin_url, &profile)
+    })
+    .await
+    .unwrap();
+    assert_eq!(portal_state(&dom, 62_515), "connected");
+    let _ = std::fs::remove_dir_all(profile);
+    let _ = std::fs::remove_dir_all(dir);
+}
