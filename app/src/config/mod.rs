@@ -153,6 +153,15 @@ impl Settings {
         // installing portal. HUBSPOT_RATE_LIMIT sets both.
         let rate_limit = configured_rate.unwrap_or((100, Duration::from_secs(10)));
         let oauth_rate_limit = configured_rate.unwrap_or((110, Duration::from_secs(10)));
+        let breaker = match get("HUBSPOT_BREAKER") {
+            None => (5, Duration::from_secs(30)),
+            Some(raw) => parse_rate(&raw).ok_or_else(|| {
+                bad(
+                    "HUBSPOT_BREAKER",
+                    format!("'{raw}' is not FAILURES/OPEN_FOR; write e.g. 5/30s (5 failed calls in a row open it for 30 s)"),
+                )
+            })?,
+        };
         let token = [
             "HUBSPOT_ACCESS_TOKEN",
             "HUBSPOT_PRIVATE_APP_TOKEN",
@@ -275,6 +284,7 @@ impl Settings {
                 timeout,
                 rate_limit,
                 oauth_rate_limit,
+                breaker,
                 api_version,
             },
             oauth: oauth::from_lookup(&get)?,

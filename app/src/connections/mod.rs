@@ -214,6 +214,17 @@ impl Portals {
         Ok(client)
     }
 
+    /// The circuit breakers of the portals this process has called.
+    pub fn circuits(
+        &self,
+    ) -> std::collections::BTreeMap<PortalId, crate::hubspot::breaker::CircuitState> {
+        self.clients
+            .lock()
+            .iter()
+            .map(|(portal, client)| (*portal, client.circuit()))
+            .collect()
+    }
+
     /// Every connection, for status.
     pub async fn list(&self) -> Result<Vec<Connection>, StoreError> {
         self.store.list().await

@@ -36,7 +36,7 @@ pub struct EmailQuery {
     (status = 401, description = "No or a wrong admin token", body = ApiError),
     (status = 404, description = "No contact has that email", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
-    (status = 503, description = "Disabled (admin API or HubSpot)", body = ApiError),
+    (status = 503, description = "Disabled (admin API or HubSpot), or calls to HubSpot paused after repeated failures", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn by_email(
     _: AdminAuth,
@@ -90,7 +90,7 @@ pub struct SearchResults {
     (status = 400, description = "No, an overlong or an invalid query", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
-    (status = 503, description = "Disabled (admin API or HubSpot)", body = ApiError),
+    (status = 503, description = "Disabled (admin API or HubSpot), or calls to HubSpot paused after repeated failures", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn search(
     _: AdminAuth,
@@ -262,7 +262,7 @@ async fn lookup_one(s: &AppState, raw: &str) -> Result<PhoneLookup, ApiError> {
     (status = 400, description = "No or an invalid phone", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
     (status = 502, description = "HubSpot failed and nothing is cached", body = ApiError),
-    (status = 503, description = "Admin API off", body = ApiError),
+    (status = 503, description = "Admin API off, or calls to HubSpot paused after repeated failures and nothing is cached", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn lookup_phone(
     _: AdminAuth,

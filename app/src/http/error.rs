@@ -159,6 +159,13 @@ impl From<&HubSpotError> for ApiError {
                 None,
                 err.to_string(),
             ),
+            HubSpotError::CircuitOpen(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Upstream,
+                false,
+                None,
+                format!("{err}; try again then"),
+            ),
             HubSpotError::NotConnected(_) => (
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,

@@ -159,6 +159,9 @@ pub struct Integrations {
     /// Whether customers can connect portals by OAuth here.
     pub oauth: bool,
     pub connections: Vec<Connection>,
+    /// The circuit breaker of each portal this process has called, by portal id: `open` while
+    /// HubSpot keeps failing for it (its calls fail at once until a probe succeeds).
+    pub circuits: std::collections::BTreeMap<String, crate::hubspot::breaker::CircuitState>,
 }
 
 /// Every connected portal: state, scopes, token expiry, last refresh, errors.
@@ -178,6 +181,12 @@ pub async fn status(_: AdminAuth, State(s): State<Shared>) -> Result<Json<Integr
     Ok(Json(Integrations {
         oauth: s.portals.oauth_enabled(),
         connections,
+        circuits: s
+            .portals
+            .circuits()
+            .into_iter()
+            .map(|(portal, state)| (portal.to_string(), state))
+            .collect(),
     }))
 }
 

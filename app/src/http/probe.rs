@@ -46,7 +46,7 @@ pub struct RateLimit {
 #[utoipa::path(get, path = "/api/hubspot/test", tag = "hubspot", responses(
     (status = 200, description = "HubSpot answered and accepted the token", body = HubSpotCheck),
     (status = 502, description = "HubSpot unreachable or the token refused (`hubspot` says which)", body = ApiError),
-    (status = 503, description = "HubSpot integration disabled", body = ApiError),
+    (status = 503, description = "HubSpot integration disabled, or calls to HubSpot paused after repeated failures (circuit breaker)", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn check(State(s): State<Shared>) -> Result<Json<HubSpotCheck>, ApiError> {
     let client = s.hubspot()?;
@@ -88,7 +88,7 @@ pub struct Upserted {
     (status = 400, description = "Invalid contact, or HubSpot refused it", body = ApiError),
     (status = 413, description = "Body over 16 KiB", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
-    (status = 503, description = "HubSpot integration disabled", body = ApiError),
+    (status = 503, description = "HubSpot integration disabled, or calls to HubSpot paused after repeated failures (circuit breaker)", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn upsert(
     State(s): State<Shared>,

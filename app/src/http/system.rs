@@ -137,6 +137,8 @@ pub struct HubSpotStats {
     pub rate_limited: u64,
     pub latency_mean_ms: f64,
     pub latency_max_ms: f64,
+    /// The circuit breaker of the private-app client (`closed` when HubSpot is off).
+    pub circuit: crate::hubspot::breaker::CircuitState,
 }
 
 /// The figures `/api/stats`, `/metrics` and the dashboard show.
@@ -178,6 +180,7 @@ pub async fn collect_stats(s: &AppState) -> Stats {
                         ms(st.latency_total_us.load(Relaxed) as f64 / attempts as f64)
                     },
                     latency_max_ms: ms(st.latency_max_us.load(Relaxed) as f64),
+                    circuit: h.circuit(),
                 }
             }
             None => HubSpotStats {
@@ -186,6 +189,7 @@ pub async fn collect_stats(s: &AppState) -> Stats {
                 rate_limited: 0,
                 latency_mean_ms: 0.0,
                 latency_max_ms: 0.0,
+                circuit: crate::hubspot::breaker::CircuitState::Closed,
             },
         },
         connections: s.drain.open_connections() as u64,

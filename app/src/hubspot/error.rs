@@ -28,9 +28,22 @@ pub enum HubSpotError {
     /// token refused): nothing was sent.
     #[error("{0}")]
     NotConnected(String),
+    /// HubSpot kept failing: calls to this portal fail at once for a while (the circuit
+    /// breaker); then one probe decides.
+    #[error("HubSpot kept failing; calls are paused for {0:?} more")]
+    CircuitOpen(Duration),
 }
 
 impl HubSpotError {
+    /// Whether HubSpot looked down (no answer, a timeout, a 5xx), as opposed to answering.
+    pub fn is_down(&self) -> bool {
+        match self {
+            HubSpotError::Timeout(_) | HubSpotError::Unreachable(_) => true,
+            HubSpotError::Api { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
     /// HubSpot's 401 for an OAuth access token past its expiry.
     pub fn is_expired_token(&self) -> bool {
         matches!(self, HubSpotError::Api { status: 401, body }

@@ -2,6 +2,7 @@
 //! retry policy ([`retry`]) and the client-side rate limiter ([`limiter`]), and turns HubSpot's
 //! answers into typed results.
 
+pub mod breaker;
 mod contacts;
 mod error;
 pub mod limiter;
@@ -10,12 +11,12 @@ pub mod paths;
 pub mod retry;
 pub mod search;
 pub mod signature;
+mod transport;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
@@ -48,6 +49,9 @@ pub struct HubSpotSettings {
     pub rate_limit: (u32, Duration),
     /// The same for each portal connected by OAuth (HubSpot: 110/10s per installing portal).
     pub oauth_rate_limit: (u32, Duration),
+    /// The circuit breaker: (calls failing in a row that open it, how long it stays open),
+    /// from `HUBSPOT_BREAKER` like `5/30s`.
+    pub breaker: (u32, Duration),
     /// The date-based API version the client speaks (`HUBSPOT_API_VERSION`, e.g. `2026-03`).
     pub api_version: String,
 }
@@ -85,6 +89,7 @@ pub struct HubSpotClient {
     base: reqwest::Url,
     tokens: Arc<dyn TokenSource>,
     paths: paths::Paths,
+    breaker: breaker::Breaker,
     /// Names this client's windows in a shared budget: a hash of a private-app token, or the
     /// portal of an OAuth connection (its tokens change; its budget does not).
     budget_key: String,
@@ -129,6 +134,7 @@ impl HubSpotClient {
             base: settings.base_url.clone(),
             tokens,
             paths: paths::Paths::new(&settings.api_version),
+            breaker: breaker::Breaker::new(settings.breaker.0, settings.breaker.1),
             budget_key,
             timeout: settings.timeout,
             policy: RetryPolicy::default(),
@@ -186,30 +192,6 @@ impl HubSpotClient {
         }
     }
 
-    /// When HubSpot says the window's budget is spent, tell the limiter.
-    fn observe(&self, headers: &HeaderMap) {
-        let num = |name: &str| headers.get(name)?.to_str().ok()?.parse::<u64>().ok();
-        if num("x-hubspot-ratelimit-remaining") == Some(0) {
-            let interval = num("x-hubspot-ratelimit-interval-milliseconds").unwrap_or(10_000);
-            self.general.exhausted(Duration::from_millis(interval));
-        }
-    }
-
-    /// Counts one attempt, its latency and its failure, for /api/stats and /metrics.
-    fn record(&self, took: Duration, error: Option<&HubSpotError>) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let us = took.as_micros() as u64;
-        self.stats.attempts.fetch_add(1, Relaxed);
-        self.stats.latency_total_us.fetch_add(us, Relaxed);
-        self.stats.latency_max_us.fetch_max(us, Relaxed);
-        if let Some(e) = error {
-            self.stats.failures.fetch_add(1, Relaxed);
-            if matches!(e, HubSpotError::Api { status: 429, .. }) {
-                self.stats.rate_limited.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
     /// One logical call: waits for budget, sends, and retries what the policy says to retry,
     /// all within `HUBSPOT_TIMEOUT` counted from the first send (each attempt gets what is left;
     /// a retry that could not finish in time is not made).
@@ -227,9 +209,44 @@ impl HubSpotClient {
             .await
     }
 
-    /// [`call`](Self::call), its first attempt on a slot already taken (`reserved`).
+    /// Where this client's circuit breaker stands.
+    pub fn circuit(&self) -> breaker::CircuitState {
+        self.breaker.state()
+    }
+
+    /// Whether a call now would fail at once (the breaker open): work that can wait, waits.
+    pub fn paused(&self) -> bool {
+        self.breaker.refusing()
+    }
+
+    /// [`call`](Self::call), its first attempt on a slot already taken (`reserved`), behind
+    /// the circuit breaker: while it is open the call fails at once.
     #[allow(clippy::too_many_arguments)]
     async fn call_reserved(
+        &self,
+        reserved: Option<Permit<'_>>,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        bucket: Bucket,
+        idempotent: bool,
+    ) -> Result<Value, HubSpotError> {
+        let admission = self.breaker.admit();
+        if let breaker::Admission::Refused(wait) = admission {
+            return Err(HubSpotError::CircuitOpen(wait));
+        }
+        let outcome = self
+            .attempts(reserved, method, path, query, body, bucket, idempotent)
+            .await;
+        let down = outcome.as_ref().err().is_some_and(HubSpotError::is_down);
+        self.breaker.record(admission, down);
+        outcome
+    }
+
+    /// The attempts of one call: budget, send, retry as the policy says, within the deadline.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempts(
         &self,
         mut reserved: Option<Permit<'_>>,
         method: Method,
@@ -292,63 +309,6 @@ impl HubSpotClient {
                 }
                 _ => return Err(error),
             }
-        }
-    }
-
-    async fn attempt(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<Value, (Failure, HubSpotError)> {
-        let resp = req.send().await.map_err(|e| self.classify(e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        self.observe(&headers);
-        let bytes = resp.bytes().await.map_err(|e| self.classify(e))?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| (Failure::Undecodable, HubSpotError::Decode(e.to_string())));
-        }
-        let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
-        let retry_after = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let failure = Failure::Status {
-            status: status.as_u16(),
-            policy: body.policy_name.clone(),
-            retry_after,
-        };
-        Err((
-            failure,
-            HubSpotError::Api {
-                status: status.as_u16(),
-                body,
-            },
-        ))
-    }
-
-    /// Sorts a transport error: never connected (safe to resend), or sent with no answer.
-    fn classify(&self, e: reqwest::Error) -> (Failure, HubSpotError) {
-        if e.is_connect() {
-            (
-                Failure::Connect,
-                HubSpotError::Unreachable(e.without_url().to_string()),
-            )
-        } else if e.is_timeout() {
-            (
-                Failure::Timeout { idempotent: false },
-                HubSpotError::Timeout(self.timeout),
-            )
-        } else {
-            // Sent, then the connection broke: the outcome is unknown, as with a timeout.
-            (
-                Failure::Timeout { idempotent: false },
-                HubSpotError::Unreachable(e.without_url().to_string()),
-            )
         }
     }
 

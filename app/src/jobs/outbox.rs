@@ -44,7 +44,9 @@ impl Worker {
     /// as one batch and records the outcome. Returns how many items were settled (sent or
     /// failed); 0 when nothing was due.
     pub async fn try_once(&self) -> StoreResult<usize> {
-        if !self.outbox.has_due().await? {
+        // While HubSpot's calls are paused (the circuit breaker), items wait: an attempt that
+        // would fail at once must not count against them.
+        if self.client.paused() || !self.outbox.has_due().await? {
             return Ok(0);
         }
         let permit = self.client.reserve().await;

@@ -84,3 +84,61 @@ async fn two_processes_share_one_budget_window() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// HubSpot failing call after call: after `HUBSPOT_BREAKER`'s count the calls fail at once (no
+/// request reaches HubSpot, no deadline is waited), then one probe decides.
+#[tokio::test]
+async fn the_circuit_breaker_fails_fast_then_one_probe_closes_it() {
+    let sim = hubspot_sim::spawn(SimConfig::default()).await.unwrap();
+    let vars = [
+        ("HUBSPOT_ACCESS_TOKEN", "pat-breaker".to_string()),
+        ("HUBSPOT_BASE_URL", sim.base_url()),
+        ("HUBSPOT_BREAKER", "3/1s".to_string()),
+    ];
+    let settings = common::settings(&vars);
+    let client =
+        HubSpotClient::new(&settings.hubspot, settings.hubspot.token.clone().unwrap()).unwrap();
+    let fault = common::sim_fault(
+        &sim,
+        json!({"path": "/account-info", "status": 500, "times": 100}),
+    )
+    .await;
+    for _ in 0..3 {
+        let err = client.account_details().await.unwrap_err();
+        assert!(
+            matches!(err, app::hubspot::HubSpotError::Api { status: 500, .. }),
+            "{err}"
+        );
+    }
+    let started = std::time::Instant::now();
+    let err = client.account_details().await.unwrap_err();
+    assert!(
+        matches!(err, app::hubspot::HubSpotError::CircuitOpen(_)),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(50),
+        "failed at once"
+    );
+    assert_eq!(client.circuit(), app::hubspot::breaker::CircuitState::Open);
+    let hits = |rules: serde_json::Value| rules["faults"][0]["hits"].as_u64().unwrap();
+    let rules = common::get_json(
+        &reqwest::Client::new(),
+        &format!("{}/_sim/faults", sim.base_url()),
+        None,
+    )
+    .await;
+    assert_eq!(hits(rules), 3, "the refused call never reached HubSpot");
+    // HubSpot recovers; after the open time one probe goes through and closes the breaker.
+    reqwest::Client::new()
+        .delete(format!("{}/_sim/faults/{}", sim.base_url(), fault["id"]))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(client.account_details().await.unwrap().0.portal_id, 62_515);
+    assert_eq!(
+        client.circuit(),
+        app::hubspot::breaker::CircuitState::Closed
+    );
+}
