@@ -51,7 +51,11 @@ use crate::store::outbox::{Outbox, OutboxConfig};
 use crate::store::Db;
 
 /// The connected portals of `settings` on `db`.
-fn portals(settings: &Settings, db: &Db) -> anyhow::Result<crate::connections::Portals> {
+fn portals(
+    settings: &Settings,
+    db: &Db,
+    private: Option<Arc<HubSpotClient>>,
+) -> anyhow::Result<crate::connections::Portals> {
     let oauth = match &settings.oauth {
         Some(o) => Some((
             Arc::new(crate::hubspot::oauth::OAuthClient::new(
@@ -75,6 +79,7 @@ fn portals(settings: &Settings, db: &Db) -> anyhow::Result<crate::connections::P
             crate::identity::this_process(),
             rand::random::<u32>()
         ),
+        private,
     ))
 }
 
@@ -87,7 +92,7 @@ pub async fn rotate_keys(settings: Settings) -> anyhow::Result<usize> {
         "key rotation needs the OAuth settings (HUBSPOT_CLIENT_ID, …, TOKEN_ENCRYPTION_KEY)"
     );
     let db = Db::connect(settings.database_url.expose()).await?;
-    Ok(portals(&settings, &db)?.rotate_keys().await?)
+    Ok(portals(&settings, &db, None)?.rotate_keys().await?)
 }
 
 pub struct Application {
@@ -128,7 +133,7 @@ impl Application {
             cache.clone(),
             settings.sync_overlap,
         );
-        let portals = portals(&settings, &db)?;
+        let portals = portals(&settings, &db, hubspot.clone())?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
@@ -182,9 +187,6 @@ impl Application {
                 let worker = jobs::outbox::Worker::new(s.outbox.clone(), client.clone(), owner);
                 jobs.push(tokio::spawn(supervise(worker, clock.clone(), stop())));
             }
-            let processor =
-                jobs::webhooks::Processor::new(s.inbox.clone(), s.cache.clone(), client.clone());
-            jobs.push(tokio::spawn(supervise(processor, clock.clone(), stop())));
             if let Some(schedule) = s.settings.sync_schedule.clone() {
                 let scheduled = jobs::schedule::Scheduled::new(
                     s.sync.clone(),
@@ -195,6 +197,18 @@ impl Application {
                 );
                 jobs.push(tokio::spawn(supervise(scheduled, clock.clone(), stop())));
             }
+        }
+        // Webhook events are read back from their own portal: the private-app account's, or
+        // one connected by OAuth.
+        if self.state.hubspot.is_some() || self.state.portals.oauth_enabled() {
+            let s = &self.state;
+            let processor =
+                jobs::webhooks::Processor::new(s.inbox.clone(), s.cache.clone(), s.portals.clone());
+            jobs.push(tokio::spawn(supervise(
+                processor,
+                clock.clone(),
+                jobs_stopped.clone(),
+            )));
         }
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;

@@ -73,6 +73,10 @@ pub struct Portals {
     budget: Option<Arc<dyn BudgetStore>>,
     owner: String,
     clients: Arc<Mutex<HashMap<PortalId, Arc<HubSpotClient>>>>,
+    /// The private-app token's client (`HUBSPOT_ACCESS_TOKEN`), one more connection.
+    private: Option<Arc<HubSpotClient>>,
+    /// Its portal, read from HubSpot once it is first needed.
+    private_portal: Arc<tokio::sync::OnceCell<PortalId>>,
 }
 
 /// Where to send the browser to install, and the cookie that binds the install to it.
@@ -90,6 +94,7 @@ impl Portals {
         oauth: Option<(Arc<OAuthClient>, Keyring)>,
         budget: Option<Arc<dyn BudgetStore>>,
         owner: String,
+        private: Option<Arc<HubSpotClient>>,
     ) -> Self {
         Self {
             store,
@@ -99,6 +104,67 @@ impl Portals {
             budget,
             owner,
             clients: Arc::default(),
+            private,
+            private_portal: Arc::default(),
+        }
+    }
+
+    /// The portal of the private-app token, asked of HubSpot once; `None` without one, or
+    /// while HubSpot cannot say.
+    pub async fn private_portal(&self) -> Option<PortalId> {
+        let client = self.private.as_ref()?;
+        self.private_portal
+            .get_or_try_init(|| async {
+                client
+                    .account_details()
+                    .await
+                    .map(|(details, _)| PortalId(details.portal_id))
+            })
+            .await
+            .ok()
+            .copied()
+    }
+
+    /// Whether events of `portal` belong here: any portal for a single private-app account,
+    /// otherwise the private app's portal or a connected one. `Err` when that cannot be told
+    /// now (the database, or HubSpot asked for the private app's portal): then nothing is
+    /// refused.
+    pub async fn is_known(&self, portal: PortalId) -> Result<bool, StoreError> {
+        if self.oauth.is_none() {
+            return Ok(true);
+        }
+        if self.private.is_some() {
+            match self.private_portal().await {
+                Some(p) if p == portal => return Ok(true),
+                Some(_) => {}
+                None => return Ok(true),
+            }
+        }
+        Ok(self
+            .store
+            .get(portal)
+            .await?
+            .is_some_and(|c| c.state == crate::domain::portal::ConnectionState::Connected))
+    }
+
+    /// The client for an event or a write of `portal` (`None`: the single account).
+    pub async fn client_for(
+        &self,
+        portal: Option<PortalId>,
+    ) -> Result<Arc<HubSpotClient>, HubSpotError> {
+        let not_connected = || {
+            HubSpotError::NotConnected(format!(
+                "portal {}: not connected here",
+                portal.map_or("(none named)".into(), |p| p.to_string())
+            ))
+        };
+        match (portal, &self.private, &self.oauth) {
+            (None, Some(private), _) | (Some(_), Some(private), None) => Ok(private.clone()),
+            (Some(p), Some(private), Some(_)) if self.private_portal().await == Some(p) => {
+                Ok(private.clone())
+            }
+            (Some(p), _, Some(_)) => self.client(p),
+            _ => Err(not_connected()),
         }
     }
 
@@ -225,9 +291,33 @@ impl Portals {
             .collect()
     }
 
-    /// Every connection, for status.
+    /// Every connection, for status: the private-app token's first (when its portal is
+    /// known), then the stored ones.
     pub async fn list(&self) -> Result<Vec<Connection>, StoreError> {
-        self.store.list().await
+        let mut all = self.store.list().await?;
+        if let (Some(portal), Some(client)) = (self.private_portal.get(), &self.private) {
+            all.insert(
+                0,
+                Connection {
+                    portal_id: *portal,
+                    kind: ConnectionKind::PrivateApp,
+                    state: crate::domain::portal::ConnectionState::Connected,
+                    scopes: Vec::new(),
+                    expires_at: None,
+                    refreshed_at: None,
+                    error_count: client
+                        .stats
+                        .failures
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        as i64,
+                    last_error: None,
+                    account: None,
+                    created_at: 0,
+                    updated_at: 0,
+                },
+            );
+        }
+        Ok(all)
     }
 
     /// Uninstalls a portal: its tokens are deleted here and its refresh token revoked at

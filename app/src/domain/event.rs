@@ -12,6 +12,18 @@ pub struct Event {
     pub subscription_type: String,
     pub object_id: u64,
     pub occurred_at: i64,
+    /// The portal the change happened in.
+    #[serde(default)]
+    pub portal_id: Option<u64>,
+}
+
+/// A recorded event, as the processor reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: i64,
+    pub subscription_type: String,
+    pub object_id: i64,
+    pub portal_id: Option<u64>,
 }
 
 /// Parses a delivery: a non-empty JSON array of events, at most 100.

@@ -21,6 +21,8 @@ pub struct Accepted {
     pub accepted: usize,
     /// Events already recorded by an earlier delivery (HubSpot retries).
     pub duplicates: usize,
+    /// Events of portals not connected here: recorded, never applied.
+    pub refused: usize,
 }
 
 /// Verifies the signature (v3, or v1/v2 where configured) against the public URL HubSpot
@@ -84,7 +86,32 @@ pub async fn receive(
     .map_err(|e| reject(StatusCode::UNAUTHORIZED, e.to_string()))?;
     let events = crate::domain::event::parse(&body)
         .map_err(|message| reject(StatusCode::BAD_REQUEST, message))?;
-    let (new, duplicates) = s.inbox.record(&events).await.map_err(|e| {
+    // Events of a portal not connected here are recorded and refused. When that cannot be
+    // told now, nothing is refused: an event applied twice is harmless, one lost is not.
+    let mut unknown = std::collections::BTreeSet::new();
+    for portal in events
+        .iter()
+        .filter_map(|(e, _)| e.portal_id)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if let Ok(false) = s
+            .portals
+            .is_known(crate::domain::portal::PortalId(portal))
+            .await
+        {
+            unknown.insert(portal);
+        }
+    }
+    let refuse = |e: &crate::domain::event::Event| {
+        e.portal_id
+            .filter(|p| unknown.contains(p))
+            .map(|p| format!("portal {p} is not connected here"))
+    };
+    let refused = events.iter().filter(|(e, _)| refuse(e).is_some()).count();
+    if refused > 0 {
+        tracing::warn!(refused, portals = ?unknown, "webhook events of portals not connected here were recorded and refused");
+    }
+    let (new, duplicates) = s.inbox.record(&events, refuse).await.map_err(|e| {
         // Not recorded: a 5xx makes HubSpot deliver again.
         ApiError::internal(
             &e,
@@ -98,5 +125,6 @@ pub async fn receive(
         status: "accepted",
         accepted: new,
         duplicates,
+        refused,
     }))
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Job, Next};
-use crate::hubspot::HubSpotClient;
+use crate::connections::Portals;
+use crate::domain::portal::PortalId;
 use crate::store::cache::Cache;
 use crate::store::inbox::Inbox;
 
@@ -30,17 +31,18 @@ pub enum ProcessError {
 pub struct Processor {
     inbox: Inbox,
     cache: Cache,
-    client: Arc<HubSpotClient>,
+    /// Each event is read back from its own portal.
+    portals: Portals,
     /// When (on the store's clock) expired events were last deleted.
     cleaned_at: Option<i64>,
 }
 
 impl Processor {
-    pub fn new(inbox: Inbox, cache: Cache, client: Arc<HubSpotClient>) -> Self {
+    pub fn new(inbox: Inbox, cache: Cache, portals: Portals) -> Self {
         Self {
             inbox,
             cache,
-            client,
+            portals,
             cleaned_at: None,
         }
     }
@@ -49,17 +51,22 @@ impl Processor {
     pub async fn process_once(&self) -> Result<usize, ProcessError> {
         let events = self.inbox.unprocessed(100).await?;
         let mut seen = std::collections::BTreeSet::new();
-        for (_, kind, object_id) in &events {
-            if !kind.starts_with("contact.") || !seen.insert(*object_id) {
+        for event in &events {
+            let key = (event.portal_id, event.object_id);
+            if !event.subscription_type.starts_with("contact.") || !seen.insert(key) {
                 continue;
             }
-            let id = object_id.to_string();
-            match self.client.contact_by_id(&id).await? {
+            let client = self
+                .portals
+                .client_for(event.portal_id.map(PortalId))
+                .await?;
+            let id = event.object_id.to_string();
+            match client.contact_by_id(&id).await? {
                 Some(object) => self.cache.put(&object).await?,
                 None => self.cache.remove(&id).await?,
             }
         }
-        let ids: Vec<i64> = events.iter().map(|e| e.0).collect();
+        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         self.inbox.mark_processed(&ids).await?;
         self.inbox
             .stats

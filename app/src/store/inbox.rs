@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::{placeholders, Db, StoreResult};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, Recorded};
 
 /// Processed events are kept this long (for dedupe of late redeliveries), then cleaned up.
 pub const KEEP_EVENTS: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -39,12 +39,15 @@ impl Inbox {
         }
     }
 
-    /// Records events; returns (new, duplicates). Multi-row INSERTs (up to 500 events each,
+    /// Records events; returns (new, duplicates). An event `refuse` names a reason for (a
+    /// portal not connected here) is recorded as processed, with the reason, and never applied.
+    ///  Multi-row INSERTs (up to 500 events each,
     /// far under SQLite's and PostgreSQL's bound-parameter limits) in one write transaction:
     /// the database sees one statement per delivery, not one per event.
     pub async fn record(
         &self,
         events: &[(Event, serde_json::Value)],
+        refuse: impl Fn(&Event) -> Option<String>,
     ) -> StoreResult<(usize, usize)> {
         const PER_STATEMENT: usize = 500;
         let now = self.db.now_ms();
@@ -52,10 +55,10 @@ impl Inbox {
         let mut new = 0;
         for chunk in events.chunks(PER_STATEMENT) {
             let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * 7 + 1, 7)))
+                .map(|i| format!("({})", placeholders(i * 10 + 1, 10)))
                 .collect();
             let sql = format!(
-                "INSERT INTO webhook_events (event_id, subscription_type, object_id, occurred_at, payload, received_at, expires_at)
+                "INSERT INTO webhook_events (event_id, subscription_type, object_id, occurred_at, payload, received_at, expires_at, portal_id, refused, processed_at)
                  VALUES {}
                  ON CONFLICT (event_id, subscription_type, object_id, occurred_at) DO NOTHING",
                 rows.join(", ")
@@ -70,6 +73,11 @@ impl Inbox {
                     .bind(payload.to_string())
                     .bind(now)
                     .bind(now + KEEP_EVENTS.as_millis() as i64);
+                let refused = refuse(e);
+                query = query
+                    .bind(e.portal_id.map(|p| p as i64))
+                    .bind(refused.as_ref().map(|r| crate::mask::text(r)))
+                    .bind(refused.map(|_| now));
             }
             new += query.execute(&mut *w.tx).await?.rows_affected() as usize;
         }
@@ -79,9 +87,9 @@ impl Inbox {
     }
 
     /// Unprocessed events: (row id, subscription type, object id), oldest first.
-    pub async fn unprocessed(&self, limit: i64) -> StoreResult<Vec<(i64, String, i64)>> {
+    pub async fn unprocessed(&self, limit: i64) -> StoreResult<Vec<Recorded>> {
         let rows = sqlx::query(
-            "SELECT id, subscription_type, object_id FROM webhook_events
+            "SELECT id, subscription_type, object_id, portal_id FROM webhook_events
              WHERE processed_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
@@ -89,8 +97,32 @@ impl Inbox {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get("id"), r.get("subscription_type"), r.get("object_id")))
+            .map(|r| Recorded {
+                id: r.get("id"),
+                subscription_type: r.get("subscription_type"),
+                object_id: r.get("object_id"),
+                portal_id: r.get::<Option<i64>, _>("portal_id").map(|p| p as u64),
+            })
             .collect())
+    }
+
+    /// Events refused since `since` (epoch ms), for status: (portal, count).
+    pub async fn refused_since(&self, since: i64) -> StoreResult<Vec<(Option<u64>, i64)>> {
+        Ok(sqlx::query(
+            "SELECT portal_id, COUNT(*) AS n FROM webhook_events
+             WHERE refused IS NOT NULL AND received_at >= $1 GROUP BY portal_id ORDER BY portal_id",
+        )
+        .bind(since)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                r.get::<Option<i64>, _>("portal_id").map(|p| p as u64),
+                r.get("n"),
+            )
+        })
+        .collect())
     }
 
     /// Marks events processed: one UPDATE per 500 ids, in one write transaction.

@@ -54,9 +54,15 @@ fn vars(sim: &hubspot_sim::RunningSim, dir: &std::path::Path) -> Vec<(&'static s
 impl T {
     /// A simulator whose access tokens live `ttl`, and `processes` apps on one database.
     async fn start(ttl: Duration, processes: usize) -> T {
+        Self::start_with(ttl, processes, Vec::new()).await
+    }
+
+    /// [`start`](Self::start), the simulator holding `extra_portals` besides 62515.
+    async fn start_with(ttl: Duration, processes: usize, extra_portals: Vec<u64>) -> T {
         let sim = hubspot_sim::spawn(SimConfig {
             oauth_clients: vec![(CLIENT.into(), SECRET.into())],
             access_token_ttl: ttl,
+            extra_portals,
             ..SimConfig::unthrottled()
         })
         .await
@@ -99,6 +105,15 @@ impl T {
     /// The install as a browser does it: the app's link, HubSpot's page, back to the callback.
     /// Returns the callback's status and page.
     async fn install(&self, tamper: impl FnOnce(&mut url::Url)) -> (StatusCode, String) {
+        self.install_into(None, tamper).await
+    }
+
+    /// [`install`](Self::install), choosing `portal` on HubSpot's page.
+    async fn install_into(
+        &self,
+        portal: Option<u64>,
+        tamper: impl FnOnce(&mut url::Url),
+    ) -> (StatusCode, String) {
         let start = self
             .browser
             .get(format!("{}/api/integrations/hubspot/install", self.base()))
@@ -106,8 +121,11 @@ impl T {
             .await
             .unwrap();
         assert_eq!(start.status(), StatusCode::FOUND);
-        let to_hubspot = start.headers()["location"].to_str().unwrap().to_string();
+        let mut to_hubspot = start.headers()["location"].to_str().unwrap().to_string();
         assert!(to_hubspot.starts_with(&format!("{}/oauth/authorize?", self.sim.base_url())));
+        if let Some(portal) = portal {
+            to_hubspot.push_str(&format!("&portal={portal}"));
+        }
         let hubspot = self.browser.get(&to_hubspot).send().await.unwrap();
         assert_eq!(hubspot.status(), StatusCode::FOUND);
         let back = hubspot.headers()["location"].to_str().unwrap();
@@ -501,4 +519,82 @@ async fn keys_rotate_while_two_processes_run_and_tampering_is_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("tampered"), "{err}");
+}
+
+/// Webhook events name their portal: each is read back through its own portal's connection,
+/// and the events of a portal that is not connected here are recorded and refused.
+#[tokio::test]
+async fn webhook_events_are_routed_by_portal_and_unknown_portals_are_refused() {
+    let t = T::start_with(Duration::from_secs(1800), 1, vec![777]).await;
+    assert_eq!(t.install_into(Some(62_515), |_| {}).await.0, StatusCode::OK);
+    assert_eq!(t.install_into(Some(777), |_| {}).await.0, StatusCode::OK);
+    // Three contacts at HubSpot; their events come from 62515, 777 and 999 (not connected).
+    let issued = t.sim_oauth().await["issued"].clone();
+    let token = issued[0]["access_token"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for email in ["p1@example.com", "p2@example.com", "p3@example.com"] {
+        let created: Value = reqwest::Client::new()
+            .post(format!("{}/crm/objects/2026-03/contacts", t.sim.base_url()))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"properties": {"email": email, "phone": "+14155550199"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_str().unwrap().parse::<u64>().unwrap());
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let events: Vec<Value> = [(ids[0], 62_515), (ids[1], 777), (ids[2], 999)]
+        .iter()
+        .enumerate()
+        .map(|(i, (object, portal))| {
+            serde_json::json!({"eventId": 100 + i, "subscriptionType": "contact.creation",
+                "objectId": object, "occurredAt": now, "portalId": portal})
+        })
+        .collect();
+    let body = serde_json::to_vec(&events).unwrap();
+    let uri = format!("{}/webhooks/hubspot", t.base());
+    let headers = hubspot_sim::webhooks::sign(
+        hubspot_sim::SignatureVersion::V3,
+        SECRET,
+        "POST",
+        &uri,
+        &body,
+        now,
+    );
+    let mut request = reqwest::Client::new().post(&uri).body(body);
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let answer: Value = request.send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["accepted"], 3, "{answer}");
+    assert_eq!(answer["refused"], 1, "{answer}");
+    // The two connected portals' contacts reach the cache; the refused one never does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let cached = t.apps[0].1.cache.len().await.unwrap();
+        if cached >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{cached} cached");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        t.apps[0].1.cache.len().await.unwrap(),
+        2,
+        "the unknown portal's event is not applied"
+    );
+    let read_by: Vec<(u64, u64)> =
+        common::route_statuses(&t.sim, "/crm/objects/2026-03/{object_type}/{id}").await;
+    assert_eq!(
+        read_by.iter().map(|(_, n)| n).sum::<u64>(),
+        2,
+        "{read_by:?}"
+    );
+    // Each was read through its own portal's client.
+    let used: Vec<PortalId> = t.apps[0].1.portals.circuits().into_keys().collect();
+    assert_eq!(used, vec![PortalId(777), PortalId(PORTAL)]);
 }

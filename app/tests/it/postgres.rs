@@ -106,6 +106,7 @@ async fn webhook_events_are_recorded_once_on_postgres_too() {
         .await
         .unwrap();
     let inbox = Inbox::new(db);
+    // Events 1–3 of portal 7, connected; event 4 of portal 8, which is not.
     let event = |id: u64| {
         (
             Event {
@@ -113,21 +114,39 @@ async fn webhook_events_are_recorded_once_on_postgres_too() {
                 subscription_type: "contact.propertyChange".into(),
                 object_id: 900 + id,
                 occurred_at: 1_700_000_000_000,
+                portal_id: Some(if id == 4 { 8 } else { 7 }),
             },
             json!({"eventId": id}),
         )
     };
+    let refuse =
+        |e: &Event| (e.portal_id == Some(8)).then(|| "portal 8 is not connected here".to_string());
     // One delivery repeating an event, then a redelivery overlapping it.
     assert_eq!(
-        inbox.record(&[event(1), event(2), event(1)]).await.unwrap(),
+        inbox
+            .record(&[event(1), event(2), event(1)], refuse)
+            .await
+            .unwrap(),
         (2, 1)
     );
-    assert_eq!(inbox.record(&[event(2), event(3)]).await.unwrap(), (1, 1));
+    assert_eq!(
+        inbox
+            .record(&[event(2), event(3), event(4)], refuse)
+            .await
+            .unwrap(),
+        (2, 1)
+    );
     let pending = inbox.unprocessed(10).await.unwrap();
-    assert_eq!(pending.len(), 3);
-    let ids: Vec<i64> = pending.iter().map(|e| e.0).collect();
+    assert_eq!(
+        pending.len(),
+        3,
+        "the refused event is recorded, not pending"
+    );
+    assert!(pending.iter().all(|e| e.portal_id == Some(7)));
+    assert_eq!(inbox.refused_since(0).await.unwrap(), vec![(Some(8), 1)]);
+    let ids: Vec<i64> = pending.iter().map(|e| e.id).collect();
     inbox.mark_processed(&ids[..2]).await.unwrap();
-    assert_eq!(inbox.unprocessed(10).await.unwrap()[0].0, ids[2]);
+    assert_eq!(inbox.unprocessed(10).await.unwrap()[0].id, ids[2]);
 }
 
 /// Issue 9's scenario on one PostgreSQL database (see `common::interleaved_writes_scenario`):
