@@ -25,7 +25,7 @@ pub struct Connection {
     pub error_count: i64,
     pub last_error: Option<String>,
     /// Account details read at install (time zone, data hosting location, …).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub account: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,

@@ -981,3 +981,30 @@ async fn schemathesis_finds_nothing_against_the_contract() {
     assert!(!log.contains("panicked"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// schemathesis found it: a connection's `account` is `null` for the private-app connection,
+/// and the contract said an object. Every nullable field of a connection says so.
+#[test]
+fn a_connections_nullable_fields_are_nullable_in_the_contract() {
+    let doc = app::http::openapi_json();
+    let props = &doc["components"]["schemas"]["Connection"]["properties"];
+    for field in ["account", "expires_at", "refreshed_at", "last_error"] {
+        let schema = props[field].to_string();
+        assert!(schema.contains("null"), "{field}: {schema}");
+    }
+    let row = serde_json::to_value(app::store::connections::Connection {
+        portal_id: app::domain::portal::PortalId(1),
+        kind: app::domain::portal::ConnectionKind::PrivateApp,
+        state: app::domain::portal::ConnectionState::Connected,
+        scopes: vec![],
+        expires_at: None,
+        refreshed_at: None,
+        error_count: 0,
+        last_error: None,
+        account: None,
+        created_at: 0,
+        updated_at: 0,
+    })
+    .unwrap();
+    assert_eq!(row["account"], Value::Null);
+}
