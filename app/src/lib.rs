@@ -182,11 +182,6 @@ impl Application {
         let mut jobs = Vec::new();
         if let Some(client) = &self.state.hubspot {
             let (s, stop) = (&self.state, || jobs_stopped.clone());
-            if s.settings.outbox_worker {
-                let owner = crate::identity::this_process();
-                let worker = jobs::outbox::Worker::new(s.outbox.clone(), client.clone(), owner);
-                jobs.push(tokio::spawn(supervise(worker, clock.clone(), stop())));
-            }
             if let Some(schedule) = s.settings.sync_schedule.clone() {
                 let scheduled = jobs::schedule::Scheduled::new(
                     s.sync.clone(),
@@ -198,10 +193,20 @@ impl Application {
                 jobs.push(tokio::spawn(supervise(scheduled, clock.clone(), stop())));
             }
         }
-        // Webhook events are read back from their own portal: the private-app account's, or
-        // one connected by OAuth.
+        // Writes go to, and webhook events are read back from, their own portal: the
+        // private-app account's, or one connected by OAuth.
         if self.state.hubspot.is_some() || self.state.portals.oauth_enabled() {
             let s = &self.state;
+            if s.settings.outbox_worker {
+                let owner = crate::identity::this_process();
+                let worker =
+                    jobs::outbox::Worker::for_portals(s.outbox.clone(), s.portals.clone(), owner);
+                jobs.push(tokio::spawn(supervise(
+                    worker,
+                    clock.clone(),
+                    jobs_stopped.clone(),
+                )));
+            }
             let processor =
                 jobs::webhooks::Processor::new(s.inbox.clone(), s.cache.clone(), s.portals.clone());
             jobs.push(tokio::spawn(supervise(

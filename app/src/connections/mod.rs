@@ -8,6 +8,7 @@
 //!
 //! May not import: `axum`, `sqlx`, `crate::http`.
 
+mod rotate;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -145,6 +146,17 @@ impl Portals {
             .get(portal)
             .await?
             .is_some_and(|c| c.state == crate::domain::portal::ConnectionState::Connected))
+    }
+
+    /// Whether writes to `portal` are taken: a known portal, or one waiting for its customer
+    /// to install again (its writes wait in the outbox, and go once it is connected).
+    pub async fn accepts_writes(&self, portal: PortalId) -> Result<bool, StoreError> {
+        if self.is_known(portal).await? {
+            return Ok(true);
+        }
+        Ok(self.store.get(portal).await?.is_some_and(|c| {
+            c.state == crate::domain::portal::ConnectionState::ReauthorizationRequired
+        }))
     }
 
     /// The client for an event or a write of `portal` (`None`: the single account).
@@ -341,50 +353,5 @@ impl Portals {
         }
         tracing::info!(%portal, "a HubSpot portal was disconnected");
         Ok(true)
-    }
-
-    /// Re-seals every token under the current key. Safe beside running processes: a row that
-    /// changed since it was read (a refresh) is read again. Returns how many rows changed.
-    pub async fn rotate_keys(&self) -> Result<usize, InstallError> {
-        let (_, keyring) = self.oauth()?;
-        let mut changed = 0;
-        for _round in 0..5 {
-            let mut raced = false;
-            for (portal, access, refresh) in self.store.all_sealed().await? {
-                let reseal = |sealed: &Option<String>,
-                              kind: &str|
-                 -> Result<Option<String>, InstallError> {
-                    match sealed {
-                        Some(s) if keyring.is_stale(s) => {
-                            let plain = keyring.open(s, &context(kind, portal)).map_err(|e| {
-                                InstallError::Refused(format!("portal {portal}'s {kind}: {e}"))
-                            })?;
-                            Ok(Some(keyring.seal(&plain, &context(kind, portal))))
-                        }
-                        other => Ok(other.clone()),
-                    }
-                };
-                let new = (
-                    reseal(&access, "access_token")?,
-                    reseal(&refresh, "refresh_token")?,
-                );
-                if new == (access.clone(), refresh.clone()) {
-                    continue;
-                }
-                if self
-                    .store
-                    .reseal(portal, (&access, &refresh), (&new.0, &new.1))
-                    .await?
-                {
-                    changed += 1;
-                } else {
-                    raced = true;
-                }
-            }
-            if !raced {
-                return Ok(changed);
-            }
-        }
-        Ok(changed)
     }
 }

@@ -176,20 +176,46 @@ pub struct Queued {
     pub ids: Vec<i64>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PortalQuery {
+    /// The portal (hub id) to write to; unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
+    portal: Option<u64>,
+}
+
 /// Validates the contacts, stores them in the outbox and answers at once; the worker sends
-/// them, in order per contact.
+/// them to their portal, in order per contact.
 #[utoipa::path(post, path = "/api/contacts", tag = "contacts", request_body = EnqueueBody,
-    security(("admin" = [])), responses(
+    params(PortalQuery), security(("admin" = [])), responses(
     (status = 202, description = "Queued", body = Queued),
-    (status = 400, description = "An invalid contact (`fields` names it); nothing was queued", body = ApiError),
+    (status = 400, description = "An invalid contact (`fields` names it) or portal; nothing was queued", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 404, description = "That portal is not connected here (nor waiting for a reinstall); nothing was queued", body = ApiError),
     (status = 413, description = "Body over 1 MiB", body = ApiError),
     (status = 503, description = "Admin API off, or the database failed; nothing was queued", body = ApiError)))]
 pub async fn enqueue(
     _: AdminAuth,
     State(s): State<Shared>,
+    portal: Result<Query<PortalQuery>, QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let Query(PortalQuery { portal }) =
+        portal.map_err(|_| ApiError::invalid("portal: a hub id, like 62515"))?;
+    let portal = portal.map(crate::domain::portal::PortalId);
+    if let Some(p) = portal {
+        let known = s.portals.accepts_writes(p).await.map_err(|e| {
+            ApiError::internal(
+                &e,
+                "reading connections",
+                "could not check the portal; nothing was queued, send again",
+            )
+        })?;
+        if !known {
+            return Err(ApiError::not_found(format!(
+                "portal {p} is not connected here; connect it at /api/integrations/hubspot/install"
+            )));
+        }
+    }
     let body =
         body.map_err(|r| unreadable_body(r, MAX_ENQUEUE_BODY, "send fewer contacts per request"))?;
     let parsed: EnqueueBody =
@@ -216,7 +242,7 @@ pub async fn enqueue(
             serde_json::from_value(value).map_err(|e| invalid(format!("body: {e}")))?;
         inputs.push(ContactInput::from_request(request, s.settings.phone_region).map_err(invalid)?);
     }
-    let ids = s.outbox.enqueue(&inputs).await.map_err(|e| {
+    let ids = s.outbox.enqueue_to(portal, &inputs).await.map_err(|e| {
         ApiError::internal(
             &e,
             "outbox enqueue",

@@ -121,6 +121,12 @@ pub async fn callback(
         )
         .await;
     let jar = jar.remove(Cookie::build(BROWSER_COOKIE).path(COOKIE_PATH));
+    if let Ok(connection) = &outcome {
+        // Its writes that waited for the reinstall go now.
+        if let Err(e) = s.outbox.resume(connection.portal_id).await {
+            tracing::warn!(error = %e, "could not resume a portal's waiting writes; they go at their next try");
+        }
+    }
     let answer = match outcome {
         Ok(connection) => page(
             StatusCode::OK,

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Job, Next};
+use crate::connections::Portals;
 use crate::domain::outbox::{self as order, Claimed};
+use crate::domain::portal::PortalId;
 use crate::hubspot::limiter::Permit;
 use crate::hubspot::retry::RateLimitPolicy;
 use crate::hubspot::{HubSpotClient, HubSpotError};
@@ -20,23 +22,52 @@ const DEAD_LEASE_CHECK: Duration = Duration::from_secs(1);
 /// How long an idle worker waits when nothing wakes it (an enqueue does).
 const IDLE: Duration = Duration::from_secs(1);
 
+/// How long the items of a portal that is not connected wait before they are looked at again.
+pub const HOLD: Duration = Duration::from_secs(60);
+
+/// Where a batch's client comes from.
+#[derive(Debug, Clone)]
+enum Clients {
+    /// One account for every item (tests, and the single private-app account).
+    One(Arc<HubSpotClient>),
+    /// Each portal's own.
+    Portals(Box<Portals>),
+}
+
 /// One worker: this process's, by its [`crate::identity`].
 #[derive(Debug, Clone)]
 pub struct Worker {
     outbox: Outbox,
-    client: Arc<HubSpotClient>,
+    clients: Clients,
     owner: String,
     /// When (on the store's clock) it last looked for dead workers' leases.
     checked_at: Option<i64>,
 }
 
 impl Worker {
+    /// A worker sending every item with `client`.
     pub fn new(outbox: Outbox, client: Arc<HubSpotClient>, owner: impl Into<String>) -> Self {
+        Self::with(outbox, Clients::One(client), owner.into())
+    }
+
+    /// A worker sending each portal's items with that portal's client.
+    pub fn for_portals(outbox: Outbox, portals: Portals, owner: impl Into<String>) -> Self {
+        Self::with(outbox, Clients::Portals(Box::new(portals)), owner.into())
+    }
+
+    fn with(outbox: Outbox, clients: Clients, owner: String) -> Self {
         Self {
             outbox,
-            client,
-            owner: owner.into(),
+            clients,
+            owner,
             checked_at: None,
+        }
+    }
+
+    async fn client(&self, portal: Option<PortalId>) -> Result<Arc<HubSpotClient>, HubSpotError> {
+        match &self.clients {
+            Clients::One(client) => Ok(client.clone()),
+            Clients::Portals(portals) => portals.client_for(portal).await,
         }
     }
 
@@ -44,23 +75,76 @@ impl Worker {
     /// as one batch and records the outcome. Returns how many items were settled (sent or
     /// failed); 0 when nothing was due.
     pub async fn try_once(&self) -> StoreResult<usize> {
+        // The batch comes from the portal whose head is due first.
+        let Some(portal) = self.outbox.next_portal().await? else {
+            return Ok(0);
+        };
+        let client = match self.client(portal).await {
+            Ok(client) => client,
+            // Not connected (never, or reauthorization required): its items wait, and no
+            // attempt is counted against them; a reinstall lets them go.
+            Err(e @ HubSpotError::NotConnected(_)) => {
+                let items = self.outbox.claim_from(&self.owner, portal).await?;
+                let reason = e.to_string();
+                let held: Vec<Outcome<'_>> = items
+                    .iter()
+                    .map(|item| Outcome::Held {
+                        item,
+                        reason: reason.clone(),
+                        wait: HOLD,
+                    })
+                    .collect();
+                self.outbox.settle(&self.owner, &held).await?;
+                return Ok(items.len());
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::mask::text(&e.to_string()), "outbox worker: no client for the next batch yet");
+                return Ok(0);
+            }
+        };
         // While HubSpot's calls are paused (the circuit breaker), items wait: an attempt that
         // would fail at once must not count against them.
-        if self.client.paused() || !self.outbox.has_due().await? {
+        if client.paused() {
             return Ok(0);
         }
-        let permit = self.client.reserve().await;
-        let items = self.outbox.claim(&self.owner).await?;
+        let permit = client.reserve().await;
+        let items = self.outbox.claim_from(&self.owner, portal).await?;
         if items.is_empty() {
             return Ok(0); // another worker took them; the slot goes unused
         }
-        self.send(&items, Some(permit)).await?;
+        self.send_with(&client, &items, Some(permit)).await?;
         Ok(items.len())
     }
 
-    /// Sends claimed `items` (one input per email, folded oldest first) and settles every item
-    /// by the outcome, in one write transaction.
+    /// Sends claimed `items` (one portal's: one input per email, folded oldest first) and
+    /// settles every item by the outcome, in one write transaction.
     pub async fn send(&self, items: &[Item], permit: Option<Permit<'_>>) -> StoreResult<()> {
+        let portal = items
+            .first()
+            .and_then(|i| i.portal_id)
+            .map(|p| PortalId(p as u64));
+        match self.client(portal).await {
+            Ok(client) => self.send_with(&client, items, permit).await,
+            Err(e) => {
+                let failed: Vec<Outcome<'_>> = items
+                    .iter()
+                    .map(|item| Outcome::Held {
+                        item,
+                        reason: e.to_string(),
+                        wait: HOLD,
+                    })
+                    .collect();
+                self.outbox.settle(&self.owner, &failed).await
+            }
+        }
+    }
+
+    async fn send_with(
+        &self,
+        client: &HubSpotClient,
+        items: &[Item],
+        permit: Option<Permit<'_>>,
+    ) -> StoreResult<()> {
         let by_id: BTreeMap<i64, &Item> = items.iter().map(|i| (i.id, i)).collect();
         let claimed: Vec<Claimed<'_>> = items
             .iter()
@@ -90,7 +174,7 @@ impl Worker {
             }
         }
         if !inputs.is_empty() {
-            match self.client.upsert_contacts_with(permit, &inputs).await {
+            match client.upsert_contacts_with(permit, &inputs).await {
                 Ok(results) => {
                     for (result, group) in results.into_iter().zip(groups) {
                         outcomes.extend(group.into_iter().map(|item| match &result {
@@ -106,6 +190,15 @@ impl Worker {
                             },
                         }));
                     }
+                }
+                Err(e @ HubSpotError::NotConnected(_)) => {
+                    // The portal lost its connection mid-way (its refresh token refused): the
+                    // items wait for the reinstall; no attempt is counted.
+                    outcomes.extend(groups.into_iter().flatten().map(|item| Outcome::Held {
+                        item,
+                        reason: e.to_string(),
+                        wait: HOLD,
+                    }));
                 }
                 Err(e) => {
                     // A 429 that reaches here outlived the client's own retries (a DAILY limit,

@@ -598,3 +598,102 @@ async fn webhook_events_are_routed_by_portal_and_unknown_portals_are_refused() {
     let used: Vec<PortalId> = t.apps[0].1.portals.circuits().into_keys().collect();
     assert_eq!(used, vec![PortalId(777), PortalId(PORTAL)]);
 }
+
+/// Contact writes to a portal go through its connection; when HubSpot refuses its refresh token
+/// they wait (not dead, no attempt counted), and the reinstall sends them: none lost, none
+/// written twice.
+#[tokio::test]
+async fn writes_wait_for_a_reinstall_and_then_go_none_lost_or_duplicated() {
+    let t = T::start(Duration::from_secs(1), 1).await;
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    let http = reqwest::Client::new();
+    let write = |first: usize, n: usize| {
+        let contacts: Vec<Value> = (first..first + n)
+            .map(|i| serde_json::json!({"email": format!("held{i}@example.com"), "firstname": "H"}))
+            .collect();
+        http.post(format!("{}/api/contacts?portal={PORTAL}", t.base()))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"contacts": contacts}))
+            .send()
+    };
+    let sim_count = || async {
+        let records = common::sim_records(&t.sim, "contacts").await;
+        let emails: std::collections::BTreeSet<String> = records["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["properties"]["email"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            emails.len(),
+            records["results"].as_array().unwrap().len(),
+            "a duplicate"
+        );
+        emails.len()
+    };
+    let until = |what: &'static str, n: usize| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while sim_count().await < n {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(write(0, 50).await.unwrap().status(), StatusCode::ACCEPTED);
+    until("the first 50 sent", 50).await;
+
+    // The customer's install ends at HubSpot; the access token runs out.
+    let issued = t.sim_oauth().await["issued"].clone();
+    let refresh = issued[0]["refresh_token"].as_str().unwrap();
+    http.post(format!("{}/oauth/2026-03/token/revoke", t.sim.base_url()))
+        .form(&[
+            ("token", refresh),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(write(50, 30).await.unwrap().status(), StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = t.status().await["connections"][0]["state"].clone();
+        let held = common::get_json(
+            &http,
+            &format!("{}/api/outbox?state=pending", t.base()),
+            Some(ADMIN),
+        )
+        .await;
+        if state == "reauthorization_required" && held["items"].as_array().unwrap().len() == 30 {
+            let item = &held["items"][0];
+            assert_eq!(item["attempts"], 0, "waiting is not an attempt: {item}");
+            assert!(
+                item["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("reauthorization required"),
+                "{item}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{state} {held}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim_count().await, 50, "nothing sent while disconnected");
+    // Writes to a portal never connected here are refused outright.
+    let r = http
+        .post(format!("{}/api/contacts?portal=424242", t.base()))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"email": "x@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // The customer installs again: the 30 go at once.
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    until("the held 30 sent after the reinstall", 80).await;
+    let depth = common::get_json(&http, &format!("{}/api/outbox", t.base()), Some(ADMIN)).await;
+    assert_eq!(depth["depth"]["dead"], 0, "{depth}");
+    assert_eq!(depth["depth"]["sent"], 80, "{depth}");
+}

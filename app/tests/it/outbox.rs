@@ -728,3 +728,46 @@ async fn interleaved_writes_across_two_processes_a_crash_and_a_storm_end_with_th
     // would be hundreds.
     assert!(figures.batch_calls_ok <= 60, "{figures:?}");
 }
+
+/// Order and coalescing hold per portal: the same email in two portals is two contacts, never
+/// merged, and a batch is one portal's.
+#[tokio::test]
+async fn the_same_email_in_two_portals_is_two_queues() {
+    use app::domain::portal::PortalId;
+    let outbox = Outbox::new(Db::connect(&temp_db_url("portals")).await.unwrap(), quick());
+    let (a, b) = (Some(PortalId(1)), Some(PortalId(2)));
+    let ia = outbox
+        .enqueue_to(a, &[contact("same@example.com", "A1")])
+        .await
+        .unwrap();
+    let ib = outbox
+        .enqueue_to(b, &[contact("same@example.com", "B1")])
+        .await
+        .unwrap();
+    assert_ne!(ia, ib, "not merged across portals");
+    let again = outbox
+        .enqueue_to(a, &[contact("same@example.com", "A2")])
+        .await
+        .unwrap();
+    assert_eq!(again, ia, "merged within its portal");
+    assert_eq!(
+        outbox.next_portal().await.unwrap(),
+        Some(a),
+        "the oldest head's portal"
+    );
+    let claimed = outbox.claim_from("w", a).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].portal_id, Some(1));
+    assert!(claimed[0].properties.contains("A2"));
+    assert_eq!(
+        outbox.next_portal().await.unwrap(),
+        Some(b),
+        "portal 2's head is still due"
+    );
+    assert!(
+        outbox.claim("w").await.unwrap().is_empty(),
+        "the single account's queue is empty"
+    );
+    let claimed = outbox.claim_from("w", b).await.unwrap();
+    assert!(claimed[0].properties.contains("B1"));
+}

@@ -32,11 +32,13 @@ use sqlx::Row;
 
 use super::{Db, StoreError, StoreResult};
 
+mod claim;
 mod replay;
 mod settle;
 
 use crate::domain::contact::{ContactInput, ContactRequest};
 use crate::domain::outbox::{self as order, ItemState, Properties};
+use crate::domain::portal::PortalId;
 pub use settle::Outcome;
 
 pub const BATCH: i64 = 100;
@@ -64,6 +66,8 @@ impl Default for OutboxConfig {
 pub struct Item {
     pub id: i64,
     pub email: String,
+    /// The portal it is written to (`None`: the single private-app account).
+    pub portal_id: Option<i64>,
     #[serde(skip)]
     pub properties: String,
     #[sqlx(try_from = "String")]
@@ -76,7 +80,7 @@ pub struct Item {
 }
 
 const ITEM_COLUMNS: &str =
-    "id, email, properties, state, attempts, next_attempt_at, last_error, hubspot_id, replayed_as";
+    "id, email, portal_id, properties, state, attempts, next_attempt_at, last_error, hubspot_id, replayed_as";
 
 /// What replaying a dead item did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -141,6 +145,16 @@ impl Outbox {
     /// which waits behind the older ones of its email. Returns the item id each contact landed
     /// in.
     pub async fn enqueue(&self, contacts: &[ContactInput]) -> StoreResult<Vec<i64>> {
+        self.enqueue_to(None, contacts).await
+    }
+
+    /// [`enqueue`](Self::enqueue) to `portal`'s queue: order and coalescing hold per portal.
+    pub async fn enqueue_to(
+        &self,
+        portal: Option<PortalId>,
+        contacts: &[ContactInput],
+    ) -> StoreResult<Vec<i64>> {
+        let portal = portal.map(|p| p.0 as i64);
         let now = self.db.now_ms();
         let mut w = self.db.write().await?;
         let mut ids = Vec::with_capacity(contacts.len());
@@ -149,9 +163,11 @@ impl Outbox {
             let properties = stored(c);
             let newest = sqlx::query(
                 "SELECT id, properties, lease_until FROM outbox
-                 WHERE email = $1 AND state = 'pending' ORDER BY id DESC LIMIT 1",
+                 WHERE email = $1 AND portal_id IS NOT DISTINCT FROM $2 AND state = 'pending'
+                 ORDER BY id DESC LIMIT 1",
             )
             .bind(email)
+            .bind(portal)
             .fetch_optional(&mut *w.tx)
             .await?;
             let unclaimed = newest.filter(|row| {
@@ -181,7 +197,10 @@ impl Outbox {
             }
             let id = match merged_into {
                 Some(id) => id,
-                None => self.insert(&mut w.tx, email, &properties, now).await?,
+                None => {
+                    self.insert(&mut w.tx, portal, email, &properties, now)
+                        .await?
+                }
             };
             ids.push(id);
         }
@@ -193,17 +212,19 @@ impl Outbox {
     async fn insert(
         &self,
         tx: &mut sqlx::AnyConnection,
+        portal: Option<i64>,
         email: &str,
         properties: &Properties,
         now: i64,
     ) -> StoreResult<i64> {
         Ok(sqlx::query(
-            "INSERT INTO outbox (email, properties, state, attempts, next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, 'pending', 0, $3, $3, $3) RETURNING id",
+            "INSERT INTO outbox (email, properties, state, attempts, next_attempt_at, created_at, updated_at, portal_id)
+             VALUES ($1, $2, 'pending', 0, $3, $3, $3, $4) RETURNING id",
         )
         .bind(email)
         .bind(serde_json::to_string(properties)?)
         .bind(now)
+        .bind(portal)
         .fetch_one(&mut *tx)
         .await?
         .get("id"))
@@ -237,76 +258,6 @@ impl Outbox {
         .fetch_optional(self.db.pool())
         .await?
         .is_some())
-    }
-
-    /// Claims, for `owner` and atomically, the due heads of up to [`BATCH`] emails (a head is
-    /// the oldest pending item of its email, unclaimed) and, with each, the newer pending items
-    /// of that email, which are folded into it when sent. Nothing newer than an unsettled item
-    /// is ever claimed without it.
-    pub async fn claim(&self, owner: &str) -> StoreResult<Vec<Item>> {
-        let now = self.db.now_ms();
-        let mut w = self.db.write().await?;
-        let items = sqlx::query_as::<_, Item>(&format!(
-            // The lease condition is repeated outside the subquery: on PostgreSQL a concurrent
-            // claim of the same rows waits, then re-checks them and finds them leased, so it
-            // skips them (SQLite runs one writer at a time anyway). A head being the oldest
-            // pending item of its email, no item of that email is leased when it is claimed.
-            "UPDATE outbox SET lease_owner = $1, lease_until = $2
-             WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $3)
-               AND email IN (
-                 SELECT h.email FROM outbox h
-                 WHERE h.state = 'pending' AND h.next_attempt_at <= $3
-                   AND (h.lease_until IS NULL OR h.lease_until < $3)
-                   AND NOT EXISTS (
-                     SELECT 1 FROM outbox o
-                     WHERE o.email = h.email AND o.state = 'pending' AND o.id < h.id)
-                 ORDER BY h.id LIMIT $4)
-             RETURNING {ITEM_COLUMNS}"
-        ))
-        .bind(owner)
-        .bind(now + self.config.lease.as_millis() as i64)
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(&mut *w.tx)
-        .await?;
-        w.commit().await?;
-        Ok(items)
-    }
-
-    /// Releases the leases of workers that are provably dead (same machine and PID namespace,
-    /// process gone: [`crate::identity`]), so their items are sent now instead of when the
-    /// lease expires. Returns how many items were released.
-    pub async fn release_dead_leases(&self, me: &str) -> StoreResult<u64> {
-        let now = self.db.now_ms();
-        let owners: Vec<String> = sqlx::query(
-            "SELECT DISTINCT lease_owner FROM outbox
-             WHERE state = 'pending' AND lease_until >= $1 AND lease_owner <> $2",
-        )
-        .bind(now)
-        .bind(me)
-        .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|row| row.get("lease_owner"))
-        .collect();
-        let mut released = 0;
-        for owner in owners
-            .iter()
-            .filter(|o| crate::identity::is_provably_dead(o))
-        {
-            let mut w = self.db.write().await?;
-            released += sqlx::query(
-                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
-                 WHERE state = 'pending' AND lease_owner = $1",
-            )
-            .bind(owner)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-            w.commit().await?;
-            tracing::warn!(owner, "released the outbox leases of a worker that died");
-        }
-        Ok(released)
     }
 
     pub async fn depth(&self) -> StoreResult<Depth> {

@@ -27,10 +27,13 @@ impl Outbox {
         let properties = order::parse(dead.id, &dead.properties).map_err(StoreError::Data)?;
         // A later row that cannot be read sets no known property; it goes dead when claimed.
         let later = sqlx::query(
-            "SELECT id, properties FROM outbox WHERE email = $1 AND id > $2 AND state IN ('pending', 'sent')",
+            "SELECT id, properties FROM outbox
+             WHERE email = $1 AND portal_id IS NOT DISTINCT FROM $3 AND id > $2
+               AND state IN ('pending', 'sent')",
         )
         .bind(&dead.email)
         .bind(dead.id)
+        .bind(dead.portal_id)
         .fetch_all(&mut *w.tx)
         .await?;
         let later_keys: std::collections::BTreeSet<String> = later
@@ -49,7 +52,10 @@ impl Outbox {
         let queued_as = if kept.is_empty() && !later.is_empty() {
             None
         } else {
-            Some(self.insert(&mut w.tx, &dead.email, &kept, now).await?)
+            Some(
+                self.insert(&mut w.tx, dead.portal_id, &dead.email, &kept, now)
+                    .await?,
+            )
         };
         sqlx::query(
             "UPDATE outbox SET state = 'replayed', replayed_as = $1, updated_at = $2 WHERE id = $3",

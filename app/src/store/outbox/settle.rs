@@ -32,6 +32,20 @@ impl Outbox {
                     self.mark_failed(&mut w.tx, owner, item, error, *fatal, *retry_after, batch)
                         .await?
                 }
+                Outcome::Held { item, reason, wait } => {
+                    sqlx::query(
+                        "UPDATE outbox SET next_attempt_at = $1, last_error = $2,
+                             lease_owner = NULL, lease_until = NULL, updated_at = $3
+                         WHERE id = $4 AND lease_owner = $5",
+                    )
+                    .bind(batch.now + wait.as_millis() as i64)
+                    .bind(crate::mask::text(reason))
+                    .bind(batch.now)
+                    .bind(item.id)
+                    .bind(owner)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
             }
         }
         w.commit().await
@@ -121,6 +135,13 @@ pub enum Outcome<'a> {
         error: String,
         fatal: bool,
         retry_after: Option<Duration>,
+    },
+    /// Not sent, and not an attempt: its portal is not connected now (reauthorization
+    /// required). It waits, pending, and is tried again after `wait`.
+    Held {
+        item: &'a Item,
+        reason: String,
+        wait: Duration,
     },
 }
 
