@@ -90,12 +90,23 @@ impl OAuthTokens {
 
     /// The stored access token, if it is fresh and not `stale` (the one HubSpot refused).
     async fn stored(&self, stale: Option<&Secret>) -> Result<Option<Held>, HubSpotError> {
-        let tokens = self
-            .store
-            .tokens(self.portal)
-            .await
-            .map_err(|e| HubSpotError::Unreachable(format!("the token store: {e}")))?
-            .ok_or_else(|| self.not_connected("not connected (install the app again)"))?;
+        let store_error = |e: crate::store::StoreError| {
+            HubSpotError::Unreachable(format!("the token store: {e}"))
+        };
+        let Some(tokens) = self.store.tokens(self.portal).await.map_err(store_error)? else {
+            let state = self
+                .store
+                .get(self.portal)
+                .await
+                .map_err(store_error)?
+                .map(|c| c.state);
+            return Err(self.not_connected(match state {
+                Some(ConnectionState::ReauthorizationRequired) => {
+                    "reauthorization required (install the app again)"
+                }
+                _ => "not connected (install the app again)",
+            }));
+        };
         let held = Held {
             token: self.open("access_token", &tokens.access)?,
             issued_at: tokens.refreshed_at.unwrap_or_default(),

@@ -32,7 +32,9 @@ fn browse(url: &str, profile: &std::path::Path) -> String {
     // One Chromium at a time: two at once, beside the rest of the suite, is when it has
     // exited without a DOM.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut failures = Vec::new();
     for attempt in 1..=6 {
         if attempt > 1 {
