@@ -25,6 +25,11 @@ const LEASE: Duration = Duration::from_secs(30);
 /// How often a process waiting for another's refresh looks at the row again.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The token store failed: the call cannot tell which token to send.
+fn store_error(e: crate::store::StoreError) -> HubSpotError {
+    HubSpotError::Unreachable(format!("the token store: {e}"))
+}
+
 /// Where a sealed token of a portal lives, for the keyring's associated data.
 pub fn context(kind: &str, portal: PortalId) -> String {
     format!("{kind}:{portal}")
@@ -90,9 +95,6 @@ impl OAuthTokens {
 
     /// The stored access token, if it is fresh and not `stale` (the one HubSpot refused).
     async fn stored(&self, stale: Option<&Secret>) -> Result<Option<Held>, HubSpotError> {
-        let store_error = |e: crate::store::StoreError| {
-            HubSpotError::Unreachable(format!("the token store: {e}"))
-        };
         let Some(tokens) = self.store.tokens(self.portal).await.map_err(store_error)? else {
             let state = self
                 .store
@@ -128,7 +130,7 @@ impl OAuthTokens {
                 .store
                 .take_refresh(self.portal, &self.owner, until)
                 .await
-                .map_err(|e| HubSpotError::Unreachable(format!("the token store: {e}")))?;
+                .map_err(store_error)?;
             if taken {
                 // Another process may have refreshed between the read and the lease.
                 if let Some(found) = self.stored(stale).await? {
@@ -157,9 +159,6 @@ impl OAuthTokens {
 
     /// Refreshes under this process's lease and records the outcome.
     async fn refresh(&self) -> Result<Held, HubSpotError> {
-        let store_error = |e: crate::store::StoreError| {
-            HubSpotError::Unreachable(format!("the token store: {e}"))
-        };
         let sealed = self
             .store
             .tokens(self.portal)

@@ -5,8 +5,6 @@
 //! Token requests are never retried here: a refresh that may have reached HubSpot is settled
 //! by the caller (which holds the refresh lease), and a code is single-use.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,8 +12,7 @@ use serde::Deserialize;
 use super::{HubSpotError, HubSpotSettings};
 use crate::secret::Secret;
 
-/// A boxed future, for the object-safe [`TokenSource`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::domain::budget::BoxFuture;
 
 /// Where the client gets its bearer token: fixed (a private-app token) or an OAuth connection
 /// that refreshes itself.
@@ -101,6 +98,7 @@ pub struct OAuthClient {
     base: url::Url,
     app: OAuthApp,
     api_version: String,
+    timeout: Duration,
 }
 
 impl OAuthClient {
@@ -115,6 +113,7 @@ impl OAuthClient {
             base: settings.base_url.clone(),
             app,
             api_version: settings.api_version.clone(),
+            timeout: settings.timeout,
         })
     }
 
@@ -149,7 +148,6 @@ impl OAuthClient {
             ("client_secret", self.app.client_secret.expose()),
         ];
         body.extend_from_slice(form);
-        let timeout = Duration::from_secs(10);
         let r = self
             .http
             .post(self.path(tail))
@@ -158,7 +156,7 @@ impl OAuthClient {
             .await
             .map_err(|e| {
                 if e.is_timeout() {
-                    HubSpotError::Timeout(timeout)
+                    HubSpotError::Timeout(self.timeout)
                 } else {
                     HubSpotError::Unreachable(e.without_url().to_string())
                 }

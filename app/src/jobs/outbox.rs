@@ -25,6 +25,20 @@ const IDLE: Duration = Duration::from_secs(1);
 /// How long the items of a portal that is not connected wait before they are looked at again.
 pub const HOLD: Duration = Duration::from_secs(60);
 
+/// `items` waiting, pending, for [`HOLD`]: not sent, and no attempt counted (their portal is
+/// not connected now).
+fn held<'a>(items: impl IntoIterator<Item = &'a Item>, why: &HubSpotError) -> Vec<Outcome<'a>> {
+    let reason = why.to_string();
+    items
+        .into_iter()
+        .map(|item| Outcome::Held {
+            item,
+            reason: reason.clone(),
+            wait: HOLD,
+        })
+        .collect()
+}
+
 /// Where a batch's client comes from.
 #[derive(Debug, Clone)]
 enum Clients {
@@ -85,16 +99,7 @@ impl Worker {
             // attempt is counted against them; a reinstall lets them go.
             Err(e @ HubSpotError::NotConnected(_)) => {
                 let items = self.outbox.claim_from(&self.owner, portal).await?;
-                let reason = e.to_string();
-                let held: Vec<Outcome<'_>> = items
-                    .iter()
-                    .map(|item| Outcome::Held {
-                        item,
-                        reason: reason.clone(),
-                        wait: HOLD,
-                    })
-                    .collect();
-                self.outbox.settle(&self.owner, &held).await?;
+                self.outbox.settle(&self.owner, &held(&items, &e)).await?;
                 return Ok(items.len());
             }
             Err(e) => {
@@ -125,17 +130,7 @@ impl Worker {
             .map(|p| PortalId(p as u64));
         match self.client(portal).await {
             Ok(client) => self.send_with(&client, items, permit).await,
-            Err(e) => {
-                let failed: Vec<Outcome<'_>> = items
-                    .iter()
-                    .map(|item| Outcome::Held {
-                        item,
-                        reason: e.to_string(),
-                        wait: HOLD,
-                    })
-                    .collect();
-                self.outbox.settle(&self.owner, &failed).await
-            }
+            Err(e) => self.outbox.settle(&self.owner, &held(items, &e)).await,
         }
     }
 
@@ -194,11 +189,7 @@ impl Worker {
                 Err(e @ HubSpotError::NotConnected(_)) => {
                     // The portal lost its connection mid-way (its refresh token refused): the
                     // items wait for the reinstall; no attempt is counted.
-                    outcomes.extend(groups.into_iter().flatten().map(|item| Outcome::Held {
-                        item,
-                        reason: e.to_string(),
-                        wait: HOLD,
-                    }));
+                    outcomes.extend(held(groups.into_iter().flatten(), &e));
                 }
                 Err(e) => {
                     // A 429 that reaches here outlived the client's own retries (a DAILY limit,

@@ -92,7 +92,6 @@ impl Connections {
 
     /// Stores a portal's connection (a new install, or a reinstall: its tokens are replaced and
     /// it is connected again).
-    #[allow(clippy::too_many_arguments)]
     pub async fn connect(
         &self,
         portal: PortalId,
