@@ -82,6 +82,31 @@ fn browse(url: &str, profile: &std::path::Path) -> String {
     panic!("Chromium gave no DOM:\n{}", failures.join("\n"));
 }
 
+/// Serves a page that signs in to the dashboard at `base` with the admin token, over http from
+/// 127.0.0.1 like the app, so the browser sees an ordinary local form post (no file://
+/// origin). Returns its URL.
+async fn signin_page(base: &str) -> String {
+    let signin = format!(
+        r#"<form method="post" action="{base}/dashboard/login"><input name="token" value="{ADMIN}"></form><script>document.forms[0].submit()</script>"#
+    );
+    let pages = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/signin", pages.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/signin",
+        axum::routing::get(move || async move { axum::response::Html(signin) }),
+    );
+    tokio::spawn(async move { axum::serve(pages, router).await });
+    url
+}
+
+/// [`browse`] off the test's runtime: blocking on the browser there would block the app it is
+/// browsing.
+async fn browse_beside(url: String, profile: std::path::PathBuf) -> String {
+    tokio::task::spawn_blocking(move || browse(&url, &profile))
+        .await
+        .unwrap()
+}
+
 fn figure(dom: &str, id: &str) -> String {
     let start = dom
         .find(&format!("id=\"{id}\""))
@@ -139,27 +164,10 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
     assert_eq!(r.status(), 202);
     common::wait_all_sent(&http, &base, ADMIN, 120, std::time::Duration::from_secs(20)).await;
 
-    // The page that signs in is served over http from 127.0.0.1 like the app, so the browser
-    // sees an ordinary local form post (no file:// origin).
-    let signin = format!(
-        r#"<form method="post" action="{base}/dashboard/login"><input name="token" value="{ADMIN}"></form><script>document.forms[0].submit()</script>"#
-    );
-    let pages = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let signin_url = format!("http://{}/signin", pages.local_addr().unwrap());
-    let router = axum::Router::new().route(
-        "/signin",
-        axum::routing::get(move || async move { axum::response::Html(signin) }),
-    );
-    tokio::spawn(async move { axum::serve(pages, router).await });
+    let signin_url = signin_page(&base).await;
 
     let profile = std::env::temp_dir().join(format!("app-dashboard-{}", std::process::id()));
-    // Blocking on the browser here would block the app it is browsing: run it on its own thread.
-    let dom = tokio::task::spawn_blocking({
-        let profile = profile.clone();
-        move || browse(&signin_url, &profile)
-    })
-    .await
-    .unwrap();
+    let dom = browse_beside(signin_url, profile.clone()).await;
     assert!(dom.contains("HubSpot contact sync"), "{dom}");
     assert_eq!(figure(&dom, "outbox-sent"), "120");
     assert_eq!(figure(&dom, "outbox-dead"), "0");
@@ -223,31 +231,12 @@ async fn a_portal_is_installed_in_a_browser_and_the_dashboard_shows_it() {
 
     let profile = std::env::temp_dir().join(format!("app-install-profile-{}", std::process::id()));
     let install = format!("{base}/api/integrations/hubspot/install");
-    let dom = tokio::task::spawn_blocking({
-        let profile = profile.clone();
-        move || browse(&install, &profile)
-    })
-    .await
-    .unwrap();
+    let dom = browse_beside(install, profile.clone()).await;
     assert!(dom.contains("Portal 62515 is connected"), "{dom}");
 
     // The dashboard, signed in the way an operator does.
-    let signin = format!(
-        r#"<form method="post" action="{base}/dashboard/login"><input name="token" value="{ADMIN}"></form><script>document.forms[0].submit()</script>"#
-    );
-    let pages = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let signin_url = format!("http://{}/signin", pages.local_addr().unwrap());
-    let router = axum::Router::new().route(
-        "/signin",
-        axum::routing::get(move || async move { axum::response::Html(signin) }),
-    );
-    tokio::spawn(async move { axum::serve(pages, router).await });
-    let dom = tokio::task::spawn_blocking({
-        let profile = profile.join("dashboard");
-        move || browse(&signin_url, &profile)
-    })
-    .await
-    .unwrap();
+    let signin_url = signin_page(&base).await;
+    let dom = browse_beside(signin_url, profile.join("dashboard")).await;
     assert_eq!(portal_state(&dom, 62_515), "connected");
     let _ = std::fs::remove_dir_all(profile);
     let _ = std::fs::remove_dir_all(dir);

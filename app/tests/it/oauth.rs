@@ -114,6 +114,14 @@ impl T {
         portal: Option<u64>,
         tamper: impl FnOnce(&mut url::Url),
     ) -> (StatusCode, String) {
+        let mut back = self.to_callback(portal).await;
+        tamper(&mut back);
+        self.callback(&self.browser, &back).await
+    }
+
+    /// The first two hops of the install in this test's browser: the app's link, then
+    /// HubSpot's page (choosing `portal`). Returns where HubSpot sends the browser back.
+    async fn to_callback(&self, portal: Option<u64>) -> url::Url {
         let start = self
             .browser
             .get(format!("{}/api/integrations/hubspot/install", self.base()))
@@ -129,16 +137,20 @@ impl T {
         let hubspot = self.browser.get(&to_hubspot).send().await.unwrap();
         assert_eq!(hubspot.status(), StatusCode::FOUND);
         let back = hubspot.headers()["location"].to_str().unwrap();
-        let mut back = url::Url::parse(back).unwrap();
+        let back = url::Url::parse(back).unwrap();
         assert_eq!(back.path(), "/api/integrations/hubspot/callback");
-        tamper(&mut back);
+        back
+    }
+
+    /// The callback HubSpot redirected to (`back`), asked of the app by `browser`.
+    async fn callback(&self, browser: &reqwest::Client, back: &url::Url) -> (StatusCode, String) {
         let callback = format!(
             "{}{}?{}",
             self.base(),
             back.path(),
             back.query().unwrap_or_default()
         );
-        let r = self.browser.get(callback).send().await.unwrap();
+        let r = browser.get(callback).send().await.unwrap();
         (r.status(), r.text().await.unwrap())
     }
 
@@ -276,53 +288,17 @@ async fn a_refused_install_stores_nothing_and_says_why() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("not known here"), "{page}");
     // The right state, from another browser (no install cookie).
-    let start = t
-        .browser
-        .get(format!("{}/api/integrations/hubspot/install", t.base()))
-        .send()
-        .await
-        .unwrap();
-    let to_hubspot = start.headers()["location"].to_str().unwrap().to_string();
-    let back = t.browser.get(&to_hubspot).send().await.unwrap();
-    let back = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
-    let elsewhere = reqwest::Client::new()
-        .get(format!(
-            "{}{}?{}",
-            t.base(),
-            back.path(),
-            back.query().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
-    assert!(elsewhere.text().await.unwrap().contains("another browser"));
+    let back = t.to_callback(None).await;
+    let (status, page) = t.callback(&reqwest::Client::new(), &back).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("another browser"), "{page}");
     // ... and that state is not used up by the attempt: the right browser still finishes it.
-    let finished = t
-        .browser
-        .get(format!(
-            "{}{}?{}",
-            t.base(),
-            back.path(),
-            back.query().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(finished.status(), StatusCode::OK);
+    assert_eq!(t.callback(&t.browser, &back).await.0, StatusCode::OK);
     // A replayed callback: the state was used.
-    let replay = t
-        .browser
-        .get(format!(
-            "{}{}?{}",
-            t.base(),
-            back.path(),
-            back.query().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        t.callback(&t.browser, &back).await.0,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(
         t.status().await["connections"].as_array().unwrap().len(),
         1,
