@@ -2,7 +2,7 @@
 //! injection, reset, record dumps, seeding, request counts and the webhook delivery log.
 //! No authentication and no rate limits apply here.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -77,8 +77,25 @@ async fn stats(State(state): State<Shared>) -> Json<Value> {
     Json(state.stats.snapshot())
 }
 
-async fn records(State(state): State<Shared>, Path(object_type): Path<String>) -> Response {
-    let mut store = state.store.lock();
+/// `?portal=HUB_ID` picks the portal whose records the admin routes read or seed; unset means
+/// `--portal-id`.
+#[derive(Debug, Deserialize)]
+struct PortalQuery {
+    portal: Option<u64>,
+}
+
+impl PortalQuery {
+    fn or_default(&self, state: &Shared) -> u64 {
+        self.portal.unwrap_or(state.config.portal_id)
+    }
+}
+
+async fn records(
+    State(state): State<Shared>,
+    Path(object_type): Path<String>,
+    Query(q): Query<PortalQuery>,
+) -> Response {
+    let mut store = state.store(q.or_default(&state));
     let table = match store.table(&object_type) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
@@ -103,6 +120,7 @@ struct SeedBody {
 async fn seed(
     State(state): State<Shared>,
     Path(object_type): Path<String>,
+    Query(q): Query<PortalQuery>,
     body: axum::body::Bytes,
 ) -> Response {
     let body: SeedBody = match serde_json::from_slice(&body) {
@@ -126,7 +144,7 @@ async fn seed(
             }
         },
     };
-    let mut store = state.store.lock();
+    let mut store = state.store(q.or_default(&state));
     let table = match store.table(&object_type) {
         Ok(t) => t,
         Err(e) => return e.into_response(),

@@ -4,13 +4,13 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::search::{Plan, SearchRequest};
-use crate::state::{HsJson, ReadParams, Shared};
+use crate::state::{HsJson, Portal, ReadParams, Shared};
 use crate::store::Key;
 
 pub const LIST_MAX_LIMIT: usize = 100;
@@ -24,12 +24,8 @@ pub struct WriteBody {
     pub associations: Vec<Value>,
 }
 
-/// The portal of the token: its installation's for an OAuth token, `--portal-id` otherwise.
-pub async fn account_details(
-    State(state): State<Shared>,
-    install: Option<axum::Extension<crate::oauth::Installation>>,
-) -> Json<Value> {
-    let portal = install.map_or(state.config.portal_id, |i| i.hub_id);
+/// The portal of the token (see [`Portal`]).
+pub async fn account_details(Extension(Portal(portal)): Extension<Portal>) -> Json<Value> {
     Json(json!({
         "portalId": portal,
         "accountType": "STANDARD",
@@ -45,12 +41,13 @@ pub async fn account_details(
 
 pub async fn create(
     State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
     Path(object_type): Path<String>,
     HsJson(body): HsJson<WriteBody>,
 ) -> Result<Response, ApiError> {
     let mut changes = Vec::new();
     let record = {
-        let mut store = state.store.lock();
+        let mut store = state.store(portal);
         let table = store.table(&object_type)?;
         let props = table.check_properties(&body.properties)?;
         table.create(props, &mut changes)?
@@ -61,11 +58,12 @@ pub async fn create(
 
 pub async fn get(
     State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
     Path((object_type, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let params = ReadParams::parse(query.as_deref());
-    let mut store = state.store.lock();
+    let mut store = state.store(portal);
     let table = store.table(&object_type)?;
     let key = Key::from_id_property(&table.schema, &id, params.id_property.as_deref())?;
     let record = table
@@ -77,6 +75,7 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
     Path((object_type, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     HsJson(body): HsJson<WriteBody>,
@@ -84,7 +83,7 @@ pub async fn update(
     let params = ReadParams::parse(query.as_deref());
     let mut changes = Vec::new();
     let record = {
-        let mut store = state.store.lock();
+        let mut store = state.store(portal);
         let table = store.table(&object_type)?;
         let key = Key::from_id_property(&table.schema, &id, params.id_property.as_deref())?;
         let props = table.check_properties(&body.properties)?;
@@ -96,12 +95,12 @@ pub async fn update(
 
 pub async fn archive(
     State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
     Path((object_type, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let mut changes = Vec::new();
     state
-        .store
-        .lock()
+        .store(portal)
         .table(&object_type)?
         .archive(Key::Id(&id), &mut changes);
     state.emit(changes);
@@ -110,6 +109,7 @@ pub async fn archive(
 
 pub async fn list(
     State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
     Path(object_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -135,7 +135,7 @@ pub async fn list(
             ))
         })?,
     };
-    let mut store = state.store.lock();
+    let mut store = state.store(portal);
     let table = store.table(&object_type)?;
     let selection = params.selection(&table.schema);
     let (page, next) = if params.archived {
@@ -160,10 +160,11 @@ pub async fn list(
 
 pub async fn search(
     State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
     Path(object_type): Path<String>,
     HsJson(req): HsJson<SearchRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut store = state.store.lock();
+    let mut store = state.store(portal);
     let table = store.table(&object_type)?;
     let plan = Plan::new(req, &table.schema, state.config.search_limits)?;
     Ok(Json(table.search(&plan)))

@@ -9,13 +9,13 @@ use std::collections::HashSet;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::model::{format_ms, now_ms};
-use crate::state::{select_properties, HsJson, Shared};
+use crate::state::{select_properties, HsJson, Portal, Shared};
 use crate::store::{Key, Table};
 
 pub const MAX_INPUTS: usize = 100;
@@ -105,6 +105,7 @@ fn missing_id(index: usize) -> ApiError {
 
 pub async fn batch(
     State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
     Path((object_type, action)): Path<(String, String)>,
     HsJson(body): HsJson<BatchBody>,
 ) -> Result<Response, ApiError> {
@@ -118,7 +119,7 @@ pub async fn batch(
     let started = now_ms();
     let mut changes = Vec::new();
     let response = {
-        let mut store = state.store.lock();
+        let mut store = state.store(portal);
         let table = store.table(&object_type)?;
         match action.as_str() {
             "read" => read(table, &body, started)?,

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::faults::FaultAction;
 use crate::oauth::Bearer;
 use crate::ratelimit::{Bucket, Decision};
-use crate::state::Shared;
+use crate::state::{Portal, Shared};
 
 /// Cancelling it closes the request's connection without an answer (set by the server).
 #[derive(Debug, Clone)]
@@ -119,6 +119,7 @@ async fn pass(
         Bearer::Expired(by) => return Some(ApiError::expired(by).into_response()),
         Bearer::Live(install) => {
             let key = format!("oauth:{}:{}", install.client_id, install.hub_id);
+            req.extensions_mut().insert(Portal(install.hub_id));
             req.extensions_mut().insert(install);
             state
                 .limiter
@@ -128,6 +129,7 @@ async fn pass(
             if !state.config.tokens.is_empty() && !state.config.tokens.contains(&token) {
                 return Some(ApiError::unauthorized().into_response());
             }
+            req.extensions_mut().insert(Portal(state.config.portal_id));
             state.limiter.check(&token, bucket, now)
         }
     };

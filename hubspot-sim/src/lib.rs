@@ -12,6 +12,8 @@
 //! - [`ratelimit`], [`faults`], [`stats`], [`webhooks`]: one concern each.
 //! - [`oauth`]: HubSpot's OAuth: install, token grants, introspection, revocation; each access
 //!   token belongs to one portal.
+//! - [`state`]: shared state; every portal has its own records (the gate names the portal of
+//!   each request), and each change's webhook event carries that portal's `portalId`.
 //! - [`admin`]: the `/_sim/` control plane.
 //! - [`server`]: the accept loop (per-connection drop handles, graceful shutdown).
 //!

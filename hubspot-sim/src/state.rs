@@ -1,10 +1,11 @@
 //! The shared state every handler sees, and the small request helpers they share.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
 use axum::Json;
-use parking_lot::Mutex;
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +21,8 @@ use crate::webhooks::Webhooks;
 #[derive(Debug)]
 pub struct SimState {
     pub config: SimConfig,
-    pub store: Mutex<Store>,
+    /// Each portal's records, made on first use; see [`SimState::store`].
+    stores: Mutex<HashMap<u64, Store>>,
     pub limiter: RateLimiter,
     pub faults: Faults,
     pub stats: Stats,
@@ -37,9 +39,9 @@ impl SimState {
         let webhooks = config
             .webhooks
             .clone()
-            .map(|w| Webhooks::spawn(w, config.portal_id, config.app_id, shutdown));
+            .map(|w| Webhooks::spawn(w, config.app_id, shutdown));
         Arc::new(SimState {
-            store: Mutex::new(Self::empty_store(&config)),
+            stores: Mutex::new(HashMap::new()),
             limiter: RateLimiter::new(
                 config.rate_limit,
                 config.search_rate_limit,
@@ -53,12 +55,24 @@ impl SimState {
         })
     }
 
-    fn empty_store(config: &SimConfig) -> Store {
-        Store::new(
-            config.portal_id,
-            config.search_lag,
-            &config.extra_properties,
-        )
+    /// One portal's records (every portal has its own, as in HubSpot): the portal an OAuth
+    /// token was installed in, or `--portal-id` for a private-app token (see [`Portal`]).
+    pub fn store(&self, portal: u64) -> MappedMutexGuard<'_, Store> {
+        MutexGuard::map(self.stores.lock(), |stores| {
+            // Ids differ across portals, as HubSpot's do: the n-th portal's ids start n × 10¹⁰
+            // above the first's, so a record read through the wrong portal is a 404, not a
+            // stranger's record.
+            let rank = self.config.portals().iter().position(|p| *p == portal);
+            let id_offset = rank.unwrap_or(stores.len()) as u64 * 10_000_000_000;
+            stores.entry(portal).or_insert_with(|| {
+                Store::new(
+                    portal,
+                    id_offset,
+                    self.config.search_lag,
+                    &self.config.extra_properties,
+                )
+            })
+        })
     }
 
     /// Hands changes to the webhook dispatcher (a no-op without webhooks).
@@ -72,7 +86,7 @@ impl SimState {
 
     /// Back to a fresh simulator: no records, rules, counts, usage or delivery log.
     pub fn reset(&self) {
-        *self.store.lock() = Self::empty_store(&self.config);
+        self.stores.lock().clear();
         self.limiter.reset();
         self.faults.clear();
         self.stats.clear();
@@ -82,6 +96,11 @@ impl SimState {
         }
     }
 }
+
+/// The portal (hub id) a request acts in, set by the gate: the installation's for an OAuth
+/// token, `--portal-id` for a private-app token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Portal(pub u64);
 
 /// `Json<T>` whose rejections are HubSpot-shaped 400s (or 415 for a wrong content type).
 pub struct HsJson<T>(pub T);

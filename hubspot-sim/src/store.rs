@@ -23,6 +23,8 @@ pub enum ChangeKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// The portal whose record changed; its webhook event carries it as `portalId`.
+    pub portal_id: u64,
     pub object_type: &'static str,
     pub singular: &'static str,
     pub object_id: u64,
@@ -126,8 +128,8 @@ pub struct Table {
 pub type Properties = BTreeMap<String, String>;
 
 impl Table {
-    pub fn new(schema: ObjectSchema, portal_id: u64, lag: Duration) -> Self {
-        let next_id = schema.first_id;
+    pub fn new(schema: ObjectSchema, portal_id: u64, id_offset: u64, lag: Duration) -> Self {
+        let next_id = schema.first_id + id_offset;
         let unique_property = schema.unique_property;
         Self {
             schema,
@@ -427,6 +429,7 @@ impl Table {
 
     fn change(&self, object_id: u64, occurred_ms: i64, kind: ChangeKind) -> Change {
         Change {
+            portal_id: self.portal_id,
             object_type: self.schema.name,
             singular: self.schema.singular,
             object_id,
@@ -457,7 +460,12 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(portal_id: u64, lag: Duration, extra_properties: &[(String, String)]) -> Self {
+    pub fn new(
+        portal_id: u64,
+        id_offset: u64,
+        lag: Duration,
+        extra_properties: &[(String, String)],
+    ) -> Self {
         let tables = ObjectSchema::all()
             .into_iter()
             .map(|mut schema| {
@@ -466,7 +474,7 @@ impl Store {
                         schema.writable.insert(name.clone());
                     }
                 }
-                (schema.name, Table::new(schema, portal_id, lag))
+                (schema.name, Table::new(schema, portal_id, id_offset, lag))
             })
             .collect();
         Self { tables }
@@ -490,7 +498,7 @@ mod tests {
 
     fn contacts(lag: Duration) -> Table {
         let schema = ObjectSchema::all().into_iter().next().unwrap();
-        Table::new(schema, 1, lag)
+        Table::new(schema, 1, 0, lag)
     }
 
     fn props(table: &Table, value: Value) -> Properties {

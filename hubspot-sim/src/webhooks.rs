@@ -95,12 +95,7 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn spawn(
-        config: WebhookConfig,
-        portal_id: u64,
-        app_id: u64,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn spawn(config: WebhookConfig, app_id: u64, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut client = reqwest::Client::builder();
@@ -116,7 +111,6 @@ impl Webhooks {
             .expect("a client with default settings builds");
         let dispatcher = Dispatcher {
             config: Arc::new(config),
-            portal_id,
             app_id,
             log: log.clone(),
             client,
@@ -145,7 +139,6 @@ impl Webhooks {
 
 struct Dispatcher {
     config: Arc<WebhookConfig>,
-    portal_id: u64,
     app_id: u64,
     log: Arc<Mutex<Vec<Attempt>>>,
     client: reqwest::Client,
@@ -174,7 +167,7 @@ impl Dispatcher {
         let mut event = json!({
             "eventId": event_id,
             "subscriptionId": subscription_id(&subscription_type),
-            "portalId": self.portal_id,
+            "portalId": change.portal_id,
             "appId": self.app_id,
             "occurredAt": change.occurred_ms,
             "subscriptionType": subscription_type,

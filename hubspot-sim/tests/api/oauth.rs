@@ -15,7 +15,7 @@ const CLIENT: &str = "client-1";
 const SECRET: &str = "secret-1";
 const REDIRECT: &str = "https://app.example/api/integrations/hubspot/callback";
 
-fn config() -> SimConfig {
+pub(crate) fn config() -> SimConfig {
     SimConfig {
         oauth_clients: vec![(CLIENT.into(), SECRET.into())],
         extra_portals: vec![777],
@@ -71,7 +71,7 @@ async fn token(t: &TestSim, path: &str, form: &[(&str, &str)]) -> (StatusCode, V
     (r.status(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn exchange(t: &TestSim, code: &str) -> (StatusCode, Value) {
+pub(crate) async fn exchange(t: &TestSim, code: &str) -> (StatusCode, Value) {
     token(
         t,
         "/oauth/2026-03/token",
@@ -86,7 +86,7 @@ async fn exchange(t: &TestSim, code: &str) -> (StatusCode, Value) {
     .await
 }
 
-async fn code_for(t: &TestSim, portal: u64) -> String {
+pub(crate) async fn code_for(t: &TestSim, portal: u64) -> String {
     let (status, pairs, location) = install(t, &format!("&portal={portal}")).await;
     assert_eq!(status, StatusCode::FOUND, "{location}");
     assert_eq!(get(&pairs, "state"), Some("s-42"));
@@ -407,4 +407,62 @@ async fn rate_windows_are_per_app_per_portal() {
         StatusCode::OK,
         "the other portal's window is its own"
     );
+}
+
+#[tokio::test]
+async fn each_portal_keeps_its_own_records() {
+    let t = TestSim::with(config()).await;
+    let access = |tokens: Value| tokens["access_token"].as_str().unwrap().to_string();
+    let a = access(exchange(&t, &code_for(&t, 62_515).await).await.1);
+    let b = access(exchange(&t, &code_for(&t, 777).await).await.1);
+    let create = |tok: String, name: &'static str| {
+        let t = &t;
+        async move {
+            let body = json!({"properties": {"email": "same@example.com", "firstname": name}});
+            let r = t
+                .call_as(
+                    Some(&tok),
+                    Method::POST,
+                    "/crm/objects/2026-03/contacts",
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        }
+    };
+    // The same email in both portals: no conflict, since neither sees the other's records.
+    create(a.clone(), "Ann").await;
+    create(b.clone(), "Bea").await;
+    let read = |tok: String| {
+        let t = &t;
+        async move {
+            let path = "/crm/objects/2026-03/contacts/same@example.com?idProperty=email&properties=firstname";
+            let r = t.call_as(Some(&tok), Method::GET, path, None).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["properties"]["firstname"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(read(a).await, "Ann");
+    assert_eq!(read(b).await, "Bea");
+    // A private-app token acts in --portal-id (62515 here): the same portal, the same records.
+    let list = t
+        .get("/crm/objects/2026-03/contacts?properties=firstname")
+        .await;
+    let names: Vec<&Value> = list.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["properties"]["firstname"])
+        .collect();
+    assert_eq!(names, [&json!("Ann")]);
+    for (portal, name) in [(62_515, "Ann"), (777, "Bea")] {
+        let admin = t
+            .get(&format!("/_sim/records/contacts?portal={portal}"))
+            .await;
+        assert_eq!(admin.body["count"], 1, "{}", admin.body);
+        assert_eq!(admin.body["results"][0]["properties"]["firstname"], name);
+    }
 }

@@ -242,3 +242,50 @@ async fn v1_and_v2_signatures_are_selectable() {
         );
     }
 }
+
+#[tokio::test]
+async fn each_event_carries_the_portal_whose_record_changed() {
+    let (rx, url) = Receiver::start(vec![]).await;
+    // Portals 62515 (--portal-id, the private-app token's) and 777 (installed by OAuth).
+    let t = TestSim::with(SimConfig {
+        webhooks: config(&url, SignatureVersion::V3, 0.0).webhooks,
+        ..crate::oauth::config()
+    })
+    .await;
+    let tokens = crate::oauth::exchange(&t, &crate::oauth::code_for(&t, 777).await)
+        .await
+        .1;
+    let oauth = tokens["access_token"].as_str().unwrap();
+    t.contact(json!({"email": "default@example.com"})).await;
+    let body = json!({"properties": {"email": "other@example.com"}});
+    let r = t
+        .call_as(
+            Some(oauth),
+            reqwest::Method::POST,
+            "/crm/objects/2026-03/contacts",
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let other_id = r.body["id"].as_str().unwrap().to_string();
+    let events: Vec<Value> = loop {
+        let got = rx.wait_for(1).await;
+        let events: Vec<Value> = got
+            .into_iter()
+            .flat_map(|(_, b)| b.as_array().unwrap().clone())
+            .collect();
+        if events.len() >= 2 {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let portal_of = |id: &str| {
+        events
+            .iter()
+            .find(|e| e["objectId"].as_u64().unwrap().to_string() == id)
+            .map(|e| e["portalId"].clone())
+    };
+    assert_eq!(portal_of(&other_id), Some(json!(777)), "{events:?}");
+    let default: Vec<&Value> = events.iter().filter(|e| e["portalId"] == 62_515).collect();
+    assert_eq!(default.len(), 1, "{events:?}");
+}
