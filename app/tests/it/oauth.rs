@@ -179,6 +179,20 @@ impl T {
         (field("access_token"), field("refresh_token"))
     }
 
+    /// An access token HubSpot issued for `portal`.
+    async fn access_token_of(&self, portal: u64) -> String {
+        let issued = self.sim_oauth().await["issued"].clone();
+        let grant = issued
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["hub_id"] == portal);
+        grant.expect("a token for that portal")["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// The customer's install ends at HubSpot: the refresh token is revoked there.
     async fn revoke_at_hubspot(&self, refresh: &str) {
         let revoked = reqwest::Client::new()
@@ -495,13 +509,19 @@ async fn webhook_events_are_routed_by_portal_and_unknown_portals_are_refused() {
     let t = T::start_with(Duration::from_secs(1800), 1, vec![777]).await;
     assert_eq!(t.install_into(Some(62_515), |_| {}).await.0, StatusCode::OK);
     assert_eq!(t.install_into(Some(777), |_| {}).await.0, StatusCode::OK);
-    // Three contacts at HubSpot; their events come from 62515, 777 and 999 (not connected).
-    let (token, _) = t.first_tokens().await;
+    // A contact in each portal at HubSpot (the third in 62515, though its event claims 999,
+    // which is not connected here).
+    let first = t.access_token_of(62_515).await;
+    let second = t.access_token_of(777).await;
     let mut ids = Vec::new();
-    for email in ["p1@example.com", "p2@example.com", "p3@example.com"] {
+    for (email, token) in [
+        ("p1@example.com", &first),
+        ("p2@example.com", &second),
+        ("p3@example.com", &first),
+    ] {
         let created: Value = reqwest::Client::new()
             .post(format!("{}/crm/objects/2026-03/contacts", t.sim.base_url()))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .json(&serde_json::json!({"properties": {"email": email, "phone": "+14155550199"}}))
             .send()
             .await
