@@ -129,7 +129,7 @@ impl Application {
         let inbox = crate::store::inbox::Inbox::new(db.clone());
         let cache = crate::store::cache::Cache::new(db.clone(), settings.cache_ttl);
         let sync = crate::jobs::sync::Sync::new(
-            crate::store::sync::SyncState::new(db.clone()),
+            crate::store::sync::SyncState::new(db.clone(), None),
             cache.clone(),
             settings.sync_overlap,
         );
@@ -180,12 +180,12 @@ impl Application {
         let (jobs_stop, jobs_stopped) = tokio::sync::watch::channel(false);
         let clock = self.state.db.clock().clone();
         let mut jobs = Vec::new();
-        if let Some(client) = &self.state.hubspot {
+        if self.state.hubspot.is_some() || self.state.portals.oauth_enabled() {
             let (s, stop) = (&self.state, || jobs_stopped.clone());
             if let Some(schedule) = s.settings.sync_schedule.clone() {
                 let scheduled = jobs::schedule::Scheduled::new(
                     s.sync.clone(),
-                    client.clone(),
+                    s.portals.clone(),
                     schedule,
                     clock.clone(),
                     s.settings.sync_on_start,

@@ -9,18 +9,22 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use crate::domain::contact::Contact;
+use crate::domain::portal::PortalId;
 use crate::hubspot::search::ContactSearch;
 use crate::hubspot::{HubSpotClient, HubSpotError};
 use crate::store::cache::Cache;
 
 /// Looks up contacts by an E.164 phone: the cache when fresh, else HubSpot's search (which
 /// refreshes the cache), else a stale cache entry marked `stale`.
+/// `portal` is the account whose cache is read and filled (`None`: the private-app token's);
+/// `client` is that account's.
 pub async fn phone(
     cache: &Cache,
+    portal: Option<PortalId>,
     client: Option<&HubSpotClient>,
     phone: &str,
 ) -> Result<PhoneLookup, HubSpotError> {
-    let cached = cache.by_phone(phone).await.unwrap_or_else(|e| {
+    let cached = cache.by_phone(portal, phone).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cache read failed");
         None
     });
@@ -57,7 +61,7 @@ pub async fn phone(
     match client.search_contacts(&request).await {
         Ok(found) => {
             let results = found["results"].as_array().cloned().unwrap_or_default();
-            if let Err(e) = cache.put_all(&results).await {
+            if let Err(e) = cache.put_all(portal, &results).await {
                 tracing::warn!(error = %e, "cache write failed");
             }
             let contacts = results.iter().map(Contact::from_hubspot).collect();

@@ -164,6 +164,16 @@ impl Portals {
         &self,
         portal: Option<PortalId>,
     ) -> Result<Arc<HubSpotClient>, HubSpotError> {
+        Ok(self.connection_for(portal).await?.1)
+    }
+
+    /// [`client_for`](Self::client_for), with the portal its data is kept under: `None` when
+    /// the private-app token serves it (its portal's data is the single account's), else the
+    /// portal.
+    pub async fn connection_for(
+        &self,
+        portal: Option<PortalId>,
+    ) -> Result<(Option<PortalId>, Arc<HubSpotClient>), HubSpotError> {
         let not_connected = || {
             HubSpotError::NotConnected(format!(
                 "portal {}: not connected here",
@@ -171,11 +181,13 @@ impl Portals {
             ))
         };
         match (portal, &self.private, &self.oauth) {
-            (None, Some(private), _) | (Some(_), Some(private), None) => Ok(private.clone()),
-            (Some(p), Some(private), Some(_)) if self.private_portal().await == Some(p) => {
-                Ok(private.clone())
+            (None, Some(private), _) | (Some(_), Some(private), None) => {
+                Ok((None, private.clone()))
             }
-            (Some(p), _, Some(_)) => self.client(p),
+            (Some(p), Some(private), Some(_)) if self.private_portal().await == Some(p) => {
+                Ok((None, private.clone()))
+            }
+            (Some(p), _, Some(_)) => Ok((Some(p), self.client(p)?)),
             _ => Err(not_connected()),
         }
     }
@@ -333,10 +345,15 @@ impl Portals {
     }
 
     /// Uninstalls a portal: its tokens are deleted here and its refresh token revoked at
-    /// HubSpot. `Ok(false)` when no such portal was connected.
-    pub async fn disconnect(&self, portal: PortalId) -> Result<bool, InstallError> {
-        let Some(refresh) = self.store.disconnect(portal).await? else {
-            return Ok(false);
+    /// HubSpot; with `purge`, its local data is deleted too. `Ok(None)` when no such portal
+    /// was connected, else the rows purged.
+    pub async fn disconnect(
+        &self,
+        portal: PortalId,
+        purge: bool,
+    ) -> Result<Option<u64>, InstallError> {
+        let Some((refresh, purged)) = self.store.disconnect(portal, purge).await? else {
+            return Ok(None);
         };
         self.clients.lock().remove(&portal);
         if let (Some(sealed), Ok((client, keyring))) = (refresh, self.oauth()) {
@@ -351,7 +368,23 @@ impl Portals {
                 }
             }
         }
-        tracing::info!(%portal, "a HubSpot portal was disconnected");
-        Ok(true)
+        tracing::info!(%portal, purge, purged, "a HubSpot portal was disconnected");
+        Ok(Some(purged))
+    }
+
+    /// The accounts whose data this process keeps: the private-app token's (`None`) when there
+    /// is one, then every connected portal.
+    pub async fn accounts(&self) -> Result<Vec<Option<PortalId>>, StoreError> {
+        let private = self.private.as_ref().map(|_| None);
+        let connected = self
+            .store
+            .list()
+            .await?
+            .into_iter()
+            .filter(|c| c.state == crate::domain::portal::ConnectionState::Connected);
+        Ok(private
+            .into_iter()
+            .chain(connected.map(|c| Some(c.portal_id)))
+            .collect())
     }
 }

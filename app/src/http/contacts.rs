@@ -1,8 +1,11 @@
 //! `/api/contacts…` (admin): read a contact by email, search, look up by phone (through the
 //! cache), and queue writes in the outbox.
 //!
-//! May import: `http::{state, error, auth}`, `domain::contact`, `store` (the audit), `lookup`,
-//! `hubspot` (its search request builder).
+//! `?portal=HUB_ID` names the portal a request acts in (unset: the single account of
+//! `HUBSPOT_ACCESS_TOKEN`); a portal not connected here is a 404.
+//!
+//! May import: `http::{state, error, auth}`, `domain::{contact, portal}`, `store` (the audit),
+//! `lookup`, `hubspot` (its search request builder and client).
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -16,7 +19,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::AdminAuth;
 use super::error::{unreadable_body, ApiError};
 use super::state::{AppState, Shared};
+use std::sync::Arc;
+
 use crate::domain::contact::{Contact, ContactInput, ContactRequest, Email};
+use crate::domain::portal::PortalId;
+use crate::hubspot::HubSpotClient;
 use crate::lookup::PhoneLookup;
 use crate::store::AuditSubject;
 
@@ -26,6 +33,8 @@ pub struct EmailQuery {
     /// The contact's email.
     #[param(example = "ada@example.com", format = "email")]
     email: String,
+    /// The portal (hub id) to read from; unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
+    portal: Option<u64>,
 }
 
 /// One contact by email (HubSpot's `idProperty=email` read, which does not lag like search).
@@ -34,7 +43,7 @@ pub struct EmailQuery {
     (status = 200, description = "The contact", body = Contact),
     (status = 400, description = "No or an invalid email", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
-    (status = 404, description = "No contact has that email", body = ApiError),
+    (status = 404, description = "No contact has that email, or that portal is not connected here", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
     (status = 503, description = "Disabled (admin API or HubSpot), or calls to HubSpot paused after repeated failures", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
@@ -47,7 +56,8 @@ pub async fn by_email(
         ApiError::invalid("email: missing; call /api/contacts?email=ada@example.com")
     })?;
     let email = Email::parse(&q.email).map_err(ApiError::invalid)?;
-    let found = s.hubspot()?.contact_by_email(&email).await?;
+    let client = s.client_of(q.portal).await?;
+    let found = client.contact_by_email(&email).await?;
     let outcome = if found.is_some() {
         "found"
     } else {
@@ -71,6 +81,8 @@ pub struct SearchQuery {
     /// A name, an email or a phone number.
     #[param(example = "Lovelace", min_length = 1, max_length = 3000)]
     q: String,
+    /// The portal (hub id) to search; unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
+    portal: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,6 +101,7 @@ pub struct SearchResults {
     (status = 200, description = "Matches (up to 100)", body = SearchResults),
     (status = 400, description = "No, an overlong or an invalid query", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
     (status = 503, description = "Disabled (admin API or HubSpot), or calls to HubSpot paused after repeated failures", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
@@ -98,7 +111,7 @@ pub async fn search(
     q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<SearchResults>, ApiError> {
     use crate::hubspot::search::ContactSearch;
-    let raw = q.map(|Query(q)| q.q).unwrap_or_default();
+    let (raw, portal) = q.map(|Query(q)| (q.q, q.portal)).unwrap_or_default();
     let q = raw.trim().to_string();
     // The limit holds for `q` as sent (the contract says so), not for what trimming leaves.
     if q.is_empty() || raw.chars().count() > 3000 {
@@ -117,7 +130,11 @@ pub async fn search(
     } else {
         ("name", q.clone(), ContactSearch::Text(q))
     };
-    let found = s.hubspot()?.search_contacts(&search.request(100)).await?;
+    let found = s
+        .client_of(portal)
+        .await?
+        .search_contacts(&search.request(100))
+        .await?;
     let results: Vec<Contact> = found["results"]
         .as_array()
         .into_iter()
@@ -179,7 +196,7 @@ pub struct Queued {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PortalQuery {
-    /// The portal (hub id) to write to; unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
+    /// The portal (hub id); unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
     portal: Option<u64>,
 }
 
@@ -201,7 +218,7 @@ pub async fn enqueue(
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let Query(PortalQuery { portal }) =
         portal.map_err(|_| ApiError::invalid("portal: a hub id, like 62515"))?;
-    let portal = portal.map(crate::domain::portal::PortalId);
+    let portal = portal.map(PortalId);
     if let Some(p) = portal {
         let known = s.portals.accepts_writes(p).await.map_err(|e| {
             ApiError::internal(
@@ -265,15 +282,25 @@ pub struct PhoneQuery {
     /// With its country code, in any format.
     #[param(example = "+14155550100")]
     phone: String,
+    /// The portal (hub id) to look in; unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
+    portal: Option<u64>,
 }
 
-async fn lookup_one(s: &AppState, raw: &str) -> Result<PhoneLookup, ApiError> {
+async fn lookup_one(
+    s: &AppState,
+    (portal, client): &(Option<PortalId>, Option<Arc<HubSpotClient>>),
+    raw: &str,
+) -> Result<PhoneLookup, ApiError> {
     let phone = crate::domain::contact::normalize_phone(raw, s.settings.phone_region)
         .map_err(ApiError::invalid)?;
-    let found = crate::lookup::phone(&s.cache, s.hubspot.as_deref(), &phone).await?;
+    let found = crate::lookup::phone(&s.cache, *portal, client.as_deref(), &phone).await?;
+    let action = match portal {
+        Some(p) => format!("lookup by phone in portal {p}"),
+        None => "lookup by phone".into(),
+    };
     s.db.audit(
         "admin",
-        "lookup by phone",
+        &action,
         AuditSubject::Phone(&phone),
         if found.found { "found" } else { "not found" },
     )
@@ -285,8 +312,9 @@ async fn lookup_one(s: &AppState, raw: &str) -> Result<PhoneLookup, ApiError> {
 #[utoipa::path(get, path = "/api/contacts/lookup", tag = "contacts", params(PhoneQuery),
     security(("admin" = [])), responses(
     (status = 200, description = "The lookup (found or not)", body = PhoneLookup),
-    (status = 400, description = "No or an invalid phone", body = ApiError),
+    (status = 400, description = "No or an invalid phone, or an invalid portal", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 502, description = "HubSpot failed and nothing is cached", body = ApiError),
     (status = 503, description = "Admin API off, or calls to HubSpot paused after repeated failures and nothing is cached", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
@@ -298,7 +326,8 @@ pub async fn lookup_phone(
     let Query(q) = q.map_err(|_| {
         ApiError::invalid("phone: missing; call /api/contacts/lookup?phone=%2B14155550100")
     })?;
-    Ok(Json(lookup_one(&s, &q.phone).await?))
+    let account = s.account(q.portal).await?;
+    Ok(Json(lookup_one(&s, &account, &q.phone).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -334,23 +363,28 @@ pub struct PhoneResults {
 
 /// Up to 100 lookups at once; one answer per phone, in order.
 #[utoipa::path(post, path = "/api/contacts/lookup", tag = "contacts", request_body = PhonesBody,
-    security(("admin" = [])), responses(
+    params(PortalQuery), security(("admin" = [])), responses(
     (status = 200, description = "One result per phone", body = PhoneResults),
-    (status = 400, description = "Not 1 to 100 phones, or a malformed body", body = ApiError),
+    (status = 400, description = "Not 1 to 100 phones, or a malformed body or portal", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 503, description = "Admin API off", body = ApiError)))]
 pub async fn lookup_phones(
     _: AdminAuth,
     State(s): State<Shared>,
+    portal: Result<Query<PortalQuery>, QueryRejection>,
     body: Result<Json<PhonesBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<PhoneResults>, ApiError> {
+    let Query(PortalQuery { portal }) =
+        portal.map_err(|_| ApiError::invalid("portal: a hub id, like 62515"))?;
     let Json(body) = body.map_err(|e| ApiError::invalid(format!("body: {}", e.body_text())))?;
     if body.phones.is_empty() || body.phones.len() > 100 {
         return Err(ApiError::invalid("phones: send 1 to 100 phone numbers"));
     }
+    let account = s.account(portal).await?;
     let mut results = Vec::with_capacity(body.phones.len());
     for raw in &body.phones {
-        results.push(match lookup_one(&s, raw).await {
+        results.push(match lookup_one(&s, &account, raw).await {
             Ok(found) => PhoneResult::Found(found),
             Err(e) => PhoneResult::Failed(PhoneFailure {
                 phone: raw.clone(),

@@ -7,11 +7,13 @@
 //!   connected, or what went wrong (denied, an unknown, used or expired state, another
 //!   browser, a refused code). Nothing is stored on any error.
 //! - `GET …/status` (admin): every connection, without its tokens.
-//! - `DELETE …/portals/{portalId}` (admin): uninstall (revoked at HubSpot, deleted here).
+//! - `DELETE …/portals/{portalId}[?purge=true]` (admin): uninstall (revoked at HubSpot,
+//!   deleted here; the portal's local data kept, or purged when asked).
 //!
 //! May import: `http::{state, error, auth}`, `connections`, `domain::portal`, `store` (the
-//! connection's shape).
+//! connection's and the sync status's shapes), `jobs::sync`.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -168,6 +170,8 @@ pub struct Integrations {
     /// The circuit breaker of each portal this process has called, by portal id: `open` while
     /// HubSpot keeps failing for it (its calls fail at once until a probe succeeds).
     pub circuits: std::collections::BTreeMap<String, crate::hubspot::breaker::CircuitState>,
+    /// The pull sync of each account kept here (`portalId` null: the private-app token's).
+    pub syncs: Vec<crate::store::sync::Status>,
 }
 
 /// Every connected portal: state, scopes, token expiry, last refresh, errors.
@@ -177,14 +181,26 @@ pub struct Integrations {
     (status = 401, description = "No or a wrong admin token", body = ApiError),
     (status = 503, description = "Admin API off, or the database failed", body = ApiError)))]
 pub async fn status(_: AdminAuth, State(s): State<Shared>) -> Result<Json<Integrations>, ApiError> {
-    let connections = s.portals.list().await.map_err(|e| {
+    let unreadable = |e: crate::store::StoreError| {
         ApiError::internal(
             &e,
             "listing connections",
             "the connections could not be read; try again",
         )
-    })?;
+    };
+    let connections = s.portals.list().await.map_err(unreadable)?;
+    let mut syncs = Vec::new();
+    for account in s.portals.accounts().await.map_err(unreadable)? {
+        syncs.push(
+            s.sync
+                .for_portal(account)
+                .status()
+                .await
+                .map_err(unreadable)?,
+        );
+    }
     Ok(Json(Integrations {
+        syncs,
         oauth: s.portals.oauth_enabled(),
         connections,
         circuits: s
@@ -199,12 +215,25 @@ pub async fn status(_: AdminAuth, State(s): State<Shared>) -> Result<Json<Integr
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Disconnected {
     pub portal_id: PortalId,
+    /// Local rows deleted (cached contacts, sync state, outbox items, webhook events): 0
+    /// unless `purge=true` was asked.
+    pub purged: u64,
 }
 
-/// Uninstalls a portal: its refresh token is revoked at HubSpot and its tokens deleted here.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DisconnectQuery {
+    /// Also delete the portal's local data (cached contacts, sync state, outbox items, webhook
+    /// events). Unset or `false`: kept, for a reinstall to find.
+    #[serde(default)]
+    purge: bool,
+}
+
+/// Uninstalls a portal: its refresh token is revoked at HubSpot and its tokens deleted here;
+/// its local data is kept unless `purge=true`.
 #[utoipa::path(delete, path = "/api/integrations/hubspot/portals/{portalId}", tag = "integrations",
     security(("admin" = [])),
-    params(("portalId" = u64, Path, description = "The portal's hub id")),
+    params(("portalId" = u64, Path, description = "The portal's hub id"), DisconnectQuery),
     responses(
     (status = 200, description = "Disconnected", body = Disconnected),
     (status = 400, description = "Not a hub id", body = ApiError),
@@ -215,12 +244,17 @@ pub async fn disconnect(
     _: AdminAuth,
     State(s): State<Shared>,
     portal: Result<Path<u64>, axum::extract::rejection::PathRejection>,
+    q: Result<Query<DisconnectQuery>, QueryRejection>,
 ) -> Result<Json<Disconnected>, ApiError> {
     let Path(portal) = portal.map_err(|_| ApiError::invalid("portalId: a hub id, like 62515"))?;
+    let Query(q) = q.map_err(|_| ApiError::invalid("purge: true or false"))?;
     let portal = PortalId(portal);
-    match s.portals.disconnect(portal).await {
-        Ok(true) => Ok(Json(Disconnected { portal_id: portal })),
-        Ok(false) => Err(ApiError::not_found(format!(
+    match s.portals.disconnect(portal, q.purge).await {
+        Ok(Some(purged)) => Ok(Json(Disconnected {
+            portal_id: portal,
+            purged,
+        })),
+        Ok(None) => Err(ApiError::not_found(format!(
             "portal {portal} is not connected here"
         ))),
         Err(e) => Err(ApiError::internal(

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::hubspot::HubSpotClient;
+use crate::domain::portal::PortalId;
+use crate::hubspot::{HubSpotClient, HubSpotError};
 
 #[derive(Debug)]
 pub struct AppState {
@@ -31,6 +32,50 @@ impl AppState {
     pub fn hubspot(&self) -> Result<&Arc<HubSpotClient>, super::ApiError> {
         self.hubspot
             .as_ref()
+            .ok_or_else(super::ApiError::hubspot_disabled)
+    }
+
+    /// The account a request names by `?portal=`, with its client: the private-app token's
+    /// when unset (no client when there is none), else a connected portal's (`None` as the
+    /// account when the private-app token serves that portal); 404 for a portal not
+    /// connected here.
+    pub async fn account(
+        &self,
+        portal: Option<u64>,
+    ) -> Result<(Option<PortalId>, Option<Arc<HubSpotClient>>), super::ApiError> {
+        let Some(p) = portal.map(PortalId) else {
+            return Ok((None, self.hubspot.clone()));
+        };
+        let not_connected = || {
+            super::ApiError::not_found(format!(
+                "portal {p} is not connected here; connect it at /api/integrations/hubspot/install"
+            ))
+        };
+        let known = self.portals.is_known(p).await.map_err(|e| {
+            super::ApiError::internal(
+                &e,
+                "reading connections",
+                "could not check the portal; try again",
+            )
+        })?;
+        if !known {
+            return Err(not_connected());
+        }
+        match self.portals.connection_for(Some(p)).await {
+            Ok((kept_as, client)) => Ok((kept_as, Some(client))),
+            Err(HubSpotError::NotConnected(_)) => Err(not_connected()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`account`](Self::account)'s client; 503 when HubSpot is off for the single account.
+    pub async fn client_of(
+        &self,
+        portal: Option<u64>,
+    ) -> Result<Arc<HubSpotClient>, super::ApiError> {
+        self.account(portal)
+            .await?
+            .1
             .ok_or_else(super::ApiError::hubspot_disabled)
     }
 }

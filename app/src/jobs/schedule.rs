@@ -1,14 +1,15 @@
-//! The pull sync on its cron schedule (`SYNC_SCHEDULE`), and at start when `SYNC_ON_START`.
-//! Blue and green both schedule; the store lets one run at a time. A run cut by shutdown
-//! resumes from its last committed page, so shutdown does not wait for it.
+//! The pull sync on its cron schedule (`SYNC_SCHEDULE`), and at start when `SYNC_ON_START`:
+//! each run syncs every account kept here, one after another (the private-app token's, then
+//! each connected portal through its own connection). Blue and green both schedule; the store
+//! lets one run per portal at a time. A run cut by shutdown resumes from its last committed
+//! page, so shutdown does not wait for it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::sync::Sync;
 use super::{Job, Next};
 use crate::clock::Clock;
-use crate::hubspot::HubSpotClient;
+use crate::connections::Portals;
 
 /// When the schedule names no next time (a cron with no future date).
 const FALLBACK: Duration = Duration::from_secs(1800);
@@ -16,7 +17,7 @@ const FALLBACK: Duration = Duration::from_secs(1800);
 #[derive(Debug, Clone)]
 pub struct Scheduled {
     sync: Sync,
-    client: Arc<HubSpotClient>,
+    portals: Portals,
     schedule: cron::Schedule,
     clock: Clock,
     /// Whether the next step runs (the first step only waits, unless on start).
@@ -26,14 +27,14 @@ pub struct Scheduled {
 impl Scheduled {
     pub fn new(
         sync: Sync,
-        client: Arc<HubSpotClient>,
+        portals: Portals,
         schedule: cron::Schedule,
         clock: Clock,
         on_start: bool,
     ) -> Self {
         Self {
             sync,
-            client,
+            portals,
             schedule,
             clock,
             due: on_start,
@@ -47,12 +48,33 @@ impl Job for Scheduled {
 
     async fn step(&mut self) -> Next {
         if self.due {
-            if let Err(e) = self.sync.run(&self.client).await {
-                tracing::info!(error = %crate::mask::text(&e.to_string()), "scheduled sync did not run to the end");
-            }
+            self.run_all().await;
         }
         self.due = true;
         Next::After(next_run(&self.schedule, self.clock.now_ms()).unwrap_or(FALLBACK))
+    }
+}
+
+impl Scheduled {
+    /// One run of each account's sync; one account's failure does not stop the others'.
+    async fn run_all(&self) {
+        let accounts = match self.portals.accounts().await {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduled sync: the connections could not be read");
+                return;
+            }
+        };
+        for account in accounts {
+            let portal = account.map_or_else(|| "private app".to_string(), |p| p.to_string());
+            let run = async {
+                let client = self.portals.client_for(account).await?;
+                self.sync.for_portal(account).run(&client).await
+            };
+            if let Err(e) = run.await {
+                tracing::info!(%portal, error = %crate::mask::text(&e.to_string()), "scheduled sync did not run to the end");
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::domain::portal::PortalId;
 use crate::domain::sync::Position;
 use crate::hubspot::HubSpotClient;
 use crate::store::cache::Cache;
@@ -65,6 +66,14 @@ impl Sync {
         self.state.status().await
     }
 
+    /// The same sync for another portal (`None`: the private-app account).
+    pub fn for_portal(&self, portal: Option<PortalId>) -> Self {
+        Self {
+            state: self.state.for_portal(portal),
+            ..self.clone()
+        }
+    }
+
     async fn begin(&self) -> Result<(Position, i64), SyncError> {
         let kind = self.state.object_type().to_string();
         match self.state.begin(self.overlap).await? {
@@ -93,7 +102,7 @@ impl Sync {
     }
 
     async fn store(&self, results: &[Value]) -> StoreResult<i64> {
-        self.cache.put_all(results).await?;
+        self.cache.put_all(self.state.portal(), results).await?;
         let mut max_seen = 0;
         for object in results {
             if let Some(ts) = parse_ts(&object["properties"]["lastmodifieddate"])

@@ -56,14 +56,14 @@ impl Processor {
             if !event.subscription_type.starts_with("contact.") || !seen.insert(key) {
                 continue;
             }
-            let client = self
+            let (kept_as, client) = self
                 .portals
-                .client_for(event.portal_id.map(PortalId))
+                .connection_for(event.portal_id.map(PortalId))
                 .await?;
             let id = event.object_id.to_string();
             match client.contact_by_id(&id).await? {
-                Some(object) => self.cache.put(&object).await?,
-                None => self.cache.remove(&id).await?,
+                Some(object) => self.cache.put(kept_as, &object).await?,
+                None => self.cache.remove(kept_as, &id).await?,
             }
         }
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();

@@ -254,9 +254,15 @@ impl Connections {
         w.commit().await
     }
 
-    /// Forgets a portal's tokens: it is `disconnected`. Returns its refresh token (sealed), so
-    /// the caller can revoke it at HubSpot, or `None` when there was no such connection.
-    pub async fn disconnect(&self, portal: PortalId) -> StoreResult<Option<Option<String>>> {
+    /// Forgets a portal's tokens: it is `disconnected`. With `purge`, its local data goes too,
+    /// in the same transaction: cached contacts, sync state, outbox items and webhook events.
+    /// Returns its refresh token (sealed), so the caller can revoke it at HubSpot, and the rows
+    /// purged; `None` when there was no such connection.
+    pub async fn disconnect(
+        &self,
+        portal: PortalId,
+        purge: bool,
+    ) -> StoreResult<Option<(Option<String>, u64)>> {
         let now = self.db.now_ms();
         let mut w = self.db.write().await?;
         let Some(row) =
@@ -277,8 +283,23 @@ impl Connections {
         .bind(portal.0 as i64)
         .execute(&mut *w.tx)
         .await?;
+        let mut purged = 0;
+        if purge {
+            for sql in [
+                "DELETE FROM portal_contacts WHERE portal_key = $1",
+                "DELETE FROM portal_sync_state WHERE portal_key = $1",
+                "DELETE FROM outbox WHERE portal_id = $1",
+                "DELETE FROM webhook_events WHERE portal_id = $1",
+            ] {
+                purged += sqlx::query(sql)
+                    .bind(portal.0 as i64)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected();
+            }
+        }
         w.commit().await?;
-        Ok(Some(row.get("refresh_token")))
+        Ok(Some((row.get("refresh_token"), purged)))
     }
 
     /// Every stored token, sealed: (portal, access, refresh), for key rotation.

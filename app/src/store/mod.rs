@@ -302,6 +302,12 @@ async fn startup_lock(url: &str, shown_url: &str) -> anyhow::Result<Option<std::
     Ok(Some(file))
 }
 
+/// The key column of per-portal tables (`portal_contacts`, `portal_sync_state`): the hub id,
+/// or 0 for the single account of `HUBSPOT_ACCESS_TOKEN` (a NULL portal in other tables).
+pub fn portal_key(portal: Option<crate::domain::portal::PortalId>) -> i64 {
+    portal.map_or(0, |p| p.0 as i64)
+}
+
 /// `count` numbered parameters from `$first`: `$3, $4, $5`. The same syntax serves SQLite and
 /// PostgreSQL through the Any driver.
 pub fn placeholders(first: usize, count: usize) -> String {

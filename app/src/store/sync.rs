@@ -1,14 +1,16 @@
-//! The pull sync's state (`sync_state`, one row per object type): whether a run is going, the
-//! position it committed after its last page, the cursor of the last finished run. Taking the
-//! run is one conditional UPDATE, so two processes never sync one type at once; a run that is
-//! stuck, or whose process is gone, is taken over from its committed position.
+//! The pull sync's state (`portal_sync_state`, one row per portal and object type): whether a
+//! run is going, the position it committed after its last page, the cursor of the last
+//! finished run. Taking the run is one conditional UPDATE, so two processes never sync one
+//! portal's type at once; a run that is stuck, or whose process is gone, is taken over from its
+//! committed position.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Db, StoreError, StoreResult};
+use super::{portal_key, Db, StoreError, StoreResult};
+use crate::domain::portal::PortalId;
 use crate::domain::sync::{Position, RunState};
 
 /// A run syncing this long is stuck, even if it still commits pages: it is reset.
@@ -22,6 +24,9 @@ const TYPE: &str = "contacts";
 /// Where the pull sync is (times are epoch milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Status {
+    /// The portal synced; `null` for the private-app account.
+    #[schema(value_type = Option<u64>)]
+    pub portal_id: Option<PortalId>,
     pub object_type: String,
     pub status: RunState,
     pub cursor: Option<i64>,
@@ -47,15 +52,30 @@ pub enum Begin {
     Disabled,
 }
 
-/// The `sync_state` table.
+/// One portal's rows of the `portal_sync_state` table.
 #[derive(Debug, Clone)]
 pub struct SyncState {
     db: Db,
+    /// `None`: the private-app account.
+    portal: Option<PortalId>,
 }
 
 impl SyncState {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, portal: Option<PortalId>) -> Self {
+        Self { db, portal }
+    }
+
+    pub fn portal(&self) -> Option<PortalId> {
+        self.portal
+    }
+
+    /// The same table, another portal's rows.
+    pub fn for_portal(&self, portal: Option<PortalId>) -> Self {
+        Self::new(self.db.clone(), portal)
+    }
+
+    fn key(&self) -> i64 {
+        portal_key(self.portal)
     }
 
     pub fn object_type(&self) -> &'static str {
@@ -66,12 +86,14 @@ impl SyncState {
         self.ensure_row().await?;
         let r = sqlx::query(
             "SELECT status, cursor_ms, error_count, last_error, last_success, started_at, synced_last_run
-             FROM sync_state WHERE object_type = $1",
+             FROM portal_sync_state WHERE portal_key = $1 AND object_type = $2",
         )
+        .bind(self.key())
         .bind(TYPE)
         .fetch_one(self.db.pool())
         .await?;
         Ok(Status {
+            portal_id: self.portal,
             object_type: TYPE.into(),
             status: r
                 .get::<&str, _>("status")
@@ -89,11 +111,12 @@ impl SyncState {
     async fn ensure_row(&self) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
-            "INSERT INTO sync_state (object_type, status, error_count, synced_last_run, updated_at)
-             VALUES ($1, 'idle', 0, 0, $2) ON CONFLICT (object_type) DO NOTHING",
+            "INSERT INTO portal_sync_state (portal_key, object_type, status, error_count, synced_last_run, updated_at)
+             VALUES ($3, $1, 'idle', 0, 0, $2) ON CONFLICT (portal_key, object_type) DO NOTHING",
         )
         .bind(TYPE)
         .bind(self.db.now_ms())
+        .bind(self.key())
         .execute(&mut *w.tx)
         .await?;
         w.commit().await
@@ -106,12 +129,12 @@ impl SyncState {
         let now = self.db.now_ms();
         let mut w = self.db.write().await?;
         let taken = sqlx::query(
-            "UPDATE sync_state SET
+            "UPDATE portal_sync_state SET
                  status = 'syncing', started_at = $1, updated_at = $1, synced_last_run = 0,
                  run_until = CASE WHEN position IS NULL THEN $1 ELSE run_until END,
                  last_error = CASE WHEN status = 'syncing'
                      THEN 'taken over: the previous run was stuck or its process was gone' ELSE last_error END
-             WHERE object_type = $2
+             WHERE object_type = $2 AND portal_key = $5
                AND (status IN ('idle', 'error')
                     OR (status = 'syncing' AND (started_at < $3 OR updated_at < $4)))",
         )
@@ -119,14 +142,18 @@ impl SyncState {
         .bind(TYPE)
         .bind(now - STUCK_AFTER.as_millis() as i64)
         .bind(now - ABANDONED_AFTER.as_millis() as i64)
+        .bind(self.key())
         .execute(&mut *w.tx)
         .await
         ?;
-        let row = sqlx::query("SELECT status, started_at, position, cursor_ms, run_until FROM sync_state WHERE object_type = $1")
-            .bind(TYPE)
-            .fetch_one(&mut *w.tx)
-            .await
-            ?;
+        let row = sqlx::query(
+            "SELECT status, started_at, position, cursor_ms, run_until FROM portal_sync_state
+             WHERE object_type = $1 AND portal_key = $2",
+        )
+        .bind(TYPE)
+        .bind(self.key())
+        .fetch_one(&mut *w.tx)
+        .await?;
         w.commit().await?;
         if taken.rows_affected() == 0 {
             if row.get::<&str, _>("status").parse() == Ok(RunState::Disabled) {
@@ -159,13 +186,14 @@ impl SyncState {
     pub async fn commit(&self, position: &Position, synced: usize) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
-            "UPDATE sync_state SET position = $1, updated_at = $2, synced_last_run = synced_last_run + $3
-             WHERE object_type = $4",
+            "UPDATE portal_sync_state SET position = $1, updated_at = $2, synced_last_run = synced_last_run + $3
+             WHERE object_type = $4 AND portal_key = $5",
         )
         .bind(serde_json::to_string(position)?)
         .bind(self.db.now_ms())
         .bind(synced as i64)
         .bind(TYPE)
+        .bind(self.key())
         .execute(&mut *w.tx)
         .await?;
         w.commit().await
@@ -174,13 +202,14 @@ impl SyncState {
     pub async fn finish(&self, cursor: i64) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
-            "UPDATE sync_state SET status = 'idle', cursor_ms = $1, position = NULL, run_until = NULL,
+            "UPDATE portal_sync_state SET status = 'idle', cursor_ms = $1, position = NULL, run_until = NULL,
                  error_count = 0, last_error = NULL, last_success = $2, updated_at = $2
-             WHERE object_type = $3",
+             WHERE object_type = $3 AND portal_key = $4",
         )
         .bind(cursor)
         .bind(self.db.now_ms())
         .bind(TYPE)
+        .bind(self.key())
         .execute(&mut *w.tx)
         .await?;
         w.commit().await
@@ -190,12 +219,13 @@ impl SyncState {
     pub async fn fail(&self, error: &str) -> StoreResult<()> {
         let mut w = self.db.write().await?;
         sqlx::query(
-            "UPDATE sync_state SET status = 'error', error_count = error_count + 1, last_error = $1, updated_at = $2
-             WHERE object_type = $3",
+            "UPDATE portal_sync_state SET status = 'error', error_count = error_count + 1, last_error = $1, updated_at = $2
+             WHERE object_type = $3 AND portal_key = $4",
         )
         .bind(crate::mask::text(error))
         .bind(self.db.now_ms())
         .bind(TYPE)
+        .bind(self.key())
         .execute(&mut *w.tx)
         .await?;
         w.commit().await

@@ -12,7 +12,7 @@ use app::domain::portal::{ConnectionState, PortalId};
 use app::Application;
 use hubspot_sim::SimConfig;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const ADMIN: &str = "oauth-admin";
 const CLIENT: &str = "app-client";
@@ -676,4 +676,125 @@ async fn writes_wait_for_a_reinstall_and_then_go_none_lost_or_duplicated() {
         (&Value::from(80), &Value::from(0)),
         "{depth}"
     );
+}
+
+/// Two portals at HubSpot, each with its own contacts (one phone in both): each portal's sync
+/// fills only its own cache, a lookup sees only the portal it names, status shows each
+/// portal's sync, and an uninstall keeps the portal's data unless asked to purge it.
+#[tokio::test]
+async fn each_portal_has_its_own_cache_and_sync_and_an_uninstall_purges_when_asked() {
+    let t = T::start_with(Duration::from_secs(1800), 1, vec![777]).await;
+    for portal in [PORTAL, 777] {
+        assert_eq!(t.install_into(Some(portal), |_| {}).await.0, StatusCode::OK);
+    }
+    let http = reqwest::Client::new();
+    for (portal, count) in [(PORTAL, 30), (777, 12)] {
+        let seeded = http
+            .post(format!(
+                "{}/_sim/seed/contacts?portal={portal}",
+                t.sim.base_url()
+            ))
+            .json(&serde_json::json!({"count": count, "properties": {
+                "email": format!("p{portal}-{{n}}@example.com"), "phone": "+14155550142"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(seeded.status(), StatusCode::CREATED);
+    }
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(ADMIN);
+    for portal in [PORTAL, 777] {
+        let r = admin(http.post(format!("{}/api/sync/run?portal={portal}", t.base())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "{}",
+            r.text().await.unwrap()
+        );
+    }
+    let cache = &t.apps[0].1.cache;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cache.len().await.unwrap() < 42 {
+        assert!(std::time::Instant::now() < deadline, "syncs did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let of = |p: u64| cache.len_of(Some(PortalId(p)));
+    assert_eq!(
+        (of(PORTAL).await.unwrap(), of(777).await.unwrap()),
+        (30, 12)
+    );
+    // A portal not connected here is refused, named.
+    let r = admin(http.post(format!("{}/api/sync/run?portal=999", t.base())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // The same phone in both portals: each lookup answers from its own portal's cache.
+    for (portal, count) in [(PORTAL, 30), (777, 12)] {
+        let found = common::get_json(
+            &http,
+            &format!(
+                "{}/api/contacts/lookup?phone=%2B14155550142&portal={portal}",
+                t.base()
+            ),
+            Some(ADMIN),
+        )
+        .await;
+        assert_eq!(found["source"], "cache", "{found}");
+        let contacts = found["contacts"].as_array().unwrap();
+        assert_eq!(contacts.len(), count);
+        let prefix = format!("p{portal}-");
+        assert!(contacts
+            .iter()
+            .all(|c| c["email"].as_str().unwrap().starts_with(&prefix)));
+    }
+    let status = t.status().await;
+    let syncs: Vec<(Value, Value, Value)> = status["syncs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["portal_id"].clone(),
+                s["status"].clone(),
+                s["synced_last_run"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        syncs,
+        vec![
+            (json!(777), json!("idle"), json!(12)),
+            (json!(PORTAL), json!("idle"), json!(30))
+        ],
+        "by portal id: {status}"
+    );
+
+    // Uninstalling 62515 keeps its data; uninstalling 777 with purge=true deletes its data.
+    let uninstall = |portal: u64, query: &'static str| {
+        admin(http.delete(format!(
+            "{}/api/integrations/hubspot/portals/{portal}{query}",
+            t.base()
+        )))
+        .send()
+    };
+    let kept: Value = uninstall(PORTAL, "").await.unwrap().json().await.unwrap();
+    assert_eq!(kept["purged"], 0, "{kept}");
+    let purged: Value = uninstall(777, "?purge=true")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        purged["purged"],
+        12 + 1,
+        "12 contacts and a sync state: {purged}"
+    );
+    assert_eq!((of(PORTAL).await.unwrap(), of(777).await.unwrap()), (30, 0));
+    let bad = uninstall(PORTAL, "?purge=maybe").await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
