@@ -200,7 +200,9 @@ impl Application {
             if s.settings.outbox_worker {
                 let owner = crate::identity::this_process();
                 let worker =
-                    jobs::outbox::Worker::for_portals(s.outbox.clone(), s.portals.clone(), owner);
+                    jobs::outbox::Worker::for_portals(s.outbox.clone(), s.portals.clone(), owner)
+                        .with_concurrency(s.settings.outbox_concurrency)
+                        .with_stop(jobs_stopped.clone());
                 jobs.push(tokio::spawn(supervise(
                     worker,
                     clock.clone(),

@@ -27,6 +27,9 @@ pub struct Settings {
     /// How long a claimed outbox item stays with its worker (`OUTBOX_LEASE`, default 60s); it
     /// must exceed HUBSPOT_TIMEOUT, so a live worker never loses an item it is sending.
     pub outbox_lease: Duration,
+    /// Outbox batches in flight at once, each a different portal's (`OUTBOX_CONCURRENCY`,
+    /// default 16).
+    pub outbox_concurrency: usize,
     /// The HubSpot app's client secret, which signs webhooks (`HUBSPOT_CLIENT_SECRET`); unset:
     /// `/webhooks/hubspot` answers 503.
     pub webhook_secret: Option<Secret>,
@@ -211,6 +214,20 @@ impl Settings {
                     )
                 })?,
         };
+        let outbox_concurrency = match get("OUTBOX_CONCURRENCY") {
+            None => 16,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "OUTBOX_CONCURRENCY",
+                        format!("'{raw}' is not a number from 1 to 256"),
+                    )
+                })?,
+        };
         let outbox_lease = match get("OUTBOX_LEASE") {
             None => Duration::from_secs(60),
             Some(raw) => parse_duration(&raw).ok_or_else(|| {
@@ -265,6 +282,7 @@ impl Settings {
         Ok(Settings {
             listen,
             outbox_lease,
+            outbox_concurrency,
             sync_schedule,
             sync_on_start,
             sync_overlap,

@@ -1,11 +1,20 @@
-//! The outbox's worker: take a budget slot, claim the due heads, send one batch upsert, settle
-//! every item in one transaction (sent, rescheduled with backoff, or dead), and step again
-//! while there is work. The queue itself is [`crate::store::outbox`]; the order rules are
-//! [`crate::domain::outbox`].
+//! The outbox's worker: for a portal with due work, take a slot of its budget, claim its due
+//! heads, send one batch upsert, settle every item in one transaction (sent, rescheduled with
+//! backoff, or dead), and go on while there is work.
+//!
+//! Fair across portals: the worker goes round the portals with due work (the next hub id after
+//! the last one served), up to `OUTBOX_CONCURRENCY` batches in flight and at most one per
+//! portal. A portal waiting for its budget, or one whose batch is slow, holds one slot; the
+//! others keep going, so one portal's backlog delays another's writes by about one batch.
+//! The queue itself is [`crate::store::outbox`]; the order rules are [`crate::domain::outbox`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::{Job, Next};
 use crate::connections::Portals;
@@ -48,6 +57,9 @@ enum Clients {
     Portals(Box<Portals>),
 }
 
+/// An account's queue: `None` is the single private-app account's.
+type Queue = Option<PortalId>;
+
 /// One worker: this process's, by its [`crate::identity`].
 #[derive(Debug, Clone)]
 pub struct Worker {
@@ -56,6 +68,12 @@ pub struct Worker {
     owner: String,
     /// When (on the store's clock) it last looked for dead workers' leases.
     checked_at: Option<i64>,
+    /// Batches in flight at most, each a different queue's.
+    concurrency: usize,
+    /// The queue served last in the round (`None`: a round starts).
+    cursor: Arc<Mutex<Option<Queue>>>,
+    /// Turns true at shutdown: no new batch starts, those in flight finish.
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Worker {
@@ -75,6 +93,45 @@ impl Worker {
             clients,
             owner,
             checked_at: None,
+            concurrency: 1,
+            cursor: Arc::default(),
+            stopping: None,
+        }
+    }
+
+    /// Up to `n` batches in flight, each a different portal's (at least 1).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Stops starting batches once `stop` turns true (the in-flight ones finish).
+    pub fn with_stop(mut self, stop: watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stop);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// The next queue in the round with due work, passing over `skip` (in flight, or found
+    /// with nothing to send this step). `None`: no other queue has due work.
+    async fn next_queue(&self, skip: &HashSet<Queue>) -> StoreResult<Option<Queue>> {
+        let mut cursor = *self.cursor.lock();
+        let mut passed = HashSet::new();
+        loop {
+            let Some(queue) = self.outbox.next_portal_after(cursor).await? else {
+                return Ok(None);
+            };
+            if !skip.contains(&queue) {
+                *self.cursor.lock() = Some(queue);
+                return Ok(Some(queue));
+            }
+            if !passed.insert(queue) {
+                return Ok(None); // round the whole ring: every due queue is skipped
+            }
+            cursor = Some(queue);
         }
     }
 
@@ -85,14 +142,19 @@ impl Worker {
         }
     }
 
-    /// When something is due, takes a slot of HubSpot's budget, claims, sends the claimed items
-    /// as one batch and records the outcome. Returns how many items were settled (sent or
-    /// failed); 0 when nothing was due.
+    /// When something is due, sends one batch: the next queue's in the round (see
+    /// [`batch`](Self::batch)). Returns how many items were settled; 0 when nothing was due.
     pub async fn try_once(&self) -> StoreResult<usize> {
-        // The batch comes from the portal whose head is due first.
-        let Some(portal) = self.outbox.next_portal().await? else {
-            return Ok(0);
-        };
+        match self.next_queue(&HashSet::new()).await? {
+            Some(portal) => self.batch(portal).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Takes a slot of `portal`'s budget, claims its due heads, sends them as one batch and
+    /// records the outcome. Returns how many items were settled (sent, failed or held); 0 when
+    /// nothing could go (another worker took them, or the portal's calls are paused).
+    pub async fn batch(&self, portal: Queue) -> StoreResult<usize> {
         let client = match self.client(portal).await {
             Ok(client) => client,
             // Not connected (never, or reauthorization required): its items wait, and no
@@ -215,30 +277,93 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Keeps up to `concurrency` batches in flight, going round the queues with due work,
+    /// until none is left that could send (or shutdown): a queue whose batch settled nothing
+    /// (paused, or taken by another worker) rests until the next step. A new enqueue refills
+    /// a free slot at once.
+    async fn run_batches(&mut self) -> StoreResult<()> {
+        let wake = self.outbox.wake();
+        let mut inflight: JoinSet<StoreResult<usize>> = JoinSet::new();
+        let mut queue_of: HashMap<tokio::task::Id, Queue> = HashMap::new();
+        let mut skip: HashSet<Queue> = HashSet::new();
+        let mut result = Ok(());
+        loop {
+            self.release_dead_leases().await;
+            while inflight.len() < self.concurrency && !self.stopping() && result.is_ok() {
+                match self.next_queue(&skip).await {
+                    Ok(Some(queue)) => {
+                        skip.insert(queue);
+                        let worker = self.clone();
+                        let task = inflight.spawn(async move { worker.batch(queue).await });
+                        queue_of.insert(task.id(), queue);
+                    }
+                    Ok(None) => break,
+                    Err(e) => result = Err(e),
+                }
+            }
+            if inflight.is_empty() {
+                return result;
+            }
+            let free = inflight.len() < self.concurrency;
+            tokio::select! {
+                Some(done) = inflight.join_next_with_id() => {
+                    let (id, settled) = match done {
+                        Ok((id, settled)) => (id, settled),
+                        Err(e) => {
+                            tracing::error!(error = %e, "outbox worker: a batch panicked; its items' leases expire");
+                            (e.id(), Ok(0))
+                        }
+                    };
+                    let queue = queue_of.remove(&id).expect("every batch is named");
+                    match settled {
+                        // Settled some: the queue goes back in the round.
+                        Ok(n) if n > 0 => {
+                            skip.remove(&queue);
+                        }
+                        Ok(_) => {}
+                        Err(e) => result = Err(e),
+                    }
+                }
+                () = wake.notified(), if free => {}
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// Every [`DEAD_LEASE_CHECK`], releases the leases of workers that died.
+    async fn release_dead_leases(&mut self) {
+        let now = self.outbox.now_ms();
+        if self
+            .checked_at
+            .is_some_and(|at| now - at < DEAD_LEASE_CHECK.as_millis() as i64)
+        {
+            return;
+        }
+        self.checked_at = Some(now);
+        if let Err(e) = self.outbox.release_dead_leases(&self.owner).await {
+            tracing::warn!(error = %e, "outbox worker: could not check for dead workers' leases");
+        }
+    }
+}
+
 impl Job for Worker {
     const NAME: &'static str = "outbox worker";
 
     /// Sends while there is work, otherwise waits until woken by an enqueue or for [`IDLE`]. A
     /// batch in flight is finished at shutdown: nothing is left claimed by a clean stop.
     async fn step(&mut self) -> Next {
+        // Read before the batches: an item that came due while they ran wakes the next step.
         let now = self.outbox.now_ms();
-        if self
-            .checked_at
-            .is_none_or(|at| now - at >= DEAD_LEASE_CHECK.as_millis() as i64)
-        {
-            self.checked_at = Some(now);
-            if let Err(e) = self.outbox.release_dead_leases(&self.owner).await {
-                tracing::warn!(error = %e, "outbox worker: could not check for dead workers' leases");
-            }
-        }
-        match self.try_once().await {
-            // Nothing claimable: sleep until the next item comes due, or IDLE at most (a due
-            // item can wait behind an older one of its email that another worker holds).
-            Ok(0) => match self.outbox.next_due().await {
+        let result = self.run_batches().await;
+        match result {
+            // Nothing more to send: sleep until the next item comes due, or IDLE at most (a
+            // due item can wait behind an older one of its email that another worker holds).
+            Ok(()) => match self.outbox.next_due().await {
                 Ok(Some(at)) if at > now => Next::Until(at.min(now + IDLE.as_millis() as i64)),
                 _ => Next::After(IDLE),
             },
-            Ok(_) => Next::Now,
             Err(e) => {
                 tracing::error!(error = %e, "outbox worker: database error; retrying in 1 s");
                 Next::After(IDLE)

@@ -798,3 +798,72 @@ async fn each_portal_has_its_own_cache_and_sync_and_an_uninstall_purges_when_ask
     let bad = uninstall(PORTAL, "?purge=maybe").await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Fair across portals: portal 62515 has a 20,000-contact backfill queued first, at 10 calls/s
+/// (20 s of sending); a write for portal 777 queued after it still reaches HubSpot within a
+/// couple of seconds, while the backfill keeps going. (A worker serving the oldest head first
+/// would send it after the whole backfill.)
+#[tokio::test]
+async fn one_portals_backfill_does_not_hold_up_another_portals_write() {
+    use app::domain::contact::{ContactInput, ContactRequest};
+    let mut t = T::start_with(Duration::from_secs(1800), 0, vec![777]).await;
+    t.add_app(&[("HUBSPOT_RATE_LIMIT", "10/1s")]).await;
+    for portal in [PORTAL, 777] {
+        assert_eq!(t.install_into(Some(portal), |_| {}).await.0, StatusCode::OK);
+    }
+    let contact = |email: String| {
+        ContactInput::try_from(ContactRequest {
+            email,
+            firstname: Some("F".into()),
+            lastname: None,
+            phone: None,
+            company: None,
+        })
+        .unwrap()
+    };
+    let outbox = &t.apps[0].1.outbox;
+    let backfill: Vec<ContactInput> = (0..20_000)
+        .map(|i| contact(format!("fill{i}@example.com")))
+        .collect();
+    for chunk in backfill.chunks(5_000) {
+        outbox
+            .enqueue_to(Some(PortalId(PORTAL)), chunk)
+            .await
+            .unwrap();
+    }
+    let at_hubspot = |portal: u64| {
+        let url = format!("{}/_sim/records/contacts?portal={portal}", t.sim.base_url());
+        async move {
+            let records: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            records["count"].as_u64().unwrap()
+        }
+    };
+    // The backfill is under way before the other portal's write arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while at_hubspot(PORTAL).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backfill never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queued = std::time::Instant::now();
+    outbox
+        .enqueue_to(Some(PortalId(777)), &[contact("urgent@example.com".into())])
+        .await
+        .unwrap();
+    while at_hubspot(777).await == 0 {
+        assert!(
+            queued.elapsed() < Duration::from_secs(3),
+            "portal 777's write waited behind portal 62515's backfill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waited = queued.elapsed();
+    let backfilled = at_hubspot(PORTAL).await;
+    eprintln!("portal 777's write reached HubSpot {waited:?} after it was queued; the backfill had sent {backfilled} of 20000");
+    assert!(
+        backfilled < 10_000,
+        "the backfill was still going: {backfilled}"
+    );
+}

@@ -751,18 +751,23 @@ async fn the_same_email_in_two_portals_is_two_queues() {
         .unwrap();
     assert_eq!(again, ia, "merged within its portal");
     assert_eq!(
-        outbox.next_portal().await.unwrap(),
+        outbox.next_portal_after(None).await.unwrap(),
         Some(a),
-        "the oldest head's portal"
+        "a round starts at the lowest hub id with due work"
     );
     let claimed = outbox.claim_from("w", a).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].portal_id, Some(1));
     assert!(claimed[0].properties.contains("A2"));
     assert_eq!(
-        outbox.next_portal().await.unwrap(),
+        outbox.next_portal_after(Some(a)).await.unwrap(),
         Some(b),
-        "portal 2's head is still due"
+        "portal 2's head is still due, and next after portal 1"
+    );
+    assert_eq!(
+        outbox.next_portal_after(Some(b)).await.unwrap(),
+        Some(b),
+        "past the last portal the round starts again"
     );
     assert!(
         outbox.claim("w").await.unwrap().is_empty(),

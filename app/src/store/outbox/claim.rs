@@ -1,6 +1,6 @@
-//! Taking work from the queue: what is due and when, which portal's queue goes next, the
-//! leased claim of a batch, the release of dead workers' leases, and a reconnected portal's
-//! waiting items.
+//! Taking work from the queue: what is due and when, which portal's queue goes next in the
+//! worker's round, the leased claim of a batch, the release of dead workers' leases, and a
+//! reconnected portal's waiting items.
 
 use sqlx::Row;
 
@@ -28,27 +28,55 @@ impl Outbox {
         Ok(resumed)
     }
 
-    /// The portal whose head is due first: the queue the next batch comes from. `None` inside
-    /// means the single account's; `None` outside, that nothing is due.
-    pub async fn next_portal(&self) -> StoreResult<Option<Option<PortalId>>> {
+    /// The next portal with due work after `after` in the round the worker makes: the single
+    /// account's queue (`None` inside) first, then portals by hub id, then round again. `after`
+    /// `None` starts a round. `None` outside: nothing is due anywhere.
+    ///
+    /// Each question is one index walk (`outbox_due_portal`), however long a portal's backlog.
+    pub async fn next_portal_after(
+        &self,
+        after: Option<Option<PortalId>>,
+    ) -> StoreResult<Option<Option<PortalId>>> {
         let now = self.db.now_ms();
-        Ok(sqlx::query(
-            "SELECT h.portal_id FROM outbox h
-             WHERE h.state = 'pending' AND h.next_attempt_at <= $1
-               AND (h.lease_until IS NULL OR h.lease_until < $1)
-               AND NOT EXISTS (
-                 SELECT 1 FROM outbox o
-                 WHERE o.email = h.email AND o.portal_id IS NOT DISTINCT FROM h.portal_id
-                   AND o.state = 'pending' AND o.id < h.id)
-             ORDER BY h.id LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(self.db.pool())
-        .await?
-        .map(|r| {
-            r.get::<Option<i64>, _>("portal_id")
-                .map(|p| PortalId(p as u64))
-        }))
+        const DUE: &str = "state = 'pending' AND next_attempt_at <= $1
+                   AND (lease_until IS NULL OR lease_until < $1)";
+        let due_here = |floor: Option<i64>| async move {
+            match floor {
+                None => {
+                    let sql = format!(
+                        "SELECT portal_id FROM outbox WHERE portal_id IS NULL AND {DUE} LIMIT 1"
+                    );
+                    sqlx::query(&sql)
+                        .bind(now)
+                        .fetch_optional(self.db.pool())
+                        .await
+                }
+                Some(floor) => {
+                    let sql = format!(
+                        "SELECT portal_id FROM outbox WHERE portal_id > $2 AND {DUE}
+                         ORDER BY portal_id LIMIT 1"
+                    );
+                    sqlx::query(&sql)
+                        .bind(now)
+                        .bind(floor)
+                        .fetch_optional(self.db.pool())
+                        .await
+                }
+            }
+        };
+        if after.is_none() && due_here(None).await?.is_some() {
+            return Ok(Some(None));
+        }
+        let floor = after.flatten().map_or(-1, |p| p.0 as i64);
+        if let Some(row) = due_here(Some(floor)).await? {
+            let portal: Option<i64> = row.get("portal_id");
+            return Ok(Some(portal.map(|p| PortalId(p as u64))));
+        }
+        // The round is over: start the next, unless this question already did.
+        match after {
+            None => Ok(None),
+            Some(_) => Box::pin(self.next_portal_after(None)).await,
+        }
     }
 
     /// [`claim_from`](Self::claim_from) the single account's queue.
