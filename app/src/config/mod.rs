@@ -70,6 +70,19 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The API host HubSpot documents for a data-hosting region (account info's
+/// `dataHostingLocation`): `na1` (the default) or `eu1`.
+fn region_base_url(region: &str) -> Result<&'static str, ConfigError> {
+    match region.trim().to_ascii_lowercase().as_str() {
+        "na1" => Ok("https://api.hubapi.com"),
+        "eu1" => Ok("https://api-eu1.hubapi.com"),
+        other => Err(bad(
+            "HUBSPOT_REGION",
+            format!("'{other}' is not a region this app knows; use na1 or eu1, or set HUBSPOT_BASE_URL to the host HubSpot gives for it"),
+        )),
+    }
+}
+
 fn parse_bool(var: &'static str, raw: &str) -> Result<bool, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -112,7 +125,16 @@ impl Settings {
             get("HUBSPOT_ENABLED").map_or(Ok(true), |v| parse_bool("HUBSPOT_ENABLED", &v))?;
         let send_live =
             get("HUBSPOT_SEND_LIVE").map_or(Ok(true), |v| parse_bool("HUBSPOT_SEND_LIVE", &v))?;
-        let base_raw = get("HUBSPOT_BASE_URL").unwrap_or_else(|| "https://api.hubapi.com".into());
+        let base_raw = match (get("HUBSPOT_BASE_URL"), get("HUBSPOT_REGION")) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "HUBSPOT_REGION",
+                    "set HUBSPOT_REGION or HUBSPOT_BASE_URL, not both (the base URL names the host itself)",
+                ))
+            }
+            (Some(base), None) => base,
+            (None, region) => region_base_url(region.as_deref().unwrap_or("na1"))?.into(),
+        };
         let base_url = url::Url::parse(base_raw.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
@@ -359,6 +381,25 @@ mod tests {
         .unwrap();
         assert_eq!(s.hubspot.rate_limit, (190, Duration::from_secs(10)));
         assert!(s.hubspot.enabled && s.hubspot.send_live);
+    }
+
+    #[test]
+    fn the_region_picks_hubspots_host_and_a_base_url_overrides_it() {
+        let base = |vars: &[(&str, &str)]| settings(vars).map(|s| s.hubspot.base_url.to_string());
+        let token = ("HUBSPOT_ACCESS_TOKEN", "t");
+        assert_eq!(base(&[token]).unwrap(), "https://api.hubapi.com/");
+        assert_eq!(
+            base(&[token, ("HUBSPOT_REGION", "EU1")]).unwrap(),
+            "https://api-eu1.hubapi.com/"
+        );
+        assert_eq!(
+            base(&[token, ("HUBSPOT_BASE_URL", "http://127.0.0.1:9")]).unwrap(),
+            "http://127.0.0.1:9/"
+        );
+        let err = base(&[token, ("HUBSPOT_REGION", "mars1")]).unwrap_err().to_string();
+        assert!(err.contains("HUBSPOT_REGION") && err.contains("na1 or eu1"), "{err}");
+        let both = [token, ("HUBSPOT_REGION", "eu1"), ("HUBSPOT_BASE_URL", "http://x")];
+        assert!(base(&both).unwrap_err().to_string().contains("not both"));
     }
 
     #[test]
