@@ -396,9 +396,18 @@ mod tests {
             base(&[token, ("HUBSPOT_BASE_URL", "http://127.0.0.1:9")]).unwrap(),
             "http://127.0.0.1:9/"
         );
-        let err = base(&[token, ("HUBSPOT_REGION", "mars1")]).unwrap_err().to_string();
-        assert!(err.contains("HUBSPOT_REGION") && err.contains("na1 or eu1"), "{err}");
-        let both = [token, ("HUBSPOT_REGION", "eu1"), ("HUBSPOT_BASE_URL", "http://x")];
+        let err = base(&[token, ("HUBSPOT_REGION", "mars1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HUBSPOT_REGION") && err.contains("na1 or eu1"),
+            "{err}"
+        );
+        let both = [
+            token,
+            ("HUBSPOT_REGION", "eu1"),
+            ("HUBSPOT_BASE_URL", "http://x"),
+        ];
         assert!(base(&both).unwrap_err().to_string().contains("not both"));
     }
 
