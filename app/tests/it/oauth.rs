@@ -867,3 +867,72 @@ async fn one_portals_backfill_does_not_hold_up_another_portals_write() {
         "the backfill was still going: {backfilled}"
     );
 }
+
+/// Access tokens of 2 s while 50,000 contacts drain through one portal: nothing lost or
+/// written twice, no expired-token 401 reaches the outbox (no item needs a second attempt),
+/// and the refreshes number about the drain time over the refresh period (a token is renewed
+/// when a tenth of its life is left: every 1.8 s).
+#[tokio::test]
+async fn short_lived_tokens_during_a_50000_contact_drain_lose_nothing() {
+    use app::domain::contact::{ContactInput, ContactRequest};
+    let t = T::start(Duration::from_secs(2), 1).await;
+    assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
+    let contacts: Vec<ContactInput> = (0..50_000)
+        .map(|i| {
+            ContactInput::try_from(ContactRequest {
+                email: format!("drain{i}@example.com"),
+                firstname: Some("D".into()),
+                lastname: None,
+                phone: None,
+                company: None,
+            })
+            .unwrap()
+        })
+        .collect();
+    let state = &t.apps[0].1;
+    let before = t.refreshes().await;
+    let started = std::time::Instant::now();
+    for chunk in contacts.chunks(10_000) {
+        state
+            .outbox
+            .enqueue_to(Some(PortalId(PORTAL)), chunk)
+            .await
+            .unwrap();
+    }
+    let deadline = started + Duration::from_secs(240);
+    loop {
+        let depth = state.outbox.depth().await.unwrap();
+        if depth.sent == 50_000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{depth:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained = started.elapsed();
+    let refreshes = t.refreshes().await - before;
+    let records: Value = reqwest::get(format!(
+        "{}/_sim/records/contacts?portal={PORTAL}",
+        t.sim.base_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        records["count"], 50_000,
+        "nothing lost, nothing written twice"
+    );
+    let retried: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE attempts > 1")
+        .fetch_one(state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(retried, 0, "no item needed a second attempt");
+    assert_eq!(state.outbox.depth().await.unwrap().dead, 0);
+    let expected = drained.as_secs_f64() / 1.8;
+    eprintln!("50,000 contacts drained in {drained:?} with 2 s tokens: {refreshes} refreshes (drain / 1.8 s = {expected:.1})");
+    assert!(
+        (refreshes as f64) >= expected * 0.5 - 1.0 && (refreshes as f64) <= expected * 1.5 + 2.0,
+        "{refreshes} refreshes in {drained:?}"
+    );
+}
