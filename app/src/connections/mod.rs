@@ -271,6 +271,11 @@ impl Portals {
             )
             .await?;
         self.clients.lock().remove(&portal);
+        // HubSpot counted the probe's call in the portal's window: so does the portal's budget
+        // (else the first window's burst goes one call over, into a 429).
+        if let Ok(client) = self.client(portal) {
+            tokio::spawn(async move { drop(client.reserve().await) });
+        }
         tracing::info!(%portal, "a HubSpot portal was connected");
         Ok(self.store.get(portal).await?.expect("just stored"))
     }
