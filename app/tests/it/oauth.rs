@@ -179,6 +179,26 @@ impl T {
         (field("access_token"), field("refresh_token"))
     }
 
+    /// Delivers `events` to the app's webhook endpoint as HubSpot does (signed v3); its answer.
+    async fn deliver(&self, events: &[Value]) -> Value {
+        let now = chrono::Utc::now().timestamp_millis();
+        let body = serde_json::to_vec(events).unwrap();
+        let uri = format!("{}/webhooks/hubspot", self.base());
+        let headers = hubspot_sim::webhooks::sign(
+            hubspot_sim::SignatureVersion::V3,
+            SECRET,
+            "POST",
+            &uri,
+            &body,
+            now,
+        );
+        let mut request = reqwest::Client::new().post(&uri).body(body);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
     /// An access token HubSpot issued for `portal`.
     async fn access_token_of(&self, portal: u64) -> String {
         let issued = self.sim_oauth().await["issued"].clone();
@@ -540,21 +560,7 @@ async fn webhook_events_are_routed_by_portal_and_unknown_portals_are_refused() {
                 "objectId": object, "occurredAt": now, "portalId": portal})
         })
         .collect();
-    let body = serde_json::to_vec(&events).unwrap();
-    let uri = format!("{}/webhooks/hubspot", t.base());
-    let headers = hubspot_sim::webhooks::sign(
-        hubspot_sim::SignatureVersion::V3,
-        SECRET,
-        "POST",
-        &uri,
-        &body,
-        now,
-    );
-    let mut request = reqwest::Client::new().post(&uri).body(body);
-    for (k, v) in headers {
-        request = request.header(k, v);
-    }
-    let answer: Value = request.send().await.unwrap().json().await.unwrap();
+    let answer = t.deliver(&events).await;
     assert_eq!(answer["accepted"], 3, "{answer}");
     assert_eq!(answer["refused"], 1, "{answer}");
     // The two connected portals' contacts reach the cache; the refused one never does.
@@ -935,4 +941,80 @@ async fn short_lived_tokens_during_a_50000_contact_drain_lose_nothing() {
         (refreshes as f64) >= expected * 0.5 - 1.0 && (refreshes as f64) <= expected * 1.5 + 2.0,
         "{refreshes} refreshes in {drained:?}"
     );
+}
+
+/// A portal whose HubSpot keeps failing does not hold up the others' webhook events: 150 events
+/// of portal 62515 (more than a processing round takes) wait while every read of its contacts
+/// gets a 500, and an event of portal 777 that arrived after them is applied within seconds.
+/// Once 62515's HubSpot answers again, its events are applied too.
+#[tokio::test]
+async fn a_failing_portals_webhook_events_do_not_hold_up_another_portals() {
+    let t = T::start_with(Duration::from_secs(1800), 1, vec![777]).await;
+    for portal in [PORTAL, 777] {
+        assert_eq!(t.install_into(Some(portal), |_| {}).await.0, StatusCode::OK);
+    }
+    let create = |portal: u64, email: &'static str| {
+        let t = &t;
+        async move {
+            let token = t.access_token_of(portal).await;
+            let created: Value = reqwest::Client::new()
+                .post(format!("{}/crm/objects/2026-03/contacts", t.sim.base_url()))
+                .bearer_auth(token)
+                .json(&json!({"properties": {"email": email}}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            created["id"].as_str().unwrap().parse::<u64>().unwrap()
+        }
+    };
+    let (mine, theirs) = (
+        create(PORTAL, "a@example.com").await,
+        create(777, "b@example.com").await,
+    );
+    // Every read of 62515's contacts (their ids start 37765…; 777's 47765…) gets a 500.
+    let fault = common::sim_fault(
+        &t.sim,
+        json!({"path": "/crm/objects/2026-03/contacts/37765", "status": 500}),
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let event = |n: u64, object: u64, portal: u64| {
+        json!({"eventId": n, "subscriptionType": "contact.propertyChange", "objectId": object,
+            "occurredAt": now, "portalId": portal, "propertyName": "email", "propertyValue": "x"})
+    };
+    let first: Vec<Value> = (0..150).map(|n| event(n, mine + n, PORTAL)).collect();
+    for delivery in first.chunks(75) {
+        let answer = t.deliver(delivery).await;
+        assert_eq!(answer["accepted"], 75, "{answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = std::time::Instant::now();
+    assert_eq!(t.deliver(&[event(1_000, theirs, 777)]).await["accepted"], 1);
+    let cache = &t.apps[0].1.cache;
+    while cache.len_of(Some(PortalId(777))).await.unwrap() == 0 {
+        assert!(
+            sent.elapsed() < Duration::from_secs(4),
+            "portal 777's event waited behind 62515's failing ones"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(cache.len_of(Some(PortalId(PORTAL))).await.unwrap(), 0);
+    reqwest::Client::new()
+        .delete(format!("{}/_sim/faults/{}", t.sim.base_url(), fault["id"]))
+        .send()
+        .await
+        .unwrap();
+    // Back: 62515's events are applied (its one real contact cached; the rest are gone at
+    // HubSpot, so nothing is cached for them).
+    let back = std::time::Instant::now();
+    while cache.len_of(Some(PortalId(PORTAL))).await.unwrap() == 0 {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "62515's events were not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

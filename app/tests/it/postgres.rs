@@ -136,7 +136,7 @@ async fn webhook_events_are_recorded_once_on_postgres_too() {
             .unwrap(),
         (2, 1)
     );
-    let pending = inbox.unprocessed(10).await.unwrap();
+    let pending = inbox.unprocessed(10, &[]).await.unwrap();
     assert_eq!(
         pending.len(),
         3,
@@ -146,7 +146,13 @@ async fn webhook_events_are_recorded_once_on_postgres_too() {
     assert_eq!(inbox.refused_since(0).await.unwrap(), vec![(Some(8), 1)]);
     let ids: Vec<i64> = pending.iter().map(|e| e.id).collect();
     inbox.mark_processed(&ids[..2]).await.unwrap();
-    assert_eq!(inbox.unprocessed(10).await.unwrap()[0].id, ids[2]);
+    assert_eq!(inbox.unprocessed(10, &[]).await.unwrap()[0].id, ids[2]);
+    // A resting portal's events are passed over, on PostgreSQL's NOT IN as on SQLite's.
+    assert!(inbox.unprocessed(10, &[Some(7)]).await.unwrap().is_empty());
+    assert_eq!(
+        inbox.unprocessed(10, &[None, Some(9)]).await.unwrap().len(),
+        1
+    );
 }
 
 /// Issue 9's scenario on one PostgreSQL database (see `common::interleaved_writes_scenario`):
