@@ -141,16 +141,33 @@ async fn decorate(v: &mut Value, s: &AppState) {
     }
     v["errors"] = json!(errors);
     let portals = s.portals.list().await.unwrap_or_default();
+    let circuits = s.portals.circuits();
     v["oauth"] = json!(s.portals.oauth_enabled());
-    v["portals"] = portals
-        .iter()
-        .map(|p| {
-            let mut row = json!(p);
-            row["expires_text"] = json!(when(&json!(p.expires_at)));
-            row["refreshed_text"] = json!(when(&json!(p.refreshed_at)));
-            row
-        })
-        .collect();
+    let mut rows = Vec::new();
+    for p in &portals {
+        let mut row = json!(p);
+        row["expires_text"] = json!(when(&json!(p.expires_at)));
+        row["refreshed_text"] = json!(when(&json!(p.refreshed_at)));
+        row["circuit"] = json!(circuits.get(&p.portal_id));
+        // The private-app token's portal keeps its data as the single account's.
+        let account =
+            (p.kind != crate::domain::portal::ConnectionKind::PrivateApp).then_some(p.portal_id);
+        if let Ok(sync) = s.sync.for_portal(account).status().await {
+            let state = json!(sync.status);
+            let errors = if sync.error_count > 0 {
+                format!(", {} errors", sync.error_count)
+            } else {
+                String::new()
+            };
+            row["sync_text"] = json!(format!(
+                "{} ({} last run{errors})",
+                state.as_str().unwrap_or_default(),
+                sync.synced_last_run
+            ));
+        }
+        rows.push(row);
+    }
+    v["portals"] = json!(rows);
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]

@@ -180,12 +180,17 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
     let _ = std::fs::remove_dir_all(profile);
 }
 
-/// The class and text of a portal's state cell on the dashboard.
+/// The text of a portal's state cell on the dashboard.
 fn portal_state(dom: &str, portal: u64) -> String {
+    portal_cell(dom, portal, "state")
+}
+
+/// The text of the cell of class `class` in a portal's row on the dashboard.
+fn portal_cell(dom: &str, portal: u64, class: &str) -> String {
     let row = dom
         .find(&format!("id=\"portal-{portal}\""))
         .unwrap_or_else(|| panic!("no portal {portal} on the dashboard: {dom}"));
-    let cell = &dom[row..][dom[row..].find("class=\"state").unwrap()..];
+    let cell = &dom[row..][dom[row..].find(&format!("class=\"{class}")).unwrap()..];
     let open = cell.find('>').unwrap() + 1;
     let close = cell.find('<').unwrap();
     cell[open..close].trim().to_string()
@@ -238,6 +243,8 @@ async fn a_portal_is_installed_in_a_browser_and_the_dashboard_shows_it() {
     let signin_url = signin_page(&base).await;
     let dom = browse_beside(signin_url, profile.join("dashboard")).await;
     assert_eq!(portal_state(&dom, 62_515), "connected");
+    assert_eq!(portal_cell(&dom, 62_515, "circuit"), "closed");
+    assert_eq!(portal_cell(&dom, 62_515, "sync"), "idle (0 last run)");
     let _ = std::fs::remove_dir_all(profile);
     let _ = std::fs::remove_dir_all(dir);
 }
