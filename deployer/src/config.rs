@@ -29,6 +29,11 @@ pub struct DeployConfig {
     pub pass_env: Vec<String>,
     #[serde(default)]
     pub health: HealthConfig,
+    /// Requests the new slot must answer as expected, once healthy and before any traffic
+    /// moves to it (`GET /api/hubspot/test` → 200: the release can reach HubSpot with its
+    /// token). A failure stops the deploy; the live slot keeps serving.
+    #[serde(default)]
+    pub smoke: Vec<SmokeCheck>,
     pub nginx: NginxConfig,
     /// Old images kept for rollback by `deployer prune`.
     #[serde(default = "default_keep_images")]
@@ -117,6 +122,36 @@ pub struct HealthConfig {
     /// Give up after this long.
     pub timeout: HumanDuration,
     pub expect_status: u16,
+}
+
+/// One smoke check: a request to the new slot and the answer it must give.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCheck {
+    /// `GET` (the default), `HEAD` or `POST` (with an empty JSON body).
+    #[serde(default = "default_smoke_method")]
+    pub method: String,
+    pub path: String,
+    #[serde(default = "default_smoke_status")]
+    pub expect_status: u16,
+    /// Text the answer's body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// How long the answer may take (default 15s).
+    #[serde(default = "default_smoke_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_smoke_method() -> String {
+    "GET".into()
+}
+
+fn default_smoke_status() -> u16 {
+    200
+}
+
+fn default_smoke_timeout() -> HumanDuration {
+    HumanDuration("15s".into())
 }
 
 /// A duration as written (`300s`, `1m`, `500ms`). Kept as text through deserialisation so a bad
@@ -391,6 +426,54 @@ impl DeployConfig {
                 format!("{} is not an HTTP status", self.health.expect_status),
             );
         }
+        for (i, check) in self.smoke.iter().enumerate() {
+            let n = i + 1;
+            if !check.path.starts_with('/') {
+                return err(
+                    &["smoke"],
+                    format!(
+                        "check {n}: path '{}' must start with '/', e.g. /api/hubspot/test",
+                        check.path
+                    ),
+                );
+            }
+            if !matches!(check.method.as_str(), "GET" | "HEAD" | "POST") {
+                return err(
+                    &["smoke"],
+                    format!(
+                        "check {n} ({}): method '{}' is not GET, HEAD or POST",
+                        check.path, check.method
+                    ),
+                );
+            }
+            if !(100..=599).contains(&check.expect_status) {
+                return err(
+                    &["smoke"],
+                    format!(
+                        "check {n} ({}): {} is not an HTTP status",
+                        check.path, check.expect_status
+                    ),
+                );
+            }
+            match check.timeout.parse() {
+                Ok(t) if !t.is_zero() && t <= Duration::from_secs(300) => {}
+                Ok(_) => {
+                    return err(
+                        &["smoke"],
+                        format!(
+                            "check {n} ({}): timeout must be between 1ms and 5m",
+                            check.path
+                        ),
+                    )
+                }
+                Err(m) => {
+                    return err(
+                        &["smoke"],
+                        format!("check {n} ({}): timeout {m}", check.path),
+                    )
+                }
+            }
+        }
         if let Some(key) = self.env.keys().find(|k| {
             SECRET_WORDS
                 .iter()
@@ -574,6 +657,35 @@ nginx:
         ));
         assert_eq!(e.line, Some(21), "{e}");
         assert!(e.message.contains("own port"), "{e}");
+    }
+
+    #[test]
+    fn smoke_checks_take_defaults_and_bad_ones_name_the_check() {
+        let c = DeployConfig::parse(
+            "deploy.yml",
+            &format!("{GOOD}smoke:\n  - path: /api/hubspot/test\n"),
+        )
+        .unwrap();
+        let check = &c.smoke[0];
+        assert_eq!((check.method.as_str(), check.expect_status), ("GET", 200));
+        assert_eq!(check.timeout.get(), Duration::from_secs(15));
+        for (bad, says) in [
+            (
+                "  - path: api/test\n",
+                "check 1: path 'api/test' must start with '/'",
+            ),
+            (
+                "  - path: /t\n    method: DELETE\n",
+                "method 'DELETE' is not GET, HEAD or POST",
+            ),
+            (
+                "  - path: /t\n    timeout: soon\n",
+                "check 1 (/t): timeout 'soon' is not a duration",
+            ),
+        ] {
+            let e = error(&format!("{GOOD}smoke:\n{bad}"));
+            assert!(e.message.contains(says), "{e}");
+        }
     }
 
     #[test]

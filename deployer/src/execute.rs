@@ -259,6 +259,7 @@ impl Executor<'_> {
             } => {
                 engine.stop(name, *grace_secs).await?;
             }
+            Step::Smoke { slot, checks } => self.smoke(*slot, checks).await?,
             Step::Verify { url, slot } => self.verify(url, *slot).await?,
         }
         Ok(())
@@ -353,6 +354,48 @@ impl Executor<'_> {
     }
 
     /// After the switch and drain, a request through nginx must reach the new slot.
+    /// Every smoke check, once each: a check that fails stops the run before any traffic
+    /// moves, saying what was asked and what came back.
+    async fn smoke(&self, slot: Slot, checks: &[crate::plan::Smoke]) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder().build().context("HTTP client")?;
+        for check in checks {
+            let reach = self.host.reach(&check.url)?;
+            let method = reqwest::Method::from_bytes(check.method.as_bytes())
+                .context("a smoke check's method")?;
+            let mut request = http
+                .request(method.clone(), &reach)
+                .timeout(Duration::from_millis(check.timeout_ms));
+            if method == reqwest::Method::POST {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body("{}");
+            }
+            let started = Instant::now();
+            let (status, body) = match request.send().await {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(e) => bail!(
+                    "smoke check {check} on {slot} got no answer ({}); traffic stays where it was",
+                    short_error(&e)
+                ),
+            };
+            let body_ok = check
+                .body_contains
+                .as_deref()
+                .is_none_or(|text| body.contains(text));
+            if status != check.expect_status || !body_ok {
+                let shown: String = body.trim().chars().take(300).collect();
+                bail!(
+                    "smoke check {check} on {slot} failed: {status} {shown}; traffic stays where it was"
+                );
+            }
+            self.progress.note(&format!(
+                "smoke {check}: {status} in {} ms",
+                started.elapsed().as_millis()
+            ));
+        }
+        Ok(())
+    }
+
     async fn verify(&self, url: &str, slot: Slot) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)

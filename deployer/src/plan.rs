@@ -206,6 +206,12 @@ pub enum Step {
         timeout_secs: u64,
         max_interval_ms: u64,
     },
+    /// The new slot, healthy, answers the configured requests as expected (before any traffic
+    /// moves to it).
+    Smoke {
+        slot: Slot,
+        checks: Vec<Smoke>,
+    },
     TestConfig {
         container: String,
         dir: PathBuf,
@@ -275,6 +281,10 @@ impl fmt::Display for Step {
             Step::WaitHealthy { slot, url, expect_status, timeout_secs, .. } => {
                 write!(f, "wait until {slot} answers {expect_status} at {url} (up to {timeout_secs}s)")
             }
+            Step::Smoke { slot, checks } => {
+                let list: Vec<String> = checks.iter().map(Smoke::to_string).collect();
+                write!(f, "smoke-check {slot} before traffic moves: {}", list.join("; "))
+            }
             Step::TestConfig { container, dir } => {
                 write!(f, "render nginx config into {}/candidate and check it with `nginx -t` in {container}", dir.display())
             }
@@ -295,6 +305,26 @@ impl fmt::Display for Step {
             ),
             Step::Verify { url, slot } => write!(f, "check {url} answers from {slot}"),
         }
+    }
+}
+
+/// One smoke request, resolved against a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Smoke {
+    pub method: String,
+    pub url: String,
+    pub expect_status: u16,
+    pub body_contains: Option<String>,
+    pub timeout_ms: u64,
+}
+
+impl fmt::Display for Smoke {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} -> {}", self.method, self.url, self.expect_status)?;
+        if let Some(text) = &self.body_contains {
+            write!(f, " containing {text:?}")?;
+        }
+        Ok(())
     }
 }
 
@@ -457,6 +487,23 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
         timeout_secs: config.health.timeout.get().as_secs(),
         max_interval_ms: config.health.interval.get().as_millis() as u64,
     });
+
+    if !config.smoke.is_empty() {
+        steps.push(Step::Smoke {
+            slot: to,
+            checks: config
+                .smoke
+                .iter()
+                .map(|c| Smoke {
+                    method: c.method.clone(),
+                    url: format!("http://127.0.0.1:{port}{}", c.path),
+                    expect_status: c.expect_status,
+                    body_contains: c.body_contains.clone(),
+                    timeout_ms: c.timeout.get().as_millis() as u64,
+                })
+                .collect(),
+        });
+    }
 
     // nginx: validate, make live (reload only if the text changed), switch.
     let dir = config.nginx.rendered_dir.clone();
@@ -708,6 +755,40 @@ nginx:
             tag: format!("shop-app:{version}"),
             version: version.into(),
         })
+    }
+
+    #[test]
+    fn smoke_checks_run_on_the_healthy_slot_before_nginx_is_touched() {
+        let mut config = config();
+        config.smoke = DeployConfig::parse(
+            "deploy.yml",
+            &format!("{CONFIG}smoke:\n  - path: /api/hubspot/test\n    body_contains: ok\n"),
+        )
+        .unwrap()
+        .smoke;
+        let rendered = rendered();
+        let inputs = Inputs {
+            config: &config,
+            observed: &settled(Slot::Blue),
+            rendered: &rendered,
+            secret_env: &[],
+            user: "ops",
+            now: "T",
+        };
+        let steps: Vec<String> = plan(&build("v3"), &inputs)
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let at = |prefix: &str| steps.iter().position(|s| s.starts_with(prefix)).unwrap();
+        let smoke = at("smoke-check green before traffic moves: GET http://127.0.0.1:");
+        assert!(
+            steps[smoke].ends_with("/api/hubspot/test -> 200 containing \"ok\""),
+            "{steps:?}"
+        );
+        assert!(at("wait until green answers") < smoke);
+        assert!(smoke < at("render nginx config") && smoke < at("switch traffic blue -> green"));
     }
 
     #[test]

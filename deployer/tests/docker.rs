@@ -1183,3 +1183,51 @@ fn compose_brings_up_the_static_parts_and_deployer_up_adopts_them() {
     load.finish(20);
     assert_eq!(nginx_id(), made_by_compose);
 }
+
+/// Smoke checks run against the new slot once it is healthy and before any traffic moves: one
+/// that passes shows in the run, one that fails (the release cannot reach HubSpot: here it is
+/// off, so `/api/hubspot/test` answers 503) stops the deploy with the slot's own answer; the
+/// live slot keeps serving, and not one request of a steady load fails.
+#[test]
+fn a_failing_smoke_check_stops_the_deploy_before_traffic_moves() {
+    let host = Host::new("smoke", 12);
+    host.write_config(&[(
+        "nginx:\n",
+        "smoke:\n  - path: /ready\n    body_contains: '\"ready\"'\nnginx:\n",
+    )]);
+    let dry = host.ok(&["up", "--image", &app_image(), "--dry-run"]);
+    assert!(
+        dry.contains("smoke-check blue before traffic moves: GET http://127.0.0.1:")
+            && dry.contains("/ready -> 200 containing"),
+        "{dry}"
+    );
+    let out = host.ok(&["up", "--image", &app_image()]);
+    assert!(out.contains("smoke GET http://127.0.0.1:"), "{out}");
+    assert_eq!(host.serving(), "blue");
+
+    host.write_config(&[(
+        "nginx:\n",
+        "smoke:\n  - path: /ready\n  - path: /api/hubspot/test\n    expect_status: 200\nnginx:\n",
+    )]);
+    let load = Load::start(host.https, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("smoke check GET http://127.0.0.1:")
+            && err.contains("/api/hubspot/test -> 200 on green failed: 503"),
+        "{err}"
+    );
+    assert!(err.contains("disabled"), "the app's own reason: {err}");
+    assert!(err.contains("traffic stays where it was"), "{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    load.finish(50);
+    assert_eq!(host.serving(), "blue");
+    assert_eq!(
+        host.container_state("green"),
+        "exited",
+        "the failed green is stopped"
+    );
+    assert_eq!(host.status()["live"], "blue");
+}
