@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     after_help = "Exit codes: 0 ok; 1 deploy/rollback failed (the message says where traffic is); \
                   2 bad deploy.yml or arguments; 3 another deploy holds the lock; \
                   4 Docker engine unreachable (with remote: the SSH connection failed); \
-                  5 nothing to roll back to."
+                  5 nothing to roll back to; 6 a preflight check failed (nothing changed)."
 )]
 pub struct Cli {
     /// Path to the deploy configuration.
@@ -72,6 +72,12 @@ pub enum Command {
     },
     /// Check deploy.yml and print the resolved configuration.
     Config,
+    /// Preflight: the engine, SSH, free disk, the certificate, required env keys, the nginx
+    /// image. Each passes, warns or fails with its fix; every `up` runs these first.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

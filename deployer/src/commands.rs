@@ -30,6 +30,46 @@ pub mod exit {
     pub const DOCKER: u8 = 4;
     /// Rollback has nothing to go back to.
     pub const NOTHING_TO_ROLL_BACK: u8 = 5;
+    /// A preflight check failed; nothing was changed.
+    pub const PREFLIGHT: u8 = 6;
+}
+
+/// The preflight checks of `deployer check` (a host or engine that cannot be reached is a
+/// failed check in the report, not an early exit).
+pub async fn check(config: &DeployConfig) -> Result<crate::check::Report, Failure> {
+    let env_keys = env_keys(config);
+    let host = match Host::of(config).await {
+        Ok(host) => host,
+        Err(e) => {
+            return Ok(crate::check::Report {
+                checks: vec![crate::check::Check {
+                    name: if config.remote.is_some() {
+                        "ssh"
+                    } else {
+                        "host"
+                    },
+                    verdict: crate::check::Verdict::Fail,
+                    detail: format!("{e:#}"),
+                    fix: Some(
+                        "see the message: the host, its key, the user or the identity".into(),
+                    ),
+                }],
+            })
+        }
+    };
+    let engine = host.engine().await;
+    Ok(crate::check::gather(config, &host, engine.as_ref(), env_keys).await)
+}
+
+/// The keys the slots' environment will hold: `env`, `env_file`'s and `pass_env`'s.
+fn env_keys(config: &DeployConfig) -> Result<Vec<String>, String> {
+    let secrets = secret_env(config).map_err(|f| format!("{:#}", f.error))?;
+    Ok(config
+        .env
+        .keys()
+        .cloned()
+        .chain(secrets.into_iter().map(|(k, _)| k))
+        .collect())
 }
 
 /// An error with the exit code it maps to.
@@ -300,6 +340,25 @@ async fn run(
     let rendered = render_config(config)?;
     let secrets = secret_env(config)?;
     let target = Target::connect(config).await?;
+    if matches!(intent, Intent::Up(_)) {
+        let keys = env_keys(config);
+        let report = crate::check::gather(config, &target.host, Ok(&target.engine), keys).await;
+        progress.note("preflight checks (deployer check):");
+        for check in &report.checks {
+            progress.note(&format!("  {check}"));
+        }
+        let failed = report.failed();
+        if !failed.is_empty() {
+            let names: Vec<&str> = failed.iter().map(|c| c.name).collect();
+            return Err(Failure::new(
+                exit::PREFLIGHT,
+                anyhow::anyhow!(
+                    "preflight check failed ({}); nothing was changed; `deployer check` shows each with its fix",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
     let user = crate::state::whoami();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let command = match intent {

@@ -27,6 +27,13 @@ pub struct DeployConfig {
     /// Names of variables taken from the deployer's own environment (secrets exported in CI).
     #[serde(default)]
     pub pass_env: Vec<String>,
+    /// Keys the app needs: `deployer check` (and every `up`) fails when one is set nowhere
+    /// (`env`, `env_file`, `pass_env`).
+    #[serde(default)]
+    pub required_env: Vec<String>,
+    /// `deployer check` fails below this much free disk where the engine keeps images (GB).
+    #[serde(default = "default_min_free_disk_gb")]
+    pub min_free_disk_gb: u64,
     #[serde(default)]
     pub health: HealthConfig,
     /// Requests the new slot must answer as expected, once healthy and before any traffic
@@ -140,6 +147,10 @@ pub struct SmokeCheck {
     /// How long the answer may take (default 15s).
     #[serde(default = "default_smoke_timeout")]
     pub timeout: HumanDuration,
+}
+
+fn default_min_free_disk_gb() -> u64 {
+    5
 }
 
 fn default_smoke_method() -> String {

@@ -143,6 +143,27 @@ impl Engine {
         Ok(Self { docker })
     }
 
+    /// The engine's version (`29.1.3`).
+    pub async fn version(&self) -> anyhow::Result<String> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .context("asking the engine its version")?;
+        Ok(v.version.unwrap_or_else(|| "(unknown version)".into()))
+    }
+
+    /// Where the engine keeps images and volumes (`/var/lib/docker`).
+    pub async fn root_dir(&self) -> anyhow::Result<String> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .context("asking the engine its info")?;
+        info.docker_root_dir
+            .context("the engine did not say where it keeps its data")
+    }
+
     pub async fn container(&self, name: &str) -> anyhow::Result<Option<ContainerInfo>> {
         let c = match self
             .docker

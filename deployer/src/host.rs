@@ -74,6 +74,37 @@ impl Host {
         Ok(format!("{scheme}://127.0.0.1:{local}{path}"))
     }
 
+    /// Free bytes on the filesystem holding `dir` (`df -Pk`, here or over SSH); `None` when it
+    /// cannot be read.
+    pub async fn free_bytes(&self, dir: &Path) -> Option<u64> {
+        let dir = dir.to_str()?.to_string();
+        let out = match self {
+            Host::Local => {
+                let out = tokio::process::Command::new("df")
+                    .args(["-Pk", &dir])
+                    .output()
+                    .await
+                    .ok()?;
+                String::from_utf8(out.stdout).ok()?
+            }
+            Host::Remote(r) => {
+                let (r, command) = (
+                    r.clone(),
+                    format!("df -Pk {}", shlex::try_quote(&dir).ok()?),
+                );
+                let (code, out) = tokio::task::spawn_blocking(move || r.run(&command))
+                    .await
+                    .ok()?
+                    .ok()?;
+                (code == 0).then_some(out)?
+            }
+        };
+        // Filesystem 1024-blocks Used Available Capacity Mounted-on
+        let line = out.lines().nth(1)?;
+        let kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     pub fn read(&self, path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
         match self {
             Host::Local => match std::fs::read(path) {

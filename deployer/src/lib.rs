@@ -16,8 +16,11 @@
 //! - [`tunnel`]: forwarded connections multiplexed over one SSH session.
 //! - [`state`]: the deploy lock and history on the host (atomic writes).
 //! - [`progress`]: what the operator sees while waiting.
+//! - [`check`]: preflight checks (`deployer check`, the first thing `up` does): pass, warn or
+//!   fail, each failure with its fix.
 //! - [`commands`]: each command: observe, plan, execute, under the lock.
 
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -99,6 +99,24 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             }
         }
         Command::Config => println!("{config:#?}"),
+        Command::Check { json } => {
+            let report = commands::check(config).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serializable")
+                );
+            } else {
+                print!("{report}");
+            }
+            let failed = report.failed().len();
+            if failed > 0 {
+                return Err(Failure::new(
+                    exit::PREFLIGHT,
+                    anyhow::anyhow!("{failed} check(s) failed; each says how to fix it"),
+                ));
+            }
+        }
     }
     Ok(())
 }

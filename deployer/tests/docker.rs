@@ -1231,3 +1231,153 @@ fn a_failing_smoke_check_stops_the_deploy_before_traffic_moves() {
     );
     assert_eq!(host.status()["live"], "blue");
 }
+
+/// `deployer check`: everything in order passes (exit 0); then a missing certificate, an
+/// expired one, a key that is not the certificate's, too little free disk and a missing
+/// required key each fail with their fix (exit 6), and `up` refuses before changing anything.
+#[test]
+fn check_finds_what_would_break_a_deploy_before_anything_changes() {
+    let host = Host::new("check", 13);
+    let good_ssl = format!("ssl_dir: {}/ssl", root().display());
+    let out = host.ok(&["check"]);
+    for name in [
+        "engine",
+        "disk",
+        "nginx image",
+        "certificate",
+        "environment",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("pass") && l.contains(name)),
+            "{name}: {out}"
+        );
+    }
+    let json: Value = serde_json::from_slice(&host.deployer(&["check", "--json"]).stdout).unwrap();
+    assert!(json["checks"].as_array().unwrap().len() >= 5, "{json}");
+
+    // Certificates made here: a good pair (a), another pair (b), and an expired one (c).
+    let ssl = host.dir.join("ssl-cases");
+    std::fs::create_dir_all(&ssl).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&ssl)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    for (name, days) in [("a", "30"), ("b", "30"), ("c", "1")] {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            days,
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+    // An expired certificate: issued for one day, ending yesterday.
+    openssl(&[
+        "x509",
+        "-in",
+        "c.pem",
+        "-signkey",
+        "c.key",
+        "-days",
+        "-1",
+        "-out",
+        "c-expired.pem",
+    ]);
+    let case = |cert: Option<&str>, key: Option<&str>| {
+        let dir = ssl.join(format!(
+            "{}-{}",
+            cert.unwrap_or("none"),
+            key.unwrap_or("none")
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(c) = cert {
+            std::fs::copy(ssl.join(c), dir.join("cert.pem")).unwrap();
+        }
+        if let Some(k) = key {
+            std::fs::copy(ssl.join(k), dir.join("key.pem")).unwrap();
+        }
+        format!("ssl_dir: {}", dir.display())
+    };
+    let fails = |edits: &[(&str, &str)], says: &[&str]| {
+        host.write_config(edits);
+        let out = host.deployer(&["check"]);
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+        let all = text(&out);
+        for s in says {
+            assert!(all.contains(s), "{s}: {all}");
+        }
+        assert!(all.contains("fix: "), "{all}");
+    };
+    let good = case(Some("a.pem"), Some("a.key"));
+    host.write_config(&[(good_ssl.as_str(), good.as_str())]);
+    host.ok(&["check"]);
+    fails(
+        &[(good_ssl.as_str(), &case(None, Some("a.key")))],
+        &[
+            "FAIL  certificate",
+            "cert.pem is missing",
+            "gen-self-signed.sh",
+        ],
+    );
+    fails(
+        &[(
+            good_ssl.as_str(),
+            &case(Some("c-expired.pem"), Some("c.key")),
+        )],
+        &["FAIL  certificate", "expired on"],
+    );
+    fails(
+        &[(good_ssl.as_str(), &case(Some("a.pem"), Some("b.key")))],
+        &["FAIL  certificate", "does not belong to the certificate"],
+    );
+    fails(
+        &[(
+            "drain_timeout: 10s",
+            "drain_timeout: 10s\nmin_free_disk_gb: 100000",
+        )],
+        &[
+            "FAIL  disk",
+            "below min_free_disk_gb (100000 GB)",
+            "deployer prune",
+        ],
+    );
+    fails(
+        &[(
+            "drain_timeout: 10s",
+            "drain_timeout: 10s\nrequired_env: [HUBSPOT_ACCESS_TOKEN]",
+        )],
+        &[
+            "FAIL  environment",
+            "not set: HUBSPOT_ACCESS_TOKEN",
+            "env_file",
+        ],
+    );
+
+    // `up` runs the same checks first: refused with exit 6, and nothing was created.
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(
+        text(&out).contains("preflight check failed (environment); nothing was changed"),
+        "{}",
+        text(&out)
+    );
+    let net = docker(&["network", "inspect", &format!("{}-net", host.service)]);
+    assert!(!net.status.success(), "no network was created");
+    assert!(
+        !host.dir.join("state/history.jsonl").exists(),
+        "no deploy was recorded"
+    );
+}
