@@ -72,6 +72,16 @@ pub enum Command {
     },
     /// Check deploy.yml and print the resolved configuration.
     Config,
+    /// The recent releases: who, when, version, outcome, why, and what the switch cost.
+    History {
+        #[arg(long)]
+        json: bool,
+        /// How many, newest last.
+        #[arg(short, long, default_value_t = 20)]
+        n: usize,
+    },
+    /// Prints a shell completion script (`deployer completions bash > /etc/bash_completion.d/deployer`).
+    Completions { shell: clap_complete::Shell },
     /// Preflight: the engine, SSH, free disk, the certificate, required env keys, the nginx
     /// image. Each passes, warns or fails with its fix; every `up` runs these first.
     Check {

@@ -34,6 +34,12 @@ pub mod exit {
     pub const PREFLIGHT: u8 = 6;
 }
 
+/// The last `n` releases (deploys and rollbacks), newest last.
+pub async fn history(config: &DeployConfig, n: usize) -> Result<Vec<HistoryRecord>, Failure> {
+    let all = state_dir(config).await?.history();
+    Ok(all[all.len().saturating_sub(n)..].to_vec())
+}
+
 /// The preflight checks of `deployer check` (a host or engine that cannot be reached is a
 /// failed check in the report, not an early exit).
 pub async fn check(config: &DeployConfig) -> Result<crate::check::Report, Failure> {
@@ -427,6 +433,15 @@ async fn run(
         version: Some(plan.version.clone()),
         image: Some(plan.image.clone()),
         duration_ms: started.elapsed().as_millis() as u64,
+        reason: result.as_ref().err().map(|e| format!("{:#}", e.source)),
+        figures: result.as_ref().ok().map(|t| {
+            let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
+            crate::state::Figures {
+                healthy_after_ms: ms(t.healthy_after),
+                healthy_to_switched_ms: ms(t.healthy_to_switched),
+                drained_in_ms: ms(t.drained_in),
+            }
+        }),
     })?;
     match result {
         Ok(timings) => Ok(Done {

@@ -10,6 +10,17 @@ use deployer::progress::Progress;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Completions need no deploy.yml.
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "deployer",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     let config = match DeployConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -99,6 +110,49 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             }
         }
         Command::Config => println!("{config:#?}"),
+        Command::Completions { .. } => unreachable!("handled before deploy.yml is read"),
+        Command::History { json, n } => {
+            let records = commands::history(config, n).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&records).expect("serializable")
+                );
+            } else if records.is_empty() {
+                println!("no releases yet");
+            }
+            for r in records.iter().filter(|_| !json) {
+                let figures = r.figures.as_ref().map_or(String::new(), |f| {
+                    let ms = |v: Option<u64>| v.map_or("-".into(), |v| format!("{v} ms"));
+                    format!(
+                        "; healthy after {}, switched {} later, old slot drained in {}",
+                        ms(f.healthy_after_ms),
+                        ms(f.healthy_to_switched_ms),
+                        ms(f.drained_in_ms)
+                    )
+                });
+                println!(
+                    "{}  {:<8} {:<10} {:<24} by {}: {}{}{}",
+                    r.at,
+                    r.command,
+                    r.live_slot.as_deref().unwrap_or("-"),
+                    r.version.as_deref().unwrap_or("-"),
+                    r.user,
+                    r.outcome,
+                    r.reason.as_deref().map_or(String::new(), |why| {
+                        let first: String = why
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(200)
+                            .collect();
+                        format!(" ({first})")
+                    }),
+                    figures
+                );
+            }
+        }
         Command::Check { json } => {
             let report = commands::check(config).await?;
             if json {

@@ -59,6 +59,20 @@ pub struct HistoryRecord {
     pub version: Option<String>,
     pub image: Option<String>,
     pub duration_ms: u64,
+    /// Why it failed (the error, as the operator saw it); none for a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The switch's figures: to healthy, healthy to switched, old slot drained (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<Figures>,
+}
+
+/// What a run's switch cost, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    pub healthy_after_ms: Option<u64>,
+    pub healthy_to_switched_ms: Option<u64>,
+    pub drained_in_ms: Option<u64>,
 }
 
 pub fn whoami() -> String {
@@ -299,6 +313,8 @@ mod tests {
             version: Some("abc".into()),
             image: Some("app:abc".into()),
             duration_ms: 1200,
+            reason: None,
+            figures: None,
         };
         state.record(&record).unwrap();
         let mut f = std::fs::OpenOptions::new()

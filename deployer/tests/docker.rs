@@ -1230,6 +1230,45 @@ fn a_failing_smoke_check_stops_the_deploy_before_traffic_moves() {
         "the failed green is stopped"
     );
     assert_eq!(host.status()["live"], "blue");
+
+    // The history says what happened and why; the success before it, what the switch cost.
+    let history: Value =
+        serde_json::from_slice(&host.deployer(&["history", "--json", "-n", "2"]).stdout).unwrap();
+    let (ok, failed) = (&history[0], &history[1]);
+    assert_eq!(ok["outcome"], "ok", "{history}");
+    assert!(
+        ok["figures"]["healthy_after_ms"].as_u64().is_some(),
+        "{history}"
+    );
+    assert!(
+        failed["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed at step"),
+        "{history}"
+    );
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("/api/hubspot/test -> 200 on green failed: 503"),
+        "{history}"
+    );
+    let plain = host.ok(&["history"]);
+    assert!(
+        plain.lines().last().unwrap().contains("(smoke check GET"),
+        "{plain}"
+    );
+    // Completions need no deploy.yml.
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(["-c", "/nonexistent.yml", "completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && text(&out).contains("_deployer()"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// `deployer check`: everything in order passes (exit 0); then a missing certificate, an
