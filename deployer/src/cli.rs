@@ -72,6 +72,12 @@ pub enum Command {
     },
     /// Check deploy.yml and print the resolved configuration.
     Config,
+    /// Maintenance mode: nginx answers 503 with Retry-After and a page on every route but the
+    /// probes (`/health`, `/ready`), with no reload.
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+    },
     /// The recent releases: who, when, version, outcome, why, and what the switch cost.
     History {
         #[arg(long)]
@@ -102,4 +108,19 @@ pub enum LockAction {
     Status,
     /// Release the lock (after making sure its holder is gone).
     Release,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceAction {
+    /// Every route but the probes answers 503 with this page.
+    On {
+        /// The text on the page.
+        #[arg(
+            long,
+            default_value = "We are updating the service and will be back in a few minutes."
+        )]
+        message: String,
+    },
+    /// Back to serving.
+    Off,
 }

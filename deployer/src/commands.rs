@@ -34,6 +34,57 @@ pub mod exit {
     pub const PREFLIGHT: u8 = 6;
 }
 
+/// Turns maintenance mode on (with `message` on the page) or off, under the deploy lock; nginx
+/// sees the page file on its next request (no reload). Recorded in the history.
+pub async fn maintenance(
+    config: &DeployConfig,
+    on: bool,
+    message: &str,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let target = Target::connect(config).await?;
+    let state = target.state(config);
+    let command = if on {
+        "maintenance on"
+    } else {
+        "maintenance off"
+    };
+    let me = LockHolder::me(&format!("deployer {command}"));
+    let _lock = state
+        .acquire(&me, |stale| {
+            progress.note(&format!(
+                "taking over a stale lock from {stale} (its process is gone)"
+            ))
+        })
+        .map_err(|e| match e {
+            LockError::Held(_) => Failure::new(exit::LOCKED, e),
+            LockError::Io(e) => Failure::new(exit::FAILED, e),
+        })?;
+    let page = config.nginx.rendered_dir.join(render::MAINTENANCE_FILE);
+    let started = Instant::now();
+    if on {
+        target
+            .host
+            .write_atomic(&page, render::maintenance_page(message).as_bytes())?;
+    } else {
+        target.host.remove(&page)?;
+    }
+    let observed = observe(&target, config).await?;
+    state.record(&HistoryRecord {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        user: crate::state::whoami(),
+        command: command.into(),
+        outcome: "ok".into(),
+        live_slot: observed.live.map(|s| s.name().to_string()),
+        version: None,
+        image: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        reason: on.then(|| message.to_string()),
+        figures: None,
+    })?;
+    Ok(())
+}
+
 /// The last `n` releases (deploys and rollbacks), newest last.
 pub async fn history(config: &DeployConfig, n: usize) -> Result<Vec<HistoryRecord>, Failure> {
     let all = state_dir(config).await?.history();
@@ -489,7 +540,11 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
         })
     };
     let last = state.history().into_iter().last();
+    let maintenance = target
+        .host
+        .is_file(&config.nginx.rendered_dir.join(render::MAINTENANCE_FILE));
     Ok(json!({
+        "maintenance": maintenance,
         "service": config.service,
         "host": target.host.to_string(),
         "live": observed.live,
@@ -503,9 +558,14 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
 pub fn print_status(status: &serde_json::Value) {
     let live = status["live"].as_str().unwrap_or("none");
     println!(
-        "service {} on {}: live slot {live}",
+        "service {} on {}: live slot {live}{}",
         status["service"].as_str().unwrap_or("?"),
-        status["host"].as_str().unwrap_or("?")
+        status["host"].as_str().unwrap_or("?"),
+        if status["maintenance"] == true {
+            "; MAINTENANCE MODE (every route but the probes answers 503)"
+        } else {
+            ""
+        }
     );
     let nginx = &status["nginx"];
     println!(

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deployer::cli::{Cli, Command, LockAction, SlotArg};
+use deployer::cli::{Cli, Command, LockAction, MaintenanceAction, SlotArg};
 use deployer::commands::{self, exit, Failure, UpOptions};
 use deployer::config::DeployConfig;
 use deployer::plan::Slot;
@@ -111,6 +111,21 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
         }
         Command::Config => println!("{config:#?}"),
         Command::Completions { .. } => unreachable!("handled before deploy.yml is read"),
+        Command::Maintenance { action } => {
+            let (on, message) = match action {
+                MaintenanceAction::On { message } => (true, message),
+                MaintenanceAction::Off => (false, String::new()),
+            };
+            commands::maintenance(config, on, &message, &progress).await?;
+            println!(
+                "maintenance mode {}",
+                if on {
+                    "on: every route but /health and /ready answers 503 (Retry-After: 60)"
+                } else {
+                    "off: serving"
+                }
+            );
+        }
         Command::History { json, n } => {
             let records = commands::history(config, n).await?;
             if json {

@@ -13,6 +13,10 @@ pub const LIVE_DIR: &str = "/etc/nginx/deployer/live";
 pub const CANDIDATE_DIR: &str = "/etc/nginx/deployer/candidate";
 pub const CANDIDATE_SITES: &str = "/etc/nginx/deployer/candidate/sites";
 pub const SSL_DIR: &str = "/etc/nginx/ssl";
+/// Maintenance mode is this file being there (`deployer maintenance on` writes it into
+/// `nginx.rendered_dir`): nginx checks for it on every request, so turning it on or off needs
+/// no reload.
+pub const MAINTENANCE_FILE: &str = "maintenance.html";
 /// The shared socket directory (a volume in nginx and both slots).
 pub const SOCKET_DIR: &str = "/run/slots";
 pub const LIVE_SOCKET: &str = "/run/slots/live.sock";
@@ -46,6 +50,8 @@ pub fn render(base: &str, site: &str, vars: &Vars) -> anyhow::Result<Rendered> {
     let mut ctx = tera::Context::from_serialize(vars).context("template variables")?;
     ctx.insert("socket", LIVE_SOCKET);
     ctx.insert("ssl_dir", SSL_DIR);
+    ctx.insert("conf_dir", CONF_DIR);
+    ctx.insert("maintenance_file", MAINTENANCE_FILE);
     let mut main = |dir: &str| {
         ctx.insert("site_dir", dir);
         tera.render("base", &ctx)
@@ -163,4 +169,22 @@ upstream hubspot-app_live {
         let err = render("x", "{{ undefined_variable }}", &vars(443)).unwrap_err();
         assert!(format!("{err:#}").contains("undefined_variable"), "{err:#}");
     }
+}
+
+/// The page nginx answers with in maintenance mode (the message HTML-escaped).
+pub fn maintenance_page(message: &str) -> String {
+    let escaped: String = message
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".into(),
+            '>' => "&gt;".into(),
+            '&' => "&amp;".into(),
+            '"' => "&quot;".into(),
+            '\'' => "&#39;".into(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Down for maintenance</title></head>\n<body style=\"font-family:sans-serif;max-width:36rem;margin:4rem auto\"><h1>Down for maintenance</h1><p>{escaped}</p></body></html>\n"
+    )
 }

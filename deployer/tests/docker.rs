@@ -1420,3 +1420,48 @@ fn check_finds_what_would_break_a_deploy_before_anything_changes() {
         "no deploy was recorded"
     );
 }
+
+/// Maintenance mode under a steady keep-alive load: every route but the probes answers 503
+/// with Retry-After and the page (its message escaped), the probes keep answering, status says
+/// so, and turning it off serves again; no reload, and not one probe request fails.
+#[test]
+fn maintenance_mode_answers_503_on_every_route_but_the_probes_without_a_reload() {
+    let host = Host::new("maint", 14);
+    host.ok(&["up", "--image", &app_image()]);
+    let client = Host::client();
+    let get = |path: &str| {
+        client
+            .get(format!("https://127.0.0.1:{}{path}", host.https))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(get("/openapi.json").status(), 200);
+    let load = Load::start(host.https, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = host.ok(&["maintenance", "on", "--message", "<b>Back at 10:00</b>"]);
+    assert!(out.contains("maintenance mode on"), "{out}");
+    for path in ["/openapi.json", "/dashboard", "/api/contacts?email=a@b.co"] {
+        let r = get(path);
+        assert_eq!(r.status(), 503, "{path}");
+        assert_eq!(r.headers()["retry-after"], "60", "{path}");
+        let page = r.text().unwrap();
+        assert!(
+            page.contains("&lt;b&gt;Back at 10:00&lt;/b&gt;"),
+            "escaped: {page}"
+        );
+    }
+    assert_eq!(get("/health").status(), 200);
+    assert_eq!(get("/ready").status(), 200);
+    assert_eq!(host.status()["maintenance"], true);
+    assert!(host.ok(&["status"]).contains("MAINTENANCE MODE"));
+    host.ok(&["maintenance", "off"]);
+    assert_eq!(get("/openapi.json").status(), 200);
+    assert_eq!(host.status()["maintenance"], false);
+    std::thread::sleep(Duration::from_millis(300));
+    load.finish(50);
+    let history = host.ok(&["history", "-n", "2"]);
+    assert!(
+        history.contains("maintenance on") && history.contains("maintenance off"),
+        "{history}"
+    );
+}
