@@ -90,6 +90,24 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The page nginx answers with in maintenance mode (the message HTML-escaped).
+pub fn maintenance_page(message: &str) -> String {
+    let escaped: String = message
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".into(),
+            '>' => "&gt;".into(),
+            '&' => "&amp;".into(),
+            '"' => "&quot;".into(),
+            '\'' => "&#39;".into(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Down for maintenance</title></head>\n<body style=\"font-family:sans-serif;max-width:36rem;margin:4rem auto\"><h1>Down for maintenance</h1><p>{escaped}</p></body></html>\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,22 +187,4 @@ upstream hubspot-app_live {
         let err = render("x", "{{ undefined_variable }}", &vars(443)).unwrap_err();
         assert!(format!("{err:#}").contains("undefined_variable"), "{err:#}");
     }
-}
-
-/// The page nginx answers with in maintenance mode (the message HTML-escaped).
-pub fn maintenance_page(message: &str) -> String {
-    let escaped: String = message
-        .chars()
-        .map(|c| match c {
-            '<' => "&lt;".into(),
-            '>' => "&gt;".into(),
-            '&' => "&amp;".into(),
-            '"' => "&quot;".into(),
-            '\'' => "&#39;".into(),
-            c => c.to_string(),
-        })
-        .collect();
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Down for maintenance</title></head>\n<body style=\"font-family:sans-serif;max-width:36rem;margin:4rem auto\"><h1>Down for maintenance</h1><p>{escaped}</p></body></html>\n"
-    )
 }
