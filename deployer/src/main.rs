@@ -147,7 +147,7 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
                     )
                 });
                 println!(
-                    "{}  {:<8} {:<10} {:<24} by {}: {}{}{}",
+                    "{}  {:<15} {:<6} {:<24} by {}: {}{}{}",
                     r.at,
                     r.command,
                     r.live_slot.as_deref().unwrap_or("-"),
