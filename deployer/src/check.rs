@@ -3,7 +3,8 @@
 //! verdicts are pure functions of what was gathered ([`gather`] does the I/O), so each rule is
 //! tested without a host.
 //!
-//! May not import: `execute`, `plan` (checks change nothing and plan nothing).
+//! May not import: `execute` (checks change nothing); from `plan`, only the names of what a
+//! service owns.
 
 use std::fmt;
 use std::path::Path;
@@ -237,6 +238,49 @@ pub fn required_env(required: &[String], available: &[String]) -> Check {
     )
 }
 
+/// One port the deploy needs: free, or already held by the container meant to hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortUse {
+    pub port: u16,
+    /// Where the setting is (`nginx.https_port`), for the fix.
+    pub key: &'static str,
+    /// The container of ours that holds it, when it runs.
+    pub ours: Option<String>,
+    /// Whether something answered "in use" when the port was tried.
+    pub taken: bool,
+}
+
+/// The ports: each free, or held by its own container.
+pub fn ports(uses: &[PortUse]) -> Check {
+    const NAME: &str = "ports";
+    let busy: Vec<&PortUse> = uses
+        .iter()
+        .filter(|u| u.taken && u.ours.is_none())
+        .collect();
+    if let Some(first) = busy.first() {
+        let list: Vec<String> = busy
+            .iter()
+            .map(|u| format!("{} ({})", u.port, u.key))
+            .collect();
+        return Check::fail(
+            NAME,
+            format!("in use by something else: {}", list.join(", ")),
+            format!(
+                "stop what listens there (ss -ltnp 'sport = :{}'), or change {} in deploy.yml",
+                first.port, first.key
+            ),
+        );
+    }
+    let list: Vec<String> = uses
+        .iter()
+        .map(|u| match &u.ours {
+            Some(c) => format!("{} ({c})", u.port),
+            None => format!("{} free", u.port),
+        })
+        .collect();
+    Check::pass(NAME, list.join(", "))
+}
+
 /// Gathers what the checks need from the host and judges it. `engine` is the connection
 /// attempt's result (a failed connection is a failed check, not an early exit).
 pub async fn gather(
@@ -286,6 +330,9 @@ pub async fn gather(
             host.free_bytes(Path::new(&root)).await,
             config.min_free_disk_gb,
         ));
+        if matches!(host, Host::Local) {
+            checks.push(ports(&port_uses(config, engine).await));
+        }
         let image = &config.nginx.image;
         checks.push(match engine.image_exists(image).await {
             Ok(true) => Check::pass("nginx image", format!("{image} present")),
@@ -312,6 +359,54 @@ pub async fn gather(
     Report { checks }
 }
 
+/// Tries each port the deploy needs on this machine (nginx's on all addresses, the slots' on
+/// loopback); a port held by its own running container is ours.
+async fn port_uses(config: &DeployConfig, engine: &Engine) -> Vec<PortUse> {
+    let names = crate::plan::Names::of(config);
+    let wanted = [
+        (
+            config.nginx.http_port,
+            "nginx.http_port",
+            "0.0.0.0",
+            names.nginx.clone(),
+        ),
+        (
+            config.nginx.https_port,
+            "nginx.https_port",
+            "0.0.0.0",
+            names.nginx.clone(),
+        ),
+        (
+            config.slots.blue.port,
+            "slots.blue.port",
+            "127.0.0.1",
+            names.blue.clone(),
+        ),
+        (
+            config.slots.green.port,
+            "slots.green.port",
+            "127.0.0.1",
+            names.green.clone(),
+        ),
+    ];
+    let mut uses = Vec::new();
+    for (port, key, addr, owner) in wanted {
+        let running = matches!(engine.container(&owner).await, Ok(Some(c)) if c.running);
+        let taken = !running
+            && matches!(
+                std::net::TcpListener::bind((addr, port)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+            );
+        uses.push(PortUse {
+            port,
+            key,
+            ours: running.then_some(owner),
+            taken,
+        });
+    }
+    uses
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +422,31 @@ mod tests {
         );
         assert!(low.fix.unwrap().contains("deployer prune"));
         assert_eq!(disk("/d", None, 5).verdict, Verdict::Warn);
+    }
+
+    #[test]
+    fn a_port_held_by_another_program_fails_and_names_its_key() {
+        let port = |port, key, ours: Option<&str>, taken| PortUse {
+            port,
+            key,
+            ours: ours.map(String::from),
+            taken,
+        };
+        let fine = ports(&[
+            port(443, "nginx.https_port", Some("app-nginx"), false),
+            port(3000, "slots.blue.port", None, false),
+        ]);
+        assert_eq!(
+            (fine.verdict, fine.detail.as_str()),
+            (Verdict::Pass, "443 (app-nginx), 3000 free")
+        );
+        let busy = ports(&[port(8443, "nginx.https_port", None, true)]);
+        assert_eq!(busy.verdict, Verdict::Fail);
+        assert_eq!(
+            busy.detail,
+            "in use by something else: 8443 (nginx.https_port)"
+        );
+        assert!(busy.fix.unwrap().contains("change nginx.https_port"));
     }
 
     #[test]

@@ -1282,6 +1282,7 @@ fn check_finds_what_would_break_a_deploy_before_anything_changes() {
     for name in [
         "engine",
         "disk",
+        "ports",
         "nginx image",
         "certificate",
         "environment",
@@ -1294,6 +1295,19 @@ fn check_finds_what_would_break_a_deploy_before_anything_changes() {
     }
     let json: Value = serde_json::from_slice(&host.deployer(&["check", "--json"]).stdout).unwrap();
     assert!(json["checks"].as_array().unwrap().len() >= 5, "{json}");
+
+    // A port nginx needs, taken by another program.
+    {
+        let _busy = std::net::TcpListener::bind(("0.0.0.0", host.https)).unwrap();
+        let out = host.deployer(&["check"]);
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+        let all = text(&out);
+        assert!(
+            all.contains("FAIL  ports")
+                && all.contains(&format!("{} (nginx.https_port)", host.https)),
+            "{all}"
+        );
+    }
 
     // Certificates made here: a good pair (a), another pair (b), and an expired one (c).
     let ssl = host.dir.join("ssl-cases");
