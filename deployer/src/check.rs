@@ -105,22 +105,34 @@ impl fmt::Display for Report {
     }
 }
 
+/// A file as read from the host: `Ok(None)` missing, `Err` unreadable (permissions).
+pub type Read<'a> = Result<Option<&'a [u8]>, String>;
+
 /// The certificate pair in `ssl_dir`: present, parseable, matching, valid at `now` (Unix
-/// seconds), and not about to expire.
-pub fn certificate(dir: &Path, cert: Option<&[u8]>, key: Option<&[u8]>, now: i64) -> Check {
+/// seconds), and not about to expire. A key this user may not read (nginx reads it as root) is
+/// a warning: the match is then not checked.
+pub fn certificate(dir: &Path, cert: Read<'_>, key: Read<'_>, now: i64) -> Check {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     const NAME: &str = "certificate";
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     let make =
         "scripts/gen-self-signed.sh makes a local pair; in production put the CA-issued pair there";
-    let (Some(cert), Some(key)) = (cert, key) else {
-        let missing = if cert.is_none() {
-            &cert_path
-        } else {
-            &key_path
-        };
-        return Check::fail(NAME, format!("{} is missing", missing.display()), make);
+    let cert = match cert {
+        Ok(Some(c)) => c,
+        Ok(None) => return Check::fail(NAME, format!("{} is missing", cert_path.display()), make),
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("{} cannot be read: {e}", cert_path.display()),
+                "let the deploying user read it (a certificate is not secret)",
+            )
+        }
+    };
+    let key = match key {
+        Ok(Some(k)) => Ok(k),
+        Ok(None) => return Check::fail(NAME, format!("{} is missing", key_path.display()), make),
+        Err(e) => Err(e),
     };
     let Some(Ok(der)) = CertificateDer::pem_slice_iter(cert).next() else {
         return Check::fail(
@@ -129,34 +141,36 @@ pub fn certificate(dir: &Path, cert: Option<&[u8]>, key: Option<&[u8]>, now: i64
             make,
         );
     };
-    let Ok(private) = PrivateKeyDer::from_pem_slice(key) else {
-        return Check::fail(
-            NAME,
-            format!("{} holds no PEM private key", key_path.display()),
-            make,
-        );
-    };
-    let signing = match rustls::crypto::ring::sign::any_supported_type(&private) {
-        Ok(s) => s,
-        Err(e) => {
+    if let Ok(key) = key {
+        let Ok(private) = PrivateKeyDer::from_pem_slice(key) else {
             return Check::fail(
                 NAME,
-                format!("{}: {e}", key_path.display()),
-                "use an RSA, ECDSA or Ed25519 key",
-            )
+                format!("{} holds no PEM private key", key_path.display()),
+                make,
+            );
+        };
+        let signing = match rustls::crypto::ring::sign::any_supported_type(&private) {
+            Ok(s) => s,
+            Err(e) => {
+                return Check::fail(
+                    NAME,
+                    format!("{}: {e}", key_path.display()),
+                    "use an RSA, ECDSA or Ed25519 key",
+                )
+            }
+        };
+        let certified = rustls::sign::CertifiedKey::new(vec![der.clone()], signing);
+        if certified.keys_match().is_err() {
+            return Check::fail(
+                NAME,
+                format!(
+                    "{} does not belong to the certificate in {}",
+                    key_path.display(),
+                    cert_path.display()
+                ),
+                "put the key the certificate was issued for beside it (or issue a new pair)",
+            );
         }
-    };
-    let certified = rustls::sign::CertifiedKey::new(vec![der.clone()], signing);
-    if certified.keys_match().is_err() {
-        return Check::fail(
-            NAME,
-            format!(
-                "{} does not belong to the certificate in {}",
-                key_path.display(),
-                cert_path.display()
-            ),
-            "put the key the certificate was issued for beside it (or issue a new pair)",
-        );
     }
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(&der) else {
         return Check::fail(
@@ -191,6 +205,17 @@ pub fn certificate(dir: &Path, cert: Option<&[u8]>, key: Option<&[u8]>, now: i64
             NAME,
             format!("expires in {days} days ({})", date(until)),
             renew,
+        );
+    }
+    if let Err(e) = key {
+        return Check::warn(
+            NAME,
+            format!(
+                "valid until {}; {} is not readable by this user ({e}), so its match with the certificate was not checked",
+                date(until),
+                key_path.display()
+            ),
+            "nginx reads it as root, so this is fine if the pair is right; to have it checked, let the deploying user read it",
         );
     }
     Check::pass(
@@ -345,11 +370,12 @@ pub async fn gather(
         });
     }
     let dir = &config.nginx.ssl_dir;
-    let read = |name: &str| host.read(&dir.join(name)).ok().flatten();
+    let read = |name: &str| host.read(&dir.join(name)).map_err(|e| format!("{e:#}"));
+    let (cert, key) = (read("cert.pem"), read("key.pem"));
     checks.push(certificate(
         dir,
-        read("cert.pem").as_deref(),
-        read("key.pem").as_deref(),
+        cert.as_ref().map(Option::as_deref).map_err(Clone::clone),
+        key.as_ref().map(Option::as_deref).map_err(Clone::clone),
         chrono::Utc::now().timestamp(),
     ));
     checks.push(match env_keys {
@@ -463,13 +489,15 @@ mod tests {
     #[test]
     fn a_missing_or_garbled_pair_fails_with_how_to_make_one() {
         let dir = Path::new("/ssl");
-        let c = certificate(dir, None, Some(b"k"), 0);
+        let c = certificate(dir, Ok(None), Ok(Some(b"k")), 0);
         assert_eq!(
             (c.verdict, c.detail.as_str()),
             (Verdict::Fail, "/ssl/cert.pem is missing")
         );
         assert!(c.fix.unwrap().contains("gen-self-signed.sh"));
-        let c = certificate(dir, Some(b"not pem"), Some(b"k"), 0);
+        let c = certificate(dir, Ok(Some(b"not pem")), Ok(Some(b"k")), 0);
         assert!(c.detail.contains("no PEM certificate"), "{c}");
+        let c = certificate(dir, Ok(Some(b"c")), Ok(None), 0);
+        assert_eq!(c.detail, "/ssl/key.pem is missing");
     }
 }
