@@ -1479,3 +1479,91 @@ fn maintenance_mode_answers_503_on_every_route_but_the_probes_without_a_reload()
         "{history}"
     );
 }
+
+/// The release the issue describes: its HubSpot token is no longer accepted (the simulator, on
+/// the service network, takes only the old one). Health is green, since a HubSpot outage
+/// rightly leaves the app ready, but the smoke step asks `/api/hubspot/test`, gets the app's
+/// own 502, and stops: blue keeps serving, not one request of a steady load fails, and the
+/// history says why.
+#[test]
+fn a_release_whose_hubspot_token_is_refused_fails_at_the_smoke_step() {
+    let host = Host::new("token", 15);
+    let s = host.service.clone();
+    let env = host.dir.join("app.env");
+    let tokens = |token: &str| {
+        std::fs::write(
+            &env,
+            format!("HUBSPOT_ACCESS_TOKEN={token}\nADMIN_TOKEN=admin-token\n"),
+        )
+        .unwrap()
+    };
+    tokens("pat-current");
+    host.write_config(&[
+        (
+            "  HUBSPOT_ENABLED: \"false\"\n",
+            &format!(
+                "  HUBSPOT_BASE_URL: http://{s}-sim:8090\n  SYNC_SCHEDULE: \"off\"\n  HUBSPOT_RATE_LIMIT: 100000/10s\nenv_file: {}\nrequired_env: [HUBSPOT_ACCESS_TOKEN]\n",
+                env.display()
+            ),
+        ),
+        ("nginx:\n", "smoke:\n  - path: /api/hubspot/test\nnginx:\n"),
+    ]);
+    assert!(docker(&["network", "create", &format!("{s}-net")])
+        .status
+        .success());
+    let sim = Container(format!("{s}-sim"));
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &sim.0,
+        "--network",
+        &format!("{s}-net"),
+        &sim_image(),
+        "--listen",
+        "0.0.0.0:8090",
+        "--token",
+        "pat-current",
+        // The load below asks /api/hubspot/test as fast as it can: not a test of HubSpot's
+        // budget, so neither side holds it back.
+        "--rate-limit",
+        "100000/10s",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = host.ok(&["up", "--image", &app_image()]);
+    assert!(out.contains("/api/hubspot/test -> 200: 200"), "{out}");
+
+    tokens("pat-expired");
+    let load = Load::start(host.https, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = host.deployer(&["up", "--image", &app_image()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(
+        err.contains("/api/hubspot/test -> 200 on green failed: 502"),
+        "{err}"
+    );
+    assert!(err.contains("traffic stays where it was"), "{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    load.finish(50);
+    assert_eq!(host.serving(), "blue");
+    let answer: Value = Host::client()
+        .get(format!("https://127.0.0.1:{}/api/hubspot/test", host.https))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        answer["hubspot"]["authenticated"], true,
+        "blue still has the good token: {answer}"
+    );
+    let history: Value =
+        serde_json::from_slice(&host.deployer(&["history", "--json", "-n", "1"]).stdout).unwrap();
+    assert!(
+        history[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed: 502"),
+        "{history}"
+    );
+}
