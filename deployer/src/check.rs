@@ -321,21 +321,16 @@ pub async fn gather(
             format!("connected to {}, host key known", remote.host),
         ));
     }
-    let engine = match engine {
-        Ok(engine) => match engine.version().await {
-            Ok(version) => {
-                checks.push(Check::pass("engine", format!("Docker {version} reachable")));
-                Some(engine)
-            }
-            Err(e) => {
-                checks.push(Check::fail(
-                    "engine",
-                    format!("{e:#}"),
-                    "start the Docker engine, or give this user access to its socket",
-                ));
-                None
-            }
-        },
+    // A connection that failed and an engine that does not answer are the same failure.
+    let version = match engine {
+        Ok(engine) => engine.version().await.map(|v| (engine, v)),
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    };
+    let engine = match version {
+        Ok((engine, version)) => {
+            checks.push(Check::pass("engine", format!("Docker {version} reachable")));
+            Some(engine)
+        }
         Err(e) => {
             checks.push(Check::fail(
                 "engine",

@@ -14,7 +14,7 @@ use crate::host::Host;
 use crate::plan::{self, ImageSource, Intent, Names, Observed, Plan, Slot};
 use crate::progress::Progress;
 use crate::render::{self, Rendered};
-use crate::state::{HistoryRecord, LockError, LockHolder, StateDir};
+use crate::state::{HistoryRecord, LockError, LockGuard, LockHolder, StateDir};
 
 /// Exit codes, as documented in README.md.
 pub mod exit {
@@ -49,17 +49,7 @@ pub async fn maintenance(
     } else {
         "maintenance off"
     };
-    let me = LockHolder::me(&format!("deployer {command}"));
-    let _lock = state
-        .acquire(&me, |stale| {
-            progress.note(&format!(
-                "taking over a stale lock from {stale} (its process is gone)"
-            ))
-        })
-        .map_err(|e| match e {
-            LockError::Held(_) => Failure::new(exit::LOCKED, e),
-            LockError::Io(e) => Failure::new(exit::FAILED, e),
-        })?;
+    let _lock = lock(&state, command, progress)?;
     let page = config.nginx.rendered_dir.join(render::MAINTENANCE_FILE);
     let started = Instant::now();
     if on {
@@ -83,6 +73,22 @@ pub async fn maintenance(
         figures: None,
     })?;
     Ok(())
+}
+
+/// Takes the deploy lock for `command` (a stale holder's is taken over, and said so); exit 3
+/// when a live process holds it.
+fn lock(state: &StateDir, command: &str, progress: &Progress) -> Result<LockGuard, Failure> {
+    let me = LockHolder::me(&format!("deployer {command}"));
+    state
+        .acquire(&me, |stale| {
+            progress.note(&format!(
+                "taking over a stale lock from {stale} (its process is gone)"
+            ))
+        })
+        .map_err(|e| match e {
+            LockError::Held(_) => Failure::new(exit::LOCKED, e),
+            LockError::Io(e) => Failure::new(exit::FAILED, e),
+        })
 }
 
 /// The last `n` releases (deploys and rollbacks), newest last.
@@ -447,17 +453,7 @@ async fn run(
             timings: None,
         });
     }
-    let me = LockHolder::me(&format!("deployer {command}"));
-    let _lock = state
-        .acquire(&me, |stale| {
-            progress.note(&format!(
-                "taking over a stale lock from {stale} (its process is gone)"
-            ))
-        })
-        .map_err(|e| match e {
-            LockError::Held(_) => Failure::new(exit::LOCKED, e),
-            LockError::Io(e) => Failure::new(exit::FAILED, e),
-        })?;
+    let _lock = lock(&state, command, progress)?;
     // Observed under the lock: nothing else changes the host while this plan runs.
     let plan = make_plan(&observe(&target, config).await?)?;
     let started = Instant::now();
