@@ -136,6 +136,13 @@ drain_timeout: 10s
         self.command(args).output().unwrap()
     }
 
+    /// Runs the deployer, which must exit with `code`; its stdout and stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.deployer(args);
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out));
+        text(&out)
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.deployer(args);
         assert!(
@@ -412,9 +419,7 @@ fn an_unhealthy_green_is_stopped_with_its_logs_and_blue_keeps_serving() {
         ("timeout: 60s", "timeout: 3s"),
     ]);
     let started = Instant::now();
-    let out = host.deployer(&["up", "--image", &app_image()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = text(&out);
+    let err = host.fails(&["up", "--image", &app_image()], 1);
     assert!(
         err.contains("did not answer 200 at http://127.0.0.1:") && err.contains("within 3s"),
         "{err}"
@@ -486,9 +491,7 @@ fn an_invalid_template_is_caught_by_nginx_t_and_the_live_config_stays() {
     let bad = bad.display().to_string();
     let template = format!("{}/nginx/site.conf.tera", root().display());
     host.write_config(&[(template.as_str(), bad.as_str())]);
-    let out = host.deployer(&["up", "--image", &app_image()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = text(&out);
+    let err = host.fails(&["up", "--image", &app_image()], 1);
     assert!(
         err.contains("unknown directive \"no_such_directive\""),
         "{err}"
@@ -515,9 +518,7 @@ fn a_second_up_is_refused_while_one_holds_the_lock() {
         assert!(Instant::now() < deadline, "the first up took the lock");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let second = host.deployer(&["up", "--image", &app_image()]);
-    assert_eq!(second.status.code(), Some(3), "{}", text(&second));
-    let err = text(&second);
+    let err = host.fails(&["up", "--image", &app_image()], 3);
     assert!(
         err.contains("another deploy holds the lock") && err.contains("deployer up"),
         "{err}"
@@ -773,9 +774,7 @@ fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
             &format!("known_hosts: {}/known_hosts", ssh.display()),
             &format!("known_hosts: {}", file.display()),
         )]);
-        let out = host.deployer(&["status"]);
-        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-        let msg = text(&out);
+        let msg = host.fails(&["status"], 4);
         assert!(
             msg.contains(expect) && msg.contains("SHA256:"),
             "{expect}: {msg}"
@@ -1211,9 +1210,7 @@ fn a_failing_smoke_check_stops_the_deploy_before_traffic_moves() {
     )]);
     let load = Load::start(host.https, 2);
     std::thread::sleep(Duration::from_millis(300));
-    let out = host.deployer(&["up", "--image", &app_image()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = text(&out);
+    let err = host.fails(&["up", "--image", &app_image()], 1);
     assert!(
         err.contains("smoke check GET http://127.0.0.1:")
             && err.contains("/api/hubspot/test -> 200 on green failed: 503"),
@@ -1299,9 +1296,7 @@ fn check_finds_what_would_break_a_deploy_before_anything_changes() {
     // A port nginx needs, taken by another program.
     {
         let _busy = std::net::TcpListener::bind(("0.0.0.0", host.https)).unwrap();
-        let out = host.deployer(&["check"]);
-        assert_eq!(out.status.code(), Some(6), "{}", text(&out));
-        let all = text(&out);
+        let all = host.fails(&["check"], 6);
         assert!(
             all.contains("FAIL  ports")
                 && all.contains(&format!("{} (nginx.https_port)", host.https)),
@@ -1366,9 +1361,7 @@ fn check_finds_what_would_break_a_deploy_before_anything_changes() {
     };
     let fails = |edits: &[(&str, &str)], says: &[&str]| {
         host.write_config(edits);
-        let out = host.deployer(&["check"]);
-        assert_eq!(out.status.code(), Some(6), "{}", text(&out));
-        let all = text(&out);
+        let all = host.fails(&["check"], 6);
         for s in says {
             assert!(all.contains(s), "{s}: {all}");
         }
@@ -1536,9 +1529,7 @@ fn a_release_whose_hubspot_token_is_refused_fails_at_the_smoke_step() {
     tokens("pat-expired");
     let load = Load::start(host.https, 2);
     std::thread::sleep(Duration::from_millis(300));
-    let out = host.deployer(&["up", "--image", &app_image()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = text(&out);
+    let err = host.fails(&["up", "--image", &app_image()], 1);
     assert!(
         err.contains("/api/hubspot/test -> 200 on green failed: 502"),
         "{err}"
