@@ -155,14 +155,40 @@ async fn wait_outbox(
     }
 }
 
-/// Every live record of `object_type` in the simulator (`GET /_sim/records/{type}`).
+/// Every live record of `object_type` in the simulator's default portal
+/// (`GET /_sim/records/{type}`).
 pub async fn sim_records(sim: &hubspot_sim::RunningSim, object_type: &str) -> Value {
-    reqwest::get(format!("{}/_sim/records/{object_type}", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    sim_records_in(sim, object_type, None).await
+}
+
+/// [`sim_records`] of one portal (`None`: the default one).
+pub async fn sim_records_in(
+    sim: &hubspot_sim::RunningSim,
+    object_type: &str,
+    portal: Option<u64>,
+) -> Value {
+    let query = portal.map_or(String::new(), |p| format!("?portal={p}"));
+    reqwest::get(format!(
+        "{}/_sim/records/{object_type}{query}",
+        sim.base_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
+}
+
+/// A valid contact write with a first name.
+pub fn contact(email: &str, firstname: &str) -> app::domain::contact::ContactInput {
+    app::domain::contact::ContactInput::try_from(app::domain::contact::ContactRequest {
+        email: email.into(),
+        firstname: Some(firstname.into()),
+        lastname: None,
+        phone: None,
+        company: None,
+    })
+    .unwrap()
 }
 
 /// Adds a fault rule to the simulator (`POST /_sim/faults`); returns the rule (with its `id`).

@@ -179,6 +179,40 @@ impl T {
         (field("access_token"), field("refresh_token"))
     }
 
+    /// One app process, a simulator with portals 62515 and 777, both installed.
+    async fn with_two_portals() -> T {
+        let t = Self::start_with(Duration::from_secs(1800), 1, vec![777]).await;
+        for portal in [PORTAL, 777] {
+            assert_eq!(t.install_into(Some(portal), |_| {}).await.0, StatusCode::OK);
+        }
+        t
+    }
+
+    /// Creates a contact in `portal` at HubSpot, through that portal's token; its id.
+    async fn create_at_hubspot(&self, portal: u64, properties: Value) -> u64 {
+        let created: Value = reqwest::Client::new()
+            .post(format!(
+                "{}/crm/objects/2026-03/contacts",
+                self.sim.base_url()
+            ))
+            .bearer_auth(self.access_token_of(portal).await)
+            .json(&json!({ "properties": properties }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// How many contacts `portal` holds at HubSpot.
+    async fn contacts_at_hubspot(&self, portal: u64) -> u64 {
+        common::sim_records_in(&self.sim, "contacts", Some(portal)).await["count"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// Delivers `events` to the app's webhook endpoint as HubSpot does (signed v3); its answer.
     async fn deliver(&self, events: &[Value]) -> Value {
         let now = chrono::Utc::now().timestamp_millis();
@@ -526,30 +560,17 @@ async fn keys_rotate_while_two_processes_run_and_tampering_is_refused() {
 /// and the events of a portal that is not connected here are recorded and refused.
 #[tokio::test]
 async fn webhook_events_are_routed_by_portal_and_unknown_portals_are_refused() {
-    let t = T::start_with(Duration::from_secs(1800), 1, vec![777]).await;
-    assert_eq!(t.install_into(Some(62_515), |_| {}).await.0, StatusCode::OK);
-    assert_eq!(t.install_into(Some(777), |_| {}).await.0, StatusCode::OK);
+    let t = T::with_two_portals().await;
     // A contact in each portal at HubSpot (the third in 62515, though its event claims 999,
     // which is not connected here).
-    let first = t.access_token_of(62_515).await;
-    let second = t.access_token_of(777).await;
     let mut ids = Vec::new();
-    for (email, token) in [
-        ("p1@example.com", &first),
-        ("p2@example.com", &second),
-        ("p3@example.com", &first),
+    for (email, portal) in [
+        ("p1@example.com", PORTAL),
+        ("p2@example.com", 777),
+        ("p3@example.com", PORTAL),
     ] {
-        let created: Value = reqwest::Client::new()
-            .post(format!("{}/crm/objects/2026-03/contacts", t.sim.base_url()))
-            .bearer_auth(token)
-            .json(&serde_json::json!({"properties": {"email": email, "phone": "+14155550199"}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ids.push(created["id"].as_str().unwrap().parse::<u64>().unwrap());
+        let properties = json!({"email": email, "phone": "+14155550199"});
+        ids.push(t.create_at_hubspot(portal, properties).await);
     }
     let now = chrono::Utc::now().timestamp_millis();
     let events: Vec<Value> = [(ids[0], 62_515), (ids[1], 777), (ids[2], 999)]
@@ -689,10 +710,7 @@ async fn writes_wait_for_a_reinstall_and_then_go_none_lost_or_duplicated() {
 /// portal's sync, and an uninstall keeps the portal's data unless asked to purge it.
 #[tokio::test]
 async fn each_portal_has_its_own_cache_and_sync_and_an_uninstall_purges_when_asked() {
-    let t = T::start_with(Duration::from_secs(1800), 1, vec![777]).await;
-    for portal in [PORTAL, 777] {
-        assert_eq!(t.install_into(Some(portal), |_| {}).await.0, StatusCode::OK);
-    }
+    let t = T::with_two_portals().await;
     let http = reqwest::Client::new();
     for (portal, count) in [(PORTAL, 30), (777, 12)] {
         let seeded = http
@@ -811,25 +829,14 @@ async fn each_portal_has_its_own_cache_and_sync_and_an_uninstall_purges_when_ask
 /// would send it after the whole backfill.)
 #[tokio::test]
 async fn one_portals_backfill_does_not_hold_up_another_portals_write() {
-    use app::domain::contact::{ContactInput, ContactRequest};
     let mut t = T::start_with(Duration::from_secs(1800), 0, vec![777]).await;
     t.add_app(&[("HUBSPOT_RATE_LIMIT", "10/1s")]).await;
     for portal in [PORTAL, 777] {
         assert_eq!(t.install_into(Some(portal), |_| {}).await.0, StatusCode::OK);
     }
-    let contact = |email: String| {
-        ContactInput::try_from(ContactRequest {
-            email,
-            firstname: Some("F".into()),
-            lastname: None,
-            phone: None,
-            company: None,
-        })
-        .unwrap()
-    };
     let outbox = &t.apps[0].1.outbox;
-    let backfill: Vec<ContactInput> = (0..20_000)
-        .map(|i| contact(format!("fill{i}@example.com")))
+    let backfill: Vec<_> = (0..20_000)
+        .map(|i| common::contact(&format!("fill{i}@example.com"), "F"))
         .collect();
     for chunk in backfill.chunks(5_000) {
         outbox
@@ -837,16 +844,9 @@ async fn one_portals_backfill_does_not_hold_up_another_portals_write() {
             .await
             .unwrap();
     }
-    let at_hubspot = |portal: u64| {
-        let url = format!("{}/_sim/records/contacts?portal={portal}", t.sim.base_url());
-        async move {
-            let records: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-            records["count"].as_u64().unwrap()
-        }
-    };
     // The backfill is under way before the other portal's write arrives.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while at_hubspot(PORTAL).await == 0 {
+    while t.contacts_at_hubspot(PORTAL).await == 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the backfill never started"
@@ -855,10 +855,13 @@ async fn one_portals_backfill_does_not_hold_up_another_portals_write() {
     }
     let queued = std::time::Instant::now();
     outbox
-        .enqueue_to(Some(PortalId(777)), &[contact("urgent@example.com".into())])
+        .enqueue_to(
+            Some(PortalId(777)),
+            &[common::contact("urgent@example.com", "F")],
+        )
         .await
         .unwrap();
-    while at_hubspot(777).await == 0 {
+    while t.contacts_at_hubspot(777).await == 0 {
         assert!(
             queued.elapsed() < Duration::from_secs(3),
             "portal 777's write waited behind portal 62515's backfill"
@@ -866,7 +869,7 @@ async fn one_portals_backfill_does_not_hold_up_another_portals_write() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let waited = queued.elapsed();
-    let backfilled = at_hubspot(PORTAL).await;
+    let backfilled = t.contacts_at_hubspot(PORTAL).await;
     eprintln!("portal 777's write reached HubSpot {waited:?} after it was queued; the backfill had sent {backfilled} of 20000");
     assert!(
         backfilled < 10_000,
@@ -880,20 +883,10 @@ async fn one_portals_backfill_does_not_hold_up_another_portals_write() {
 /// when a tenth of its life is left: every 1.8 s).
 #[tokio::test]
 async fn short_lived_tokens_during_a_50000_contact_drain_lose_nothing() {
-    use app::domain::contact::{ContactInput, ContactRequest};
     let t = T::start(Duration::from_secs(2), 1).await;
     assert_eq!(t.install(|_| {}).await.0, StatusCode::OK);
-    let contacts: Vec<ContactInput> = (0..50_000)
-        .map(|i| {
-            ContactInput::try_from(ContactRequest {
-                email: format!("drain{i}@example.com"),
-                firstname: Some("D".into()),
-                lastname: None,
-                phone: None,
-                company: None,
-            })
-            .unwrap()
-        })
+    let contacts: Vec<_> = (0..50_000)
+        .map(|i| common::contact(&format!("drain{i}@example.com"), "D"))
         .collect();
     let state = &t.apps[0].1;
     let before = t.refreshes().await;
@@ -916,17 +909,9 @@ async fn short_lived_tokens_during_a_50000_contact_drain_lose_nothing() {
     }
     let drained = started.elapsed();
     let refreshes = t.refreshes().await - before;
-    let records: Value = reqwest::get(format!(
-        "{}/_sim/records/contacts?portal={PORTAL}",
-        t.sim.base_url()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
     assert_eq!(
-        records["count"], 50_000,
+        t.contacts_at_hubspot(PORTAL).await,
+        50_000,
         "nothing lost, nothing written twice"
     );
     let retried: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE attempts > 1")
@@ -949,31 +934,13 @@ async fn short_lived_tokens_during_a_50000_contact_drain_lose_nothing() {
 /// Once 62515's HubSpot answers again, its events are applied too.
 #[tokio::test]
 async fn a_failing_portals_webhook_events_do_not_hold_up_another_portals() {
-    let t = T::start_with(Duration::from_secs(1800), 1, vec![777]).await;
-    for portal in [PORTAL, 777] {
-        assert_eq!(t.install_into(Some(portal), |_| {}).await.0, StatusCode::OK);
-    }
-    let create = |portal: u64, email: &'static str| {
-        let t = &t;
-        async move {
-            let token = t.access_token_of(portal).await;
-            let created: Value = reqwest::Client::new()
-                .post(format!("{}/crm/objects/2026-03/contacts", t.sim.base_url()))
-                .bearer_auth(token)
-                .json(&json!({"properties": {"email": email}}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            created["id"].as_str().unwrap().parse::<u64>().unwrap()
-        }
-    };
-    let (mine, theirs) = (
-        create(PORTAL, "a@example.com").await,
-        create(777, "b@example.com").await,
-    );
+    let t = T::with_two_portals().await;
+    let mine = t
+        .create_at_hubspot(PORTAL, json!({"email": "a@example.com"}))
+        .await;
+    let theirs = t
+        .create_at_hubspot(777, json!({"email": "b@example.com"}))
+        .await;
     // Every read of 62515's contacts (their ids start 37765…; 777's 47765…) gets a 500.
     let fault = common::sim_fault(
         &t.sim,

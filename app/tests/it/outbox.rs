@@ -2,7 +2,7 @@
 //! back, dead letters and replay, two workers on one SQLite file, and the real `app` process
 //! killed with SIGKILL mid-batch then restarted.
 
-use crate::common;
+use crate::common::{self, contact};
 
 use std::time::{Duration, Instant};
 
@@ -38,17 +38,6 @@ fn client(sim: &hubspot_sim::RunningSim) -> Arc<HubSpotClient> {
     Arc::new(
         HubSpotClient::new(&settings.hubspot, settings.hubspot.token.clone().unwrap()).unwrap(),
     )
-}
-
-fn contact(email: &str, firstname: &str) -> ContactInput {
-    ContactInput::try_from(ContactRequest {
-        email: email.into(),
-        firstname: Some(firstname.into()),
-        lastname: None,
-        phone: None,
-        company: None,
-    })
-    .unwrap()
 }
 
 fn quick() -> OutboxConfig {
