@@ -228,9 +228,7 @@ pub async fn enqueue(
             )
         })?;
         if !known {
-            return Err(ApiError::not_found(format!(
-                "portal {p} is not connected here; connect it at /api/integrations/hubspot/install"
-            )));
+            return Err(ApiError::portal_not_connected(p));
         }
     }
     let body =

@@ -125,6 +125,13 @@ impl ApiError {
         )
     }
 
+    /// 404 for a request naming a portal this app has no connection for.
+    pub fn portal_not_connected(portal: crate::domain::portal::PortalId) -> Self {
+        Self::not_found(format!(
+            "portal {portal} is not connected here; connect it at /api/integrations/hubspot/install"
+        ))
+    }
+
     pub fn hubspot_disabled() -> Self {
         Self::disabled("HubSpot integration is disabled (HUBSPOT_ENABLED=false)")
     }

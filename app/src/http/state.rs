@@ -46,11 +46,6 @@ impl AppState {
         let Some(p) = portal.map(PortalId) else {
             return Ok((None, self.hubspot.clone()));
         };
-        let not_connected = || {
-            super::ApiError::not_found(format!(
-                "portal {p} is not connected here; connect it at /api/integrations/hubspot/install"
-            ))
-        };
         let known = self.portals.is_known(p).await.map_err(|e| {
             super::ApiError::internal(
                 &e,
@@ -59,11 +54,11 @@ impl AppState {
             )
         })?;
         if !known {
-            return Err(not_connected());
+            return Err(super::ApiError::portal_not_connected(p));
         }
         match self.portals.connection_for(Some(p)).await {
             Ok((kept_as, client)) => Ok((kept_as, Some(client))),
-            Err(HubSpotError::NotConnected(_)) => Err(not_connected()),
+            Err(HubSpotError::NotConnected(_)) => Err(super::ApiError::portal_not_connected(p)),
             Err(e) => Err(e.into()),
         }
     }

@@ -82,16 +82,30 @@ impl SyncState {
         TYPE
     }
 
+    /// Where the sync stands; a read only (status pages ask it for every portal): a portal never
+    /// synced is idle, as its row will be when the first run creates it.
     pub async fn status(&self) -> StoreResult<Status> {
-        self.ensure_row().await?;
-        let r = sqlx::query(
+        let row = sqlx::query(
             "SELECT status, cursor_ms, error_count, last_error, last_success, started_at, synced_last_run
              FROM portal_sync_state WHERE portal_key = $1 AND object_type = $2",
         )
         .bind(self.key())
         .bind(TYPE)
-        .fetch_one(self.db.pool())
+        .fetch_optional(self.db.pool())
         .await?;
+        let Some(r) = row else {
+            return Ok(Status {
+                portal_id: self.portal,
+                object_type: TYPE.into(),
+                status: RunState::Idle,
+                cursor: None,
+                error_count: 0,
+                last_error: None,
+                last_success: None,
+                started_at: None,
+                synced_last_run: 0,
+            });
+        };
         Ok(Status {
             portal_id: self.portal,
             object_type: TYPE.into(),
