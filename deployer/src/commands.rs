@@ -100,7 +100,9 @@ pub async fn history(config: &DeployConfig, n: usize) -> Result<Vec<HistoryRecor
 /// The preflight checks of `deployer check` (a host or engine that cannot be reached is a
 /// failed check in the report, not an early exit).
 pub async fn check(config: &DeployConfig) -> Result<crate::check::Report, Failure> {
-    let env_keys = env_keys(config);
+    let env_keys = secret_env(config)
+        .map(|secrets| env_keys(config, &secrets))
+        .map_err(|f| format!("{:#}", f.error));
     let host = match Host::of(config).await {
         Ok(host) => host,
         Err(e) => {
@@ -124,15 +126,15 @@ pub async fn check(config: &DeployConfig) -> Result<crate::check::Report, Failur
     Ok(crate::check::gather(config, &host, engine.as_ref(), env_keys).await)
 }
 
-/// The keys the slots' environment will hold: `env`, `env_file`'s and `pass_env`'s.
-fn env_keys(config: &DeployConfig) -> Result<Vec<String>, String> {
-    let secrets = secret_env(config).map_err(|f| format!("{:#}", f.error))?;
-    Ok(config
+/// The keys the slots' environment will hold: `env`'s, and those of `secrets` (`env_file`'s
+/// and `pass_env`'s, as [`secret_env`] read them).
+fn env_keys(config: &DeployConfig, secrets: &[(String, String)]) -> Vec<String> {
+    config
         .env
         .keys()
         .cloned()
-        .chain(secrets.into_iter().map(|(k, _)| k))
-        .collect())
+        .chain(secrets.iter().map(|(k, _)| k.clone()))
+        .collect()
 }
 
 /// An error with the exit code it maps to.
@@ -404,7 +406,7 @@ async fn run(
     let secrets = secret_env(config)?;
     let target = Target::connect(config).await?;
     if matches!(intent, Intent::Up(_)) {
-        let keys = env_keys(config);
+        let keys = Ok(env_keys(config, &secrets));
         let report = crate::check::gather(config, &target.host, Ok(&target.engine), keys).await;
         progress.note("preflight checks (deployer check):");
         for check in &report.checks {
