@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand, ValueEnum};
     after_help = "Exit codes: 0 ok; 1 deploy/rollback failed (the message says where traffic is); \
                   2 bad deploy.yml or arguments; 3 another deploy holds the lock; \
                   4 Docker engine unreachable (with remote: the SSH connection failed); \
-                  5 nothing to roll back to; 6 a preflight check failed (nothing changed)."
+                  5 nothing to roll back to, promote or abort; 6 a preflight check failed (nothing changed); \
+                  7 a release is in preview or canary (promote or abort it first); \
+                  8 the bake saw the new release fail and sent traffic back."
 )]
 pub struct Cli {
     /// Path to the deploy configuration.
@@ -40,11 +42,48 @@ pub enum Command {
         /// Deploy this image instead of building one.
         #[arg(long, value_name = "REF")]
         image: Option<String>,
+        /// Stop before traffic moves: the new slot is shown on the preview port only; then
+        /// `deployer promote`, `deployer canary PCT` or `deployer abort`.
+        #[arg(long, conflicts_with = "canary")]
+        no_switch: bool,
+        /// Send this share of clients (sticky, by cookie) to the new slot, the rest staying on
+        /// the live one; then raise it with `deployer canary PCT`, `promote` or `abort`.
+        #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
+        canary: Option<u8>,
+        #[command(flatten)]
+        bake: BakeArg,
     },
     /// Switch back to the kept slot (the previous version).
     Rollback {
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        bake: BakeArg,
+    },
+    /// Put the release in preview or canary live (switch all traffic to it), bake it, and
+    /// drain the old slot.
+    Promote {
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        bake: BakeArg,
+    },
+    /// Withdraw the release in preview or canary: its clients go back to the live slot, and it
+    /// drains and stops.
+    Abort {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send this share of clients to the release in preview or canary (0 withdraws the share
+    /// and keeps the preview). No reload, no failed request; clients keep their slot as the
+    /// share grows.
+    Canary {
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        bake: BakeArg,
     },
     /// The live slot, versions, container states and the last deploy, read from the host.
     Status {
@@ -94,6 +133,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct BakeArg {
+    /// Skip deploy.yml's bake: do not watch the new slot's answers after traffic moves.
+    #[arg(long)]
+    pub no_bake: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -9,9 +9,9 @@ use serde_json::json;
 
 use crate::config::DeployConfig;
 use crate::engine::Engine;
-use crate::execute::{Executor, StepFailed, Timings};
+use crate::execute::{Executor, Timings};
 use crate::host::Host;
-use crate::plan::{self, ImageSource, Intent, Names, Observed, Plan, Slot};
+use crate::plan::{self, ImageSource, Intent, Names, Observed, Plan, Slot, UpMode};
 use crate::progress::Progress;
 use crate::render::{self, Rendered};
 use crate::state::{HistoryRecord, LockError, LockGuard, LockHolder, StateDir};
@@ -32,6 +32,10 @@ pub mod exit {
     pub const NOTHING_TO_ROLL_BACK: u8 = 5;
     /// A preflight check failed; nothing was changed.
     pub const PREFLIGHT: u8 = 6;
+    /// A release is in preview or canary: promote or abort it first.
+    pub const ON_TRIAL: u8 = 7;
+    /// The bake saw the new release fail and sent traffic back.
+    pub const BAKE_FAILED: u8 = 8;
 }
 
 /// Turns maintenance mode on (with `message` on the page) or off, under the deploy lock; nginx
@@ -214,22 +218,18 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
             Err(e) => return Err(e),
         }
     }
-    let (live, socket_dir_ready) = match probed {
-        Some(p) => p,
+    let probe = probed.unwrap_or_else(|| Probe {
         // nginx is down: the last recorded live slot is the best knowledge.
-        None => (
-            target
-                .state(config)
-                .history()
-                .iter()
-                .rev()
-                .find(|r| r.outcome == "ok")
-                .and_then(|r| r.live_slot.as_deref().and_then(Slot::parse)),
-            false,
-        ),
-    };
+        live: target
+            .state(config)
+            .history()
+            .iter()
+            .rev()
+            .find(|r| r.outcome == "ok")
+            .and_then(|r| r.live_slot.as_deref().and_then(Slot::parse)),
+        ..Probe::default()
+    });
     Ok(Observed {
-        live,
         network: engine.network_exists(&names.network).await?,
         data_volume: engine.volume_exists(&names.data_volume).await?,
         socket_volume: engine.volume_exists(&names.socket_volume).await?,
@@ -238,23 +238,61 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
         green: engine.container(&names.green).await?,
         live_main,
         live_site: read(&config.nginx.rendered_dir.join("live").join("site.conf")),
-        socket_dir_ready,
+        socket_dir_ready: probe.socket_dir_ready,
+        live: probe.live,
+        preview: probe.preview,
+        routes: probe.routes,
     })
 }
 
-/// The live slot (`live.sock`'s target) and whether `/run/slots` is 1777, read in a running
-/// nginx.
-async fn nginx_probe(engine: &Engine, nginx: &str) -> anyhow::Result<(Option<Slot>, bool)> {
-    let (code, target) = engine
-        .exec(nginx, &["readlink", render::LIVE_SOCKET])
-        .await?;
-    let live = (code == 0)
-        .then(|| Slot::parse(target.trim().trim_end_matches(".sock")))
-        .flatten();
-    let (code, mode) = engine
-        .exec(nginx, &["stat", "-c", "%a", render::SOCKET_DIR])
-        .await?;
-    Ok((live, code == 0 && mode.trim() == "1777"))
+/// What a running nginx's socket directory says: the live slot, the preview, the routes, and
+/// whether the slots may create their sockets there.
+#[derive(Debug, Default, PartialEq)]
+struct Probe {
+    live: Option<Slot>,
+    preview: Option<Slot>,
+    routes: std::collections::BTreeMap<u8, String>,
+    socket_dir_ready: bool,
+}
+
+/// One exec in nginx reads it all (`KEY VALUE` lines, parsed by [`Probe::parse`]).
+const PROBE_SCRIPT: &str = r#"cd /run/slots || exit 1
+echo "mode $(stat -c %a .)"
+echo "live $(readlink live.sock)"
+echo "preview $(readlink preview.sock)"
+for f in route/*.sock; do [ -L "$f" ] && echo "route ${f#route/} $(readlink "$f")"; done
+exit 0"#;
+
+impl Probe {
+    fn parse(text: &str) -> Self {
+        let slot_of = |target: &str| Slot::parse(target.trim().trim_end_matches(".sock"));
+        let mut probe = Probe::default();
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some("mode"), Some(mode), _) => probe.socket_dir_ready = mode == "1777",
+                (Some("live"), Some(target), _) => probe.live = slot_of(target),
+                (Some("preview"), Some(target), _) => probe.preview = slot_of(target),
+                (Some("route"), Some(file), Some(target)) => {
+                    if let Some(route) = file.strip_suffix(".sock").and_then(|r| r.parse().ok()) {
+                        probe.routes.insert(route, target.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        probe
+    }
+}
+
+async fn nginx_probe(engine: &Engine, nginx: &str) -> anyhow::Result<Probe> {
+    let (code, text) = engine.exec(nginx, &["sh", "-c", PROBE_SCRIPT]).await?;
+    anyhow::ensure!(
+        code == 0,
+        "cannot read {} in {nginx}: {text}",
+        render::SOCKET_DIR
+    );
+    Ok(Probe::parse(&text))
 }
 
 pub fn render_config(config: &DeployConfig) -> Result<Rendered, Failure> {
@@ -344,11 +382,32 @@ pub fn git_version(dir: &Path) -> String {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct UpOptions {
     pub dry_run: bool,
     pub skip_build: bool,
     pub image: Option<String>,
+    pub mode: UpMode,
+    pub no_bake: bool,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            skip_build: false,
+            image: None,
+            mode: UpMode::Switch,
+            no_bake: false,
+        }
+    }
+}
+
+/// How a command that moves traffic runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub no_bake: bool,
 }
 
 /// What a command prints when it is done (or the plan, for a dry run).
@@ -385,27 +444,34 @@ pub async fn up(
             }
         }
     };
-    run(config, &Intent::Up(source), opts.dry_run, progress).await
+    let run_opts = RunOptions {
+        dry_run: opts.dry_run,
+        no_bake: opts.no_bake,
+    };
+    run(config, &Intent::Up(source, opts.mode), run_opts, progress).await
 }
 
-pub async fn rollback(
+/// `rollback`, `promote`, `abort` and `canary PCT`: plans of the slots already on the host.
+pub async fn act(
     config: &DeployConfig,
-    dry_run: bool,
+    intent: &Intent,
+    opts: RunOptions,
     progress: &Progress,
 ) -> Result<Done, Failure> {
-    run(config, &Intent::Rollback, dry_run, progress).await
+    run(config, intent, opts, progress).await
 }
 
 async fn run(
     config: &DeployConfig,
     intent: &Intent,
-    dry_run: bool,
+    opts: RunOptions,
     progress: &Progress,
 ) -> Result<Done, Failure> {
+    let dry_run = opts.dry_run;
     let rendered = render_config(config)?;
     let secrets = secret_env(config)?;
     let target = Target::connect(config).await?;
-    if matches!(intent, Intent::Up(_)) {
+    if matches!(intent, Intent::Up(..)) {
         let keys = Ok(env_keys(config, &secrets));
         let report = crate::check::gather(config, &target.host, Ok(&target.engine), keys).await;
         progress.note("preflight checks (deployer check):");
@@ -427,8 +493,11 @@ async fn run(
     let user = crate::state::whoami();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let command = match intent {
-        Intent::Up(_) => "up",
-        Intent::Rollback => "rollback",
+        Intent::Up(..) => "up".to_string(),
+        Intent::Rollback => "rollback".to_string(),
+        Intent::Promote => "promote".to_string(),
+        Intent::Abort => "abort".to_string(),
+        Intent::Canary(share) => format!("canary {share}"),
     };
     let state = target.state(config);
     let make_plan = |observed: &Observed| {
@@ -439,8 +508,15 @@ async fn run(
             secret_env: &secrets,
             user: &user,
             now: &now,
+            bake: !opts.no_bake,
         };
-        plan::plan(intent, &inputs).map_err(|e| Failure::new(exit::NOTHING_TO_ROLL_BACK, e))
+        plan::plan(intent, &inputs).map_err(|e| {
+            let code = match e {
+                plan::PlanError::OnTrial(_) => exit::ON_TRIAL,
+                _ => exit::NOTHING_TO_ROLL_BACK,
+            };
+            Failure::new(code, e)
+        })
     };
     if dry_run {
         let plan = make_plan(&observe(&target, config).await?)?;
@@ -455,7 +531,7 @@ async fn run(
             timings: None,
         });
     }
-    let _lock = lock(&state, command, progress)?;
+    let _lock = lock(&state, &command, progress)?;
     // Observed under the lock: nothing else changes the host while this plan runs.
     let plan = make_plan(&observe(&target, config).await?)?;
     let started = Instant::now();
@@ -466,31 +542,33 @@ async fn run(
         progress,
     };
     let result = executor.run(&plan).await;
+    let live_before = plan.from.filter(|_| plan.intent != "abort");
     let (outcome, live) = match &result {
-        Ok(_) => ("ok".to_string(), Some(plan.to)),
-        Err(StepFailed { switched: true, .. }) => {
-            ("failed after the switch".to_string(), Some(plan.to))
-        }
-        Err(e) => (format!("failed at step {}", e.step), plan.from),
+        Ok(_) => ("ok".to_string(), plan.live_after),
+        Err(e) => match e.bake() {
+            Some(failed) => (
+                "rolled back by the bake".to_string(),
+                Slot::parse(&failed.back_to).or(live_before),
+            ),
+            None if e.switched => ("failed after the switch".to_string(), Some(plan.to)),
+            None => (format!("failed at step {}", e.step), live_before),
+        },
+    };
+    let timings = match &result {
+        Ok(t) => Some(t),
+        Err(e) => Some(&e.timings).filter(|t| t.moved_at.is_some()),
     };
     state.record(&HistoryRecord {
         at: now.clone(),
         user: user.clone(),
-        command: command.into(),
+        command: plan.intent.clone(),
         outcome,
         live_slot: live.map(|s| s.name().to_string()),
         version: Some(plan.version.clone()),
         image: Some(plan.image.clone()),
         duration_ms: started.elapsed().as_millis() as u64,
         reason: result.as_ref().err().map(|e| format!("{:#}", e.source)),
-        figures: result.as_ref().ok().map(|t| {
-            let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
-            crate::state::Figures {
-                healthy_after_ms: ms(t.healthy_after),
-                healthy_to_switched_ms: ms(t.healthy_to_switched),
-                drained_in_ms: ms(t.drained_in),
-            }
-        }),
+        figures: timings.map(crate::state::Figures::of),
     })?;
     match result {
         Ok(timings) => Ok(Done {
@@ -498,6 +576,9 @@ async fn run(
             plan,
             timings: Some(timings),
         }),
+        Err(e) if e.bake().is_some() => {
+            Err(Failure::new(exit::BAKE_FAILED, anyhow::anyhow!("{e}")))
+        }
         Err(e) => {
             let whereto = if e.switched {
                 format!(
@@ -507,7 +588,7 @@ async fn run(
             } else {
                 format!(
                     "traffic stayed on {}",
-                    plan.from.map_or("nothing (no slot was live)", Slot::name)
+                    live.map_or("nothing (no slot was live)", Slot::name)
                 )
             };
             Err(Failure::new(
@@ -542,6 +623,8 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
         .host
         .is_file(&config.nginx.rendered_dir.join(render::MAINTENANCE_FILE));
     Ok(json!({
+        "preview": observed.on_trial().filter(|_| observed.preview.is_some()),
+        "canary": observed.canary().map(|(slot, share)| json!({"slot": slot, "percent": share})),
         "maintenance": maintenance,
         "service": config.service,
         "host": target.host.to_string(),
@@ -565,6 +648,16 @@ pub fn print_status(status: &serde_json::Value) {
             ""
         }
     );
+    if let Some(slot) = status["preview"].as_str() {
+        println!("  preview {slot} is on the preview port (deployer promote | abort | canary PCT)");
+    }
+    if let Some(canary) = status["canary"].as_object() {
+        println!(
+            "  canary {} takes {}% of clients (sticky); deployer promote | abort | canary PCT",
+            canary["slot"].as_str().unwrap_or("?"),
+            canary["percent"]
+        );
+    }
     let nginx = &status["nginx"];
     println!(
         "  nginx  {}",

@@ -41,6 +41,11 @@ pub struct DeployConfig {
     /// token). A failure stops the deploy; the live slot keeps serving.
     #[serde(default)]
     pub smoke: Vec<SmokeCheck>,
+    /// After traffic moves (a switch, a promotion, a canary share), the deployer watches the
+    /// new slot's answers in nginx's access log for this long, the old slot kept running; a
+    /// crossed threshold sends traffic back at once. None: no bake.
+    #[serde(default)]
+    pub bake: Option<BakeConfig>,
     pub nginx: NginxConfig,
     /// Old images kept for rollback by `deployer prune`.
     #[serde(default = "default_keep_images")]
@@ -149,6 +154,72 @@ pub struct SmokeCheck {
     pub timeout: HumanDuration,
 }
 
+/// The bake: how long to watch, and what a release may not cross meanwhile.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BakeConfig {
+    pub duration: HumanDuration,
+    /// The largest share of the new slot's answers that may be 5xx, e.g. `1%` (or 0.01).
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: Rate,
+    /// The slowest p99 latency allowed (nginx's request time), e.g. `800ms`.
+    #[serde(default)]
+    pub max_p99: Option<HumanDuration>,
+    /// The answers are judged over this trailing window.
+    #[serde(default = "default_bake_window")]
+    pub window: HumanDuration,
+    /// Below this many answers in the window nothing is judged (one 5xx of three is noise).
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u32,
+}
+
+/// A share written as `1%`, `0.5%` or `0.01`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Rate {
+    Fraction(f64),
+    Text(String),
+}
+
+impl Rate {
+    fn parse(&self) -> Result<f64, String> {
+        let value = match self {
+            Rate::Fraction(f) => *f,
+            Rate::Text(t) => match t.trim().strip_suffix('%') {
+                Some(pct) => pct
+                    .trim()
+                    .parse::<f64>()
+                    .map(|p| p / 100.0)
+                    .map_err(|_| format!("'{t}' is not a share; write e.g. 1% or 0.01"))?,
+                None => t
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("'{t}' is not a share; write e.g. 1% or 0.01"))?,
+            },
+        };
+        if (0.0..=1.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!("{value} is not between 0 and 1 (0% and 100%)"))
+        }
+    }
+
+    /// The share (validated by [`DeployConfig::parse`]).
+    pub fn get(&self) -> f64 {
+        self.parse().unwrap_or_default()
+    }
+}
+
+fn default_max_error_rate() -> Rate {
+    Rate::Fraction(0.01)
+}
+fn default_bake_window() -> HumanDuration {
+    Duration::from_secs(30).into()
+}
+fn default_min_requests() -> u32 {
+    20
+}
+
 fn default_min_free_disk_gb() -> u64 {
     5
 }
@@ -226,6 +297,13 @@ pub struct NginxConfig {
     pub ssl_dir: PathBuf,
     #[serde(default = "default_server_name")]
     pub server_name: String,
+    /// Where `deployer up --no-switch` shows the new release before it goes live (HTTPS).
+    #[serde(default = "default_preview_port")]
+    pub preview_port: u16,
+}
+
+fn default_preview_port() -> u16 {
+    9443
 }
 
 fn default_nginx_base() -> PathBuf {
@@ -484,6 +562,49 @@ impl DeployConfig {
                     )
                 }
             }
+        }
+        if let Some(bake) = &self.bake {
+            match bake.duration.parse() {
+                Ok(d) if !d.is_zero() && d <= Duration::from_secs(24 * 3600) => {}
+                Ok(_) => return err(&["bake", "duration"], "must be between 1s and 24h".into()),
+                Err(m) => return err(&["bake", "duration"], m),
+            }
+            match bake.window.parse() {
+                Ok(d) if !d.is_zero() => {}
+                Ok(_) => {
+                    return err(
+                        &["bake", "window"],
+                        "must be above zero (default 30s)".into(),
+                    )
+                }
+                Err(m) => return err(&["bake", "window"], m),
+            }
+            if let Err(m) = bake.max_error_rate.parse() {
+                return err(&["bake", "max_error_rate"], m);
+            }
+            if let Some(Err(m)) = bake.max_p99.as_ref().map(HumanDuration::parse) {
+                return err(&["bake", "max_p99"], m);
+            }
+            if bake.min_requests == 0 {
+                return err(
+                    &["bake", "min_requests"],
+                    "must be at least 1 (default 20)".into(),
+                );
+            }
+        }
+        let ports = [
+            self.nginx.http_port,
+            self.nginx.https_port,
+            self.nginx.preview_port,
+        ];
+        if ports[2] == ports[0] || ports[2] == ports[1] {
+            return err(
+                &["nginx", "preview_port"],
+                format!(
+                    "{} is already nginx's HTTP or HTTPS port; give the preview its own (default 9443)",
+                    ports[2]
+                ),
+            );
         }
         if let Some(key) = self.env.keys().find(|k| {
             SECRET_WORDS

@@ -427,6 +427,45 @@ impl Engine {
         text
     }
 
+    /// A container's stdout lines from `since` (Unix seconds): with `follow`, as they are
+    /// written, until the stream is dropped; without, those written until now. A line split
+    /// across two chunks is joined.
+    pub fn stdout_lines(
+        &self,
+        name: &str,
+        since: i64,
+        follow: bool,
+    ) -> futures_util::stream::BoxStream<'static, anyhow::Result<String>> {
+        let name = name.to_string();
+        let chunks = self.docker.logs(
+            &name,
+            Some(LogsOptions::<String> {
+                stdout: true,
+                follow,
+                since,
+                ..Default::default()
+            }),
+        );
+        let mut partial = String::new();
+        chunks
+            .map(move |chunk| {
+                let chunk = chunk.with_context(|| format!("reading the logs of {name}"))?;
+                partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                let mut lines = Vec::new();
+                while let Some(end) = partial.find('\n') {
+                    lines.push(partial[..end].to_string());
+                    partial.drain(..=end);
+                }
+                Ok(futures_util::stream::iter(lines.into_iter().map(Ok)))
+            })
+            .map(|r: anyhow::Result<_>| match r {
+                Ok(lines) => lines.left_stream(),
+                Err(e) => futures_util::stream::once(async { Err(e) }).right_stream(),
+            })
+            .flatten()
+            .boxed()
+    }
+
     /// Streams a container's output to stdout/stderr; with `follow`, until it stops.
     pub async fn logs(&self, name: &str, follow: bool, tail: usize) -> anyhow::Result<()> {
         use std::io::Write;

@@ -3,16 +3,20 @@
 //! host safe when one fails: before the switch, a failure stops the slot this run started, so the
 //! live slot keeps serving; after it, traffic is already on a healthy slot.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::host::Host;
-use crate::plan::{poll_delay, Plan, Slot, Step};
+use crate::plan::{poll_delay, BakeLimits, Plan, Revert, Slot, Step};
 use crate::progress::Progress;
 use crate::render::{self, Rendered};
+use crate::traffic::{self, Tally};
 
 /// A failed run: what failed, and whether traffic moved.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,26 @@ pub struct StepFailed {
     pub switched: bool,
     #[source]
     pub source: anyhow::Error,
+    /// What was measured before it failed (a failed bake's figures among them).
+    pub timings: Timings,
+}
+
+impl StepFailed {
+    /// The bake's verdict, when that is what failed.
+    pub fn bake(&self) -> Option<&BakeFailed> {
+        self.source.downcast_ref()
+    }
+}
+
+/// The nginx container a plan works through.
+fn nginx_of(plan: &Plan) -> Option<String> {
+    plan.steps.iter().find_map(|s| match s {
+        Step::Switch { container, .. }
+        | Step::Routes { container, .. }
+        | Step::Preview { container, .. }
+        | Step::TestConfig { container, .. } => Some(container.clone()),
+        _ => None,
+    })
 }
 
 pub struct Executor<'a> {
@@ -38,6 +62,56 @@ pub struct Timings {
     /// From the new slot answering healthy to traffic switched.
     pub healthy_to_switched: Option<Duration>,
     pub drained_in: Option<Duration>,
+    /// When traffic moved (a switch, or a canary's share).
+    pub moved_at: Option<SystemTime>,
+    /// Each slot's answers through nginx from [`AROUND`] before traffic moved to the end of the
+    /// run.
+    pub around_switch: Option<BTreeMap<String, Tally>>,
+    pub bake: Option<BakeFigures>,
+}
+
+/// How far before a switch its figures start counting.
+pub const AROUND: Duration = Duration::from_secs(5);
+
+/// What a bake saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BakeFigures {
+    pub slot: String,
+    pub passed: bool,
+    pub watched_ms: u64,
+    pub answers: Tally,
+    /// The worst 5xx share and p99 in a judged window (parts per million, ms).
+    pub worst_error_ppm: u64,
+    pub worst_p99_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// From the answer that crossed a limit (as nginx timed it) to traffic back on the old slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossed_to_back_ms: Option<u64>,
+}
+
+/// A bake that crossed a limit; traffic is back where it was.
+#[derive(Debug, thiserror::Error)]
+#[error("the bake failed: {reason}; traffic went back to {back_to} {ms} ms after the limit was crossed, and {slot} was drained")]
+pub struct BakeFailed {
+    pub reason: String,
+    pub slot: Slot,
+    /// Where traffic went back to (the old slot, or live.sock's slot for a canary).
+    pub back_to: String,
+    pub ms: u64,
+}
+
+/// The slot a bake watches.
+struct Baked<'a> {
+    slot: Slot,
+    container: &'a str,
+    grace_secs: i64,
+}
+
+fn epoch(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 impl Executor<'_> {
@@ -53,10 +127,12 @@ impl Executor<'_> {
                 if !switched {
                     self.stop_started_slot(plan, i).await;
                 }
+                self.count_around_switch(plan, &mut timings).await;
                 return Err(StepFailed {
                     step: i + 1,
                     switched,
                     source,
+                    timings,
                 });
             }
             match step {
@@ -67,12 +143,33 @@ impl Executor<'_> {
                 Step::Switch { .. } => {
                     switched = true;
                     timings.healthy_to_switched = healthy_at.map(|t| t.elapsed());
+                    timings.moved_at = Some(SystemTime::now());
                 }
+                Step::Routes {
+                    canary: Some(_), ..
+                } => timings.moved_at = Some(SystemTime::now()),
                 Step::DrainAndStop { .. } => timings.drained_in = Some(started.elapsed()),
                 _ => {}
             }
         }
+        self.count_around_switch(plan, &mut timings).await;
         Ok(timings)
+    }
+
+    /// Counts each slot's answers in nginx's log from [`AROUND`] before traffic moved until
+    /// now. Figures, not a condition: a log that cannot be read leaves them out.
+    async fn count_around_switch(&self, plan: &Plan, timings: &mut Timings) {
+        let (Some(moved), Some(nginx)) = (timings.moved_at, nginx_of(plan)) else {
+            return;
+        };
+        let from = epoch(moved) - AROUND.as_secs_f64();
+        let lines = self
+            .engine
+            .stdout_lines(&nginx, from.floor() as i64, false)
+            .filter_map(|l| async move { l.ok().and_then(|l| traffic::parse(&l)) })
+            .collect::<Vec<_>>()
+            .await;
+        timings.around_switch = Some(traffic::by_slot(&lines, from, epoch(SystemTime::now())));
     }
 
     /// Before the switch nothing routes to the slot this plan started: stop it (keep it for its
@@ -238,21 +335,40 @@ impl Executor<'_> {
                 }
             }
             Step::Switch { to, container, .. } => {
-                let socket = format!("{}/{}", render::SOCKET_DIR, to.socket_file());
-                let tmp = format!("{}/.live.sock.tmp", render::SOCKET_DIR);
-                self.exec_ok(container, &["test", "-S", &socket])
-                    .await
-                    .map_err(|_| {
-                        anyhow!(
-                            "{to} has no socket at {socket}: is APP_SOCKET honoured by this image?"
-                        )
-                    })?;
-                // A fresh symlink renamed over live.sock: nginx sees the old target or the new
-                // one, never neither.
-                self.exec_ok(container, &["ln", "-sfn", &to.socket_file(), &tmp])
+                self.expect_socket(container, *to).await?;
+                self.point(container, render::LIVE_SOCKET, &to.socket_file())
                     .await?;
-                self.exec_ok(container, &["mv", "-Tf", &tmp, render::LIVE_SOCKET])
+            }
+            Step::Routes { canary, container } => self.routes(container, *canary).await?,
+            Step::Preview {
+                slot: Some(slot),
+                container,
+            } => {
+                self.expect_socket(container, *slot).await?;
+                self.point(container, render::PREVIEW_SOCKET, &slot.socket_file())
                     .await?;
+            }
+            Step::Preview {
+                slot: None,
+                container,
+            } => {
+                self.exec_ok(container, &["rm", "-f", render::PREVIEW_SOCKET])
+                    .await?
+            }
+            Step::Bake {
+                slot,
+                container,
+                grace_secs,
+                nginx,
+                limits,
+                revert,
+            } => {
+                let baked = Baked {
+                    slot: *slot,
+                    container,
+                    grace_secs: *grace_secs,
+                };
+                self.bake(baked, nginx, limits, *revert, timings).await?;
             }
             Step::DrainAndStop {
                 name, grace_secs, ..
@@ -263,6 +379,192 @@ impl Executor<'_> {
             Step::Verify { url, slot } => self.verify(url, *slot).await?,
         }
         Ok(())
+    }
+
+    async fn expect_socket(&self, container: &str, slot: Slot) -> anyhow::Result<()> {
+        let socket = format!("{}/{}", render::SOCKET_DIR, slot.socket_file());
+        self.exec_ok(container, &["test", "-S", &socket])
+            .await
+            .map_err(|_| {
+                anyhow!("{slot} has no socket at {socket}: is APP_SOCKET honoured by this image?")
+            })
+    }
+
+    /// Points `link` at `target` with a fresh symlink renamed over it: nginx sees the old target
+    /// or the new one, never neither. One exec, so a revert is as quick as it can be.
+    async fn point(&self, container: &str, link: &str, target: &str) -> anyhow::Result<()> {
+        self.exec_ok(
+            container,
+            &[
+                "sh",
+                "-c",
+                r#"ln -sfn "$1" "$2.tmp" && mv -Tf "$2.tmp" "$2""#,
+                "sh",
+                target,
+                link,
+            ],
+        )
+        .await
+    }
+
+    /// Points every route: the first `share` at the canary slot, the rest at `live.sock` (each
+    /// an atomic rename). A client's key hashes to one route, so its slot changes only when its
+    /// route's target does: raising a share keeps the canary's clients on the canary.
+    async fn routes(&self, container: &str, canary: Option<(Slot, u8)>) -> anyhow::Result<()> {
+        let (share, target) = match canary {
+            Some((slot, share)) => (share, slot.socket_file()),
+            None => (0, "live.sock".to_string()),
+        };
+        let script = r#"mkdir -p "$1" && cd "$1" || exit 1
+i=0
+while [ "$i" -lt "$2" ]; do
+  if [ "$i" -lt "$3" ]; then t="../$4"; else t="../live.sock"; fi
+  if [ "$(readlink "$i.sock")" != "$t" ]; then
+    ln -sfn "$t" ".$i.tmp" && mv -Tf ".$i.tmp" "$i.sock" || exit 1
+  fi
+  i=$((i+1))
+done"#;
+        self.exec_ok(
+            container,
+            &[
+                "sh",
+                "-c",
+                script,
+                "sh",
+                render::ROUTE_DIR,
+                &render::ROUTES.to_string(),
+                &share.to_string(),
+                &target,
+            ],
+        )
+        .await
+    }
+
+    /// Watches `slot`'s answers in nginx's access log for the bake's length. Crossing a limit
+    /// (or the slot stopping, or the log ending) sends traffic back at once and fails.
+    async fn bake(
+        &self,
+        baked: Baked<'_>,
+        nginx: &str,
+        limits: &BakeLimits,
+        revert: Revert,
+        timings: &mut Timings,
+    ) -> anyhow::Result<()> {
+        let slot = baked.slot;
+        let started = Instant::now();
+        let since = epoch(SystemTime::now());
+        let mut judge = traffic::Judge::new(
+            slot.name(),
+            traffic::Limits {
+                window: Duration::from_millis(limits.window_ms),
+                max_error_rate: limits.max_error_ppm as f64 / 1e6,
+                max_p99: limits.max_p99_ms.map(Duration::from_millis),
+                min_requests: limits.min_requests,
+            },
+        );
+        let mut lines = self.engine.stdout_lines(nginx, since.floor() as i64, true);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.duration_ms);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        self.progress.note(&format!(
+            "baking {slot} for {}s: watching its answers in nginx's log (--no-bake skips this)",
+            limits.duration_ms / 1000
+        ));
+        let crossed = loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break None,
+                line = lines.next() => match line {
+                    Some(Ok(line)) => {
+                        let Some(answer) = traffic::parse(&line).filter(|a| a.t >= since) else {
+                            continue;
+                        };
+                        if let Some(crossed) = judge.observe(&answer) {
+                            break Some(crossed);
+                        }
+                    }
+                    Some(Err(e)) => break Some(traffic::Crossed {
+                        at: epoch(SystemTime::now()),
+                        reason: format!("nginx's log cannot be read ({e:#}), so the release cannot be judged"),
+                    }),
+                    None => break Some(traffic::Crossed {
+                        at: epoch(SystemTime::now()),
+                        reason: "nginx's log ended (did nginx stop?), so the release cannot be judged".into(),
+                    }),
+                },
+                _ = tick.tick() => {
+                    let running = self
+                        .engine
+                        .container(baked.container)
+                        .await?
+                        .is_some_and(|c| c.running);
+                    if !running {
+                        break Some(traffic::Crossed {
+                            at: epoch(SystemTime::now()),
+                            reason: format!("{slot} stopped during the bake"),
+                        });
+                    }
+                    let elapsed = started.elapsed().as_secs();
+                    if elapsed > 0 && elapsed.is_multiple_of(10) {
+                        self.progress.note(&format!(
+                            "bake: {} answers from {slot}, {} 5xx; {}s left",
+                            judge.total.requests,
+                            judge.total.errors_5xx,
+                            (limits.duration_ms / 1000).saturating_sub(elapsed)
+                        ));
+                    }
+                }
+            }
+        };
+        drop(lines);
+        let mut figures = BakeFigures {
+            slot: slot.name().into(),
+            passed: crossed.is_none(),
+            watched_ms: started.elapsed().as_millis() as u64,
+            answers: judge.total,
+            worst_error_ppm: (judge.worst_error_rate * 1e6).round() as u64,
+            worst_p99_ms: judge.worst_p99_ms.round() as u64,
+            reason: None,
+            crossed_to_back_ms: None,
+        };
+        let Some(crossed) = crossed else {
+            self.progress.note(&format!(
+                "bake passed: {} answers from {slot}, {} 5xx",
+                judge.total.requests, judge.total.errors_5xx
+            ));
+            timings.bake = Some(figures);
+            return Ok(());
+        };
+        // Traffic back first (one rename), then the baked slot drains.
+        let back_to = match revert {
+            Revert::SwitchBack { to } => {
+                self.point(nginx, render::LIVE_SOCKET, &to.socket_file())
+                    .await?;
+                to.name().to_string()
+            }
+            Revert::WithdrawCanary => {
+                self.routes(nginx, None).await?;
+                "live.sock".to_string()
+            }
+        };
+        let ms = ((epoch(SystemTime::now()) - crossed.at) * 1000.0).max(0.0) as u64;
+        figures.reason = Some(crossed.reason.clone());
+        figures.crossed_to_back_ms = Some(ms);
+        timings.bake = Some(figures);
+        self.progress.note(&format!(
+            "bake failed: {}; traffic back to {back_to} in {ms} ms",
+            crossed.reason
+        ));
+        if revert == Revert::WithdrawCanary {
+            self.exec_ok(nginx, &["rm", "-f", render::PREVIEW_SOCKET])
+                .await?;
+        }
+        self.engine.stop(baked.container, baked.grace_secs).await?;
+        Err(BakeFailed {
+            reason: crossed.reason,
+            slot,
+            back_to,
+            ms,
+        }
+        .into())
     }
 
     async fn exec_ok(&self, container: &str, cmd: &[&str]) -> anyhow::Result<()> {

@@ -18,6 +18,8 @@
 //! - [`progress`]: what the operator sees while waiting.
 //! - [`check`]: preflight checks (`deployer check`, the first thing `up` does): pass, warn or
 //!   fail, each failure with its fix.
+//! - [`traffic`]: nginx's JSON access log read as figures: each slot's answers around a switch,
+//!   and the bake's judge (pure).
 //! - [`commands`]: each command: observe, plan, execute, under the lock.
 
 pub mod check;
@@ -33,4 +35,5 @@ pub mod progress;
 pub mod remote;
 pub mod render;
 pub mod state;
+pub mod traffic;
 pub mod tunnel;

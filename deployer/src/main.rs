@@ -2,9 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use deployer::cli::{Cli, Command, LockAction, MaintenanceAction, SlotArg};
-use deployer::commands::{self, exit, Failure, UpOptions};
+use deployer::commands::{self, exit, Failure, RunOptions, UpOptions};
 use deployer::config::DeployConfig;
-use deployer::plan::Slot;
+use deployer::plan::{Intent, Slot, UpMode};
 use deployer::progress::Progress;
 
 #[tokio::main]
@@ -44,22 +44,45 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             dry_run,
             skip_build,
             image,
+            no_switch,
+            canary,
+            bake,
         } => {
-            let done = commands::up(
-                config,
-                &UpOptions {
-                    dry_run,
-                    skip_build,
-                    image,
-                },
-                &progress,
-            )
-            .await?;
+            let mode = match (no_switch, canary) {
+                (_, Some(share)) => UpMode::Canary(share),
+                (true, None) => UpMode::Preview,
+                (false, None) => UpMode::Switch,
+            };
+            let opts = UpOptions {
+                dry_run,
+                skip_build,
+                image,
+                mode,
+                no_bake: bake.no_bake,
+            };
+            let done = commands::up(config, &opts, &progress).await?;
             report(&done, dry_run);
         }
-        Command::Rollback { dry_run } => {
-            let done = commands::rollback(config, dry_run, &progress).await?;
-            report(&done, dry_run);
+        Command::Rollback { dry_run, bake } => {
+            act(config, Intent::Rollback, dry_run, bake.no_bake, &progress).await?
+        }
+        Command::Promote { dry_run, bake } => {
+            act(config, Intent::Promote, dry_run, bake.no_bake, &progress).await?
+        }
+        Command::Abort { dry_run } => act(config, Intent::Abort, dry_run, true, &progress).await?,
+        Command::Canary {
+            percent,
+            dry_run,
+            bake,
+        } => {
+            act(
+                config,
+                Intent::Canary(percent),
+                dry_run,
+                bake.no_bake,
+                &progress,
+            )
+            .await?
         }
         Command::Status { json } => {
             let status = commands::status(config).await?;
@@ -190,6 +213,19 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
     Ok(())
 }
 
+async fn act(
+    config: &DeployConfig,
+    intent: Intent,
+    dry_run: bool,
+    no_bake: bool,
+    progress: &Progress,
+) -> commands::Outcome {
+    let opts = RunOptions { dry_run, no_bake };
+    let done = commands::act(config, &intent, opts, progress).await?;
+    report(&done, dry_run);
+    Ok(())
+}
+
 fn report(done: &commands::Done, dry_run: bool) {
     if dry_run {
         println!(
@@ -200,6 +236,31 @@ fn report(done: &commands::Done, dry_run: bool) {
         return;
     }
     let t = done.timings.clone().unwrap_or_default();
+    let plan = &done.plan;
+    let bake = t.bake.as_ref().map_or(String::new(), |b| {
+        format!(
+            "; baked {:.0}s: {} answers from {}, {} 5xx",
+            b.watched_ms as f64 / 1000.0,
+            b.answers.requests,
+            b.slot,
+            b.answers.errors_5xx
+        )
+    });
+    if plan.live_after != Some(plan.to) {
+        let live = plan.live_after.map_or("nothing", Slot::name);
+        let what = if plan.intent == "abort" {
+            format!("{} withdrawn and drained", plan.to)
+        } else if plan.intent.contains("canary") {
+            "on trial as a canary".to_string()
+        } else {
+            "in preview".to_string()
+        };
+        println!(
+            "{}: {} (version {}) {what}; {live} is live{bake}",
+            plan.intent, plan.to, plan.version
+        );
+        return;
+    }
     println!(
         "{}: {} is live (version {}); healthy after {:.2}s, switched {:.0} ms after healthy, old slot drained in {:.2}s",
         done.plan.intent,
@@ -209,4 +270,7 @@ fn report(done: &commands::Done, dry_run: bool) {
         t.healthy_to_switched.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         t.drained_in.map_or(0.0, |d| d.as_secs_f64()),
     );
+    if !bake.is_empty() {
+        println!("{}", bake.trim_start_matches("; "));
+    }
 }

@@ -111,6 +111,11 @@ pub struct Observed {
     /// nginx is running and its socket directory is writable by the slots (mode 1777); false
     /// for a socket volume made by someone else (compose) until the deployer prepares it.
     pub socket_dir_ready: bool,
+    /// The slot `preview.sock` points at.
+    pub preview: Option<Slot>,
+    /// The live upstream's routes and their symlinks' targets (`../live.sock`, or
+    /// `../green.sock` for a route in a canary's share).
+    pub routes: BTreeMap<u8, String>,
 }
 
 impl Observed {
@@ -120,7 +125,31 @@ impl Observed {
             Slot::Green => self.green.as_ref(),
         }
     }
+
+    /// The slot taking a share of the live traffic beside the live one, and how many routes
+    /// (of [`render::ROUTES`], so a percentage) it has.
+    pub fn canary(&self) -> Option<(Slot, u8)> {
+        let slot = self.live?.other();
+        let target = format!("../{}", slot.socket_file());
+        let share = self.routes.values().filter(|t| **t == target).count() as u8;
+        (share > 0).then_some((slot, share))
+    }
+
+    /// The idle slot in preview or canary: a release on trial, not yet live.
+    pub fn on_trial(&self) -> Option<Slot> {
+        self.canary()
+            .map(|(slot, _)| slot)
+            .or(self.preview.filter(|p| Some(*p) != self.live))
+    }
+
+    /// Every route exists and sends its clients to `live.sock`.
+    pub fn routes_on_live(&self) -> bool {
+        (0..render::ROUTES).all(|r| self.routes.get(&r).map(String::as_str) == Some(LIVE_TARGET))
+    }
 }
+
+/// What a route points at when it follows the live slot.
+pub const LIVE_TARGET: &str = "../live.sock";
 
 /// Where `up` gets its image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,8 +162,25 @@ pub enum ImageSource {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
-    Up(ImageSource),
+    Up(ImageSource, UpMode),
     Rollback,
+    /// The release on trial (preview or canary) goes live.
+    Promote,
+    /// The release on trial is withdrawn and stopped.
+    Abort,
+    /// The release on trial takes this share (percent) of the live traffic.
+    Canary(u8),
+}
+
+/// What `up` does once the new slot is healthy and smoke-checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpMode {
+    /// Switch all traffic to it.
+    Switch,
+    /// Show it on the preview port only (`--no-switch`).
+    Preview,
+    /// Show it on the preview port and send it this share of the live traffic (`--canary`).
+    Canary(u8),
 }
 
 /// Everything the execution needs besides the steps: resolved secrets stay out of here.
@@ -147,6 +193,8 @@ pub struct Inputs<'a> {
     pub secret_env: &'a [(String, String)],
     pub user: &'a str,
     pub now: &'a str,
+    /// Bake after traffic moves (when deploy.yml has `bake:`); false for `--no-bake`.
+    pub bake: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -235,6 +283,61 @@ pub enum Step {
         url: String,
         slot: Slot,
     },
+    /// Points the live upstream's routes: all at `live.sock`, or a canary's share at its slot.
+    Routes {
+        canary: Option<(Slot, u8)>,
+        container: String,
+    },
+    /// Points `preview.sock` at a slot, or removes it.
+    Preview {
+        slot: Option<Slot>,
+        container: String,
+    },
+    /// Watches the slot's answers in nginx's access log; a crossed limit sends traffic back at
+    /// once (`revert`) and fails the run.
+    Bake {
+        slot: Slot,
+        /// The baked slot's container (drained when the bake fails).
+        container: String,
+        grace_secs: i64,
+        nginx: String,
+        limits: BakeLimits,
+        revert: Revert,
+    },
+}
+
+/// A bake's length and limits, as the plan prints them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BakeLimits {
+    pub duration_ms: u64,
+    pub window_ms: u64,
+    /// The largest 5xx share, in parts per million.
+    pub max_error_ppm: u32,
+    pub max_p99_ms: Option<u64>,
+    pub min_requests: u32,
+}
+
+impl BakeLimits {
+    fn of(bake: &crate::config::BakeConfig) -> Self {
+        Self {
+            duration_ms: bake.duration.get().as_millis() as u64,
+            window_ms: bake.window.get().as_millis() as u64,
+            max_error_ppm: (bake.max_error_rate.get() * 1e6).round() as u32,
+            max_p99_ms: bake.max_p99.as_ref().map(|d| d.get().as_millis() as u64),
+            min_requests: bake.min_requests,
+        }
+    }
+}
+
+/// How a failed bake sends traffic back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revert {
+    /// Rename `live.sock` back to the old slot (kept running through the bake), then drain the
+    /// baked one.
+    SwitchBack { to: Slot },
+    /// Point the canary's routes back at `live.sock`, then drain the canary slot.
+    WithdrawCanary,
 }
 
 impl fmt::Display for Step {
@@ -304,6 +407,41 @@ impl fmt::Display for Step {
                 "drain {slot} ({name}): SIGTERM, it finishes open connections and exits (up to {grace_secs}s); keep it for rollback"
             ),
             Step::Verify { url, slot } => write!(f, "check {url} answers from {slot}"),
+            Step::Routes { canary: None, .. } => write!(
+                f,
+                "point all {} routes at live.sock (no canary; atomic renames, no reload)",
+                render::ROUTES
+            ),
+            Step::Routes { canary: Some((slot, share)), .. } => write!(
+                f,
+                "send {share}% of clients (routes 0-{}, sticky by cookie) to {slot}, the rest to live.sock (atomic renames, no reload)",
+                share.saturating_sub(1)
+            ),
+            Step::Preview { slot: Some(slot), .. } => {
+                write!(f, "show {slot} on the preview port (preview.sock; no reload)")
+            }
+            Step::Preview { slot: None, .. } => write!(f, "end the preview (remove preview.sock)"),
+            Step::Bake { slot, limits, revert, .. } => {
+                write!(
+                    f,
+                    "bake {slot} for {}s, the old slot kept running: if over {}% of its answers are 5xx",
+                    limits.duration_ms / 1000,
+                    limits.max_error_ppm as f64 / 1e4
+                )?;
+                if let Some(p99) = limits.max_p99_ms {
+                    write!(f, " or their p99 is over {p99} ms")?;
+                }
+                write!(
+                    f,
+                    " in a {}s window (of at least {} answers), ",
+                    limits.window_ms / 1000,
+                    limits.min_requests
+                )?;
+                match revert {
+                    Revert::SwitchBack { to } => write!(f, "switch back to {to} at once and drain {slot}"),
+                    Revert::WithdrawCanary => write!(f, "send the canary's clients back to live.sock at once and drain {slot}"),
+                }
+            }
         }
     }
 }
@@ -333,6 +471,8 @@ pub struct Plan {
     pub intent: String,
     pub from: Option<Slot>,
     pub to: Slot,
+    /// The live slot once the plan has run.
+    pub live_after: Option<Slot>,
     pub version: String,
     pub image: String,
     pub steps: Vec<Step>,
@@ -357,19 +497,52 @@ impl fmt::Display for Plan {
 pub enum PlanError {
     #[error("nothing to roll back to: {0}")]
     NoRollbackTarget(String),
+    #[error("nothing on trial: {0}")]
+    NothingOnTrial(String),
+    #[error("{0}")]
+    OnTrial(String),
 }
 
 /// The plan for `intent`, given the host as observed.
 pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
+    match intent {
+        Intent::Up(..) | Intent::Rollback => release(intent, inputs),
+        Intent::Promote | Intent::Abort | Intent::Canary(_) => trial(intent, inputs),
+    }
+}
+
+/// `up` and `rollback`: a release into the idle slot, then (for `up`) a switch, a preview or a
+/// canary.
+fn release(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
     let config = inputs.config;
     let observed = inputs.observed;
     let names = Names::of(config);
     let mut steps = Vec::new();
     let from = observed.live;
-    let grace = config.drain_timeout.get().as_secs() as i64 + 5;
+    let grace = grace_secs(config);
+
+    if let Some(slot) = observed.on_trial() {
+        let what = match observed.canary() {
+            Some((_, share)) => format!("a canary taking {share}% of the traffic"),
+            None => "preview".to_string(),
+        };
+        return Err(PlanError::OnTrial(format!(
+            "{slot} ({}) is in {what}: `deployer promote` puts it live, `deployer abort` withdraws it; then run this again",
+            version_of(observed, slot)
+        )));
+    }
+    let mode = match intent {
+        Intent::Up(_, mode) => *mode,
+        _ => UpMode::Switch,
+    };
+    if matches!(mode, UpMode::Canary(_)) && from.is_none() {
+        return Err(PlanError::NothingOnTrial(
+            "no slot is live yet, so there is no traffic to share: deploy with a plain `deployer up` first".into(),
+        ));
+    }
 
     let (to, image, version) = match intent {
-        Intent::Up(source) => {
+        Intent::Up(source, _) => {
             let to = from.map_or(Slot::Blue, Slot::other);
             let (image, version) = match source {
                 ImageSource::Build { tag, version } => {
@@ -393,7 +566,7 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             };
             (to, image, version)
         }
-        Intent::Rollback => {
+        _ => {
             let live = from.ok_or_else(|| {
                 PlanError::NoRollbackTarget("no slot is live yet; run `deployer up` first".into())
             })?;
@@ -403,12 +576,7 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                     "the {to} slot has no container (it was never deployed or was removed); deploy a version with `deployer up --image REF`"
                 ))
             })?;
-            let version = kept
-                .labels
-                .get(LABEL_VERSION)
-                .cloned()
-                .unwrap_or_else(|| "unknown".into());
-            (to, kept.image.clone(), version)
+            (to, kept.image.clone(), version_of(observed, to))
         }
     };
 
@@ -449,11 +617,25 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             container: names.nginx.clone(),
         });
     }
+    // Routes and preview as a settled host has them (a run killed mid-promotion may have left
+    // them otherwise).
+    if !observed.routes_on_live() {
+        steps.push(Step::Routes {
+            canary: None,
+            container: names.nginx.clone(),
+        });
+    }
+    if observed.preview.is_some() {
+        steps.push(Step::Preview {
+            slot: None,
+            container: names.nginx.clone(),
+        });
+    }
 
     // The target slot.
     let target_name = names.slot(to).to_string();
     match intent {
-        Intent::Up(_) => {
+        Intent::Up(..) => {
             if observed.slot(to).is_some() {
                 steps.push(Step::ReplaceSlot {
                     slot: to,
@@ -466,7 +648,7 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                 spec: slot_spec(inputs, &names, to, &image, &version),
             });
         }
-        Intent::Rollback => {
+        _ => {
             if !observed.slot(to).is_some_and(|c| c.running) {
                 steps.push(Step::StartKeptSlot {
                     slot: to,
@@ -475,19 +657,7 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             }
         }
     }
-    let port = match to {
-        Slot::Blue => config.slots.blue.port,
-        Slot::Green => config.slots.green.port,
-    };
-    steps.push(Step::WaitHealthy {
-        slot: to,
-        container: target_name,
-        url: format!("http://127.0.0.1:{port}{}", config.health.path),
-        expect_status: config.health.expect_status,
-        timeout_secs: config.health.timeout.get().as_secs(),
-        max_interval_ms: config.health.interval.get().as_millis() as u64,
-    });
-
+    steps.push(wait_healthy(config, &names, to));
     if !config.smoke.is_empty() {
         steps.push(Step::Smoke {
             slot: to,
@@ -496,7 +666,7 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                 .iter()
                 .map(|c| Smoke {
                     method: c.method.clone(),
-                    url: format!("http://127.0.0.1:{port}{}", c.path),
+                    url: format!("http://127.0.0.1:{}{}", slot_port(config, to), c.path),
                     expect_status: c.expect_status,
                     body_contains: c.body_contains.clone(),
                     timeout_ms: c.timeout.get().as_millis() as u64,
@@ -505,7 +675,7 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
         });
     }
 
-    // nginx: validate, make live (reload only if the text changed), switch.
+    // nginx: validate, make live (reload only if the text changed).
     let dir = config.nginx.rendered_dir.clone();
     steps.push(Step::TestConfig {
         container: names.nginx.clone(),
@@ -518,37 +688,222 @@ pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
         reload: changed,
         container: names.nginx.clone(),
     });
-    if from != Some(to) {
-        steps.push(Step::Switch {
-            from,
-            to,
-            container: names.nginx.clone(),
-        });
-    }
-    if let Some(old) = from.filter(|old| *old != to) {
-        if observed.slot(old).is_some_and(|c| c.running) {
-            steps.push(Step::DrainAndStop {
-                slot: old,
-                name: names.slot(old).to_string(),
-                grace_secs: grace,
+
+    // Traffic: all of it, none (preview), or a share (canary).
+    let old = from
+        .filter(|old| *old != to)
+        .filter(|old| observed.slot(*old).is_some_and(|c| c.running));
+    match mode {
+        UpMode::Switch => {
+            if from != Some(to) {
+                steps.push(Step::Switch {
+                    from,
+                    to,
+                    container: names.nginx.clone(),
+                });
+            }
+            if let Some(old) = old {
+                steps.extend(bake(inputs, &names, to, Revert::SwitchBack { to: old }));
+                steps.push(drain(&names, old, grace));
+            }
+            steps.push(verify(config, to));
+        }
+        UpMode::Preview | UpMode::Canary(_) => {
+            steps.push(Step::Preview {
+                slot: Some(to),
+                container: names.nginx.clone(),
             });
+            steps.push(verify_preview(config, to));
+            if let UpMode::Canary(share) = mode {
+                steps.push(Step::Routes {
+                    canary: Some((to, share)),
+                    container: names.nginx.clone(),
+                });
+                steps.extend(bake(inputs, &names, to, Revert::WithdrawCanary));
+            }
         }
     }
-    steps.push(Step::Verify {
-        url: format!("https://127.0.0.1:{}/health", config.nginx.https_port),
-        slot: to,
-    });
 
     Ok(Plan {
-        intent: match intent {
-            Intent::Up(_) => "up".into(),
-            Intent::Rollback => "rollback".into(),
+        intent: match (intent, mode) {
+            (Intent::Up(..), UpMode::Switch) => "up".into(),
+            (Intent::Up(..), UpMode::Preview) => "up --no-switch".into(),
+            (Intent::Up(..), UpMode::Canary(share)) => format!("up --canary {share}"),
+            _ => "rollback".into(),
+        },
+        live_after: match mode {
+            UpMode::Switch => Some(to),
+            _ => from,
         },
         from,
         to,
         version,
         image,
         steps,
+    })
+}
+
+/// `promote`, `abort` and `canary PCT`: what happens to the release on trial.
+fn trial(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
+    let config = inputs.config;
+    let observed = inputs.observed;
+    let names = Names::of(config);
+    let nginx = names.nginx.clone();
+    let grace = grace_secs(config);
+    let live = observed.live;
+    let target = observed.on_trial().ok_or_else(|| {
+        PlanError::NothingOnTrial(
+            "no release is in preview or canary; `deployer up --no-switch` (or `--canary PCT`) puts one there".into(),
+        )
+    })?;
+    let running = observed.slot(target).is_some_and(|c| c.running);
+    if !running && !matches!(intent, Intent::Abort) {
+        return Err(PlanError::NothingOnTrial(format!(
+            "{target} is on trial but its container is not running; `deployer abort` clears it"
+        )));
+    }
+    let mut steps = Vec::new();
+    let (name, from, to) = match intent {
+        Intent::Promote => {
+            steps.push(wait_healthy(config, &names, target));
+            steps.push(Step::Switch {
+                from: live,
+                to: target,
+                container: nginx.clone(),
+            });
+            steps.push(Step::Routes {
+                canary: None,
+                container: nginx.clone(),
+            });
+            steps.push(Step::Preview {
+                slot: None,
+                container: nginx.clone(),
+            });
+            if let Some(old) = live.filter(|l| observed.slot(*l).is_some_and(|c| c.running)) {
+                steps.extend(bake(inputs, &names, target, Revert::SwitchBack { to: old }));
+                steps.push(drain(&names, old, grace));
+            }
+            steps.push(verify(config, target));
+            ("promote".to_string(), live, target)
+        }
+        Intent::Abort => {
+            if observed.canary().is_some() || !observed.routes_on_live() {
+                steps.push(Step::Routes {
+                    canary: None,
+                    container: nginx.clone(),
+                });
+            }
+            steps.push(Step::Preview {
+                slot: None,
+                container: nginx.clone(),
+            });
+            if running {
+                steps.push(drain(&names, target, grace));
+            }
+            if let Some(live) = live {
+                steps.push(verify(config, live));
+            }
+            ("abort".to_string(), Some(target), live.unwrap_or(target))
+        }
+        Intent::Canary(share) => {
+            if live.is_none() {
+                return Err(PlanError::NothingOnTrial(
+                    "no slot is live, so there is no traffic to share: `deployer promote` puts the preview live".into(),
+                ));
+            }
+            steps.push(wait_healthy(config, &names, target));
+            steps.push(Step::Routes {
+                canary: (*share > 0).then_some((target, *share)),
+                container: nginx.clone(),
+            });
+            if *share > 0 {
+                steps.extend(bake(inputs, &names, target, Revert::WithdrawCanary));
+            }
+            (format!("canary {share}"), live, target)
+        }
+        Intent::Up(..) | Intent::Rollback => unreachable!("release() plans these"),
+    };
+    let info = observed.slot(target);
+    Ok(Plan {
+        live_after: match intent {
+            Intent::Promote => Some(target),
+            _ => live,
+        },
+        intent: name,
+        from,
+        to,
+        version: version_of(observed, target),
+        image: info.map(|c| c.image.clone()).unwrap_or_default(),
+        steps,
+    })
+}
+
+fn grace_secs(config: &DeployConfig) -> i64 {
+    config.drain_timeout.get().as_secs() as i64 + 5
+}
+
+fn version_of(observed: &Observed, slot: Slot) -> String {
+    observed
+        .slot(slot)
+        .and_then(|c| c.labels.get(LABEL_VERSION).cloned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn slot_port(config: &DeployConfig, slot: Slot) -> u16 {
+    match slot {
+        Slot::Blue => config.slots.blue.port,
+        Slot::Green => config.slots.green.port,
+    }
+}
+
+fn wait_healthy(config: &DeployConfig, names: &Names, slot: Slot) -> Step {
+    Step::WaitHealthy {
+        slot,
+        container: names.slot(slot).to_string(),
+        url: format!(
+            "http://127.0.0.1:{}{}",
+            slot_port(config, slot),
+            config.health.path
+        ),
+        expect_status: config.health.expect_status,
+        timeout_secs: config.health.timeout.get().as_secs(),
+        max_interval_ms: config.health.interval.get().as_millis() as u64,
+    }
+}
+
+fn drain(names: &Names, slot: Slot, grace_secs: i64) -> Step {
+    Step::DrainAndStop {
+        slot,
+        name: names.slot(slot).to_string(),
+        grace_secs,
+    }
+}
+
+fn verify(config: &DeployConfig, slot: Slot) -> Step {
+    Step::Verify {
+        url: format!("https://127.0.0.1:{}/health", config.nginx.https_port),
+        slot,
+    }
+}
+
+fn verify_preview(config: &DeployConfig, slot: Slot) -> Step {
+    Step::Verify {
+        url: format!("https://127.0.0.1:{}/health", config.nginx.preview_port),
+        slot,
+    }
+}
+
+/// The bake after traffic moves to `slot`, when deploy.yml has one and `--no-bake` was not
+/// given.
+fn bake(inputs: &Inputs<'_>, names: &Names, slot: Slot, revert: Revert) -> Option<Step> {
+    let bake = inputs.config.bake.as_ref().filter(|_| inputs.bake)?;
+    Some(Step::Bake {
+        slot,
+        container: names.slot(slot).to_string(),
+        grace_secs: grace_secs(inputs.config),
+        nginx: names.nginx.clone(),
+        limits: BakeLimits::of(bake),
+        revert,
     })
 }
 
@@ -566,6 +921,11 @@ pub fn nginx_spec(config: &DeployConfig, names: &Names) -> ContainerSpec {
         ports: vec![
             ("0.0.0.0".into(), config.nginx.http_port, 80),
             ("0.0.0.0".into(), config.nginx.https_port, 443),
+            (
+                "0.0.0.0".into(),
+                config.nginx.preview_port,
+                render::PREVIEW_LISTEN,
+            ),
         ],
         mounts: vec![
             MountSpec {
@@ -607,10 +967,7 @@ fn slot_spec(
     version: &str,
 ) -> ContainerSpec {
     let config = inputs.config;
-    let port = match slot {
-        Slot::Blue => config.slots.blue.port,
-        Slot::Green => config.slots.green.port,
-    };
+    let port = slot_port(config, slot);
     let mut env: Vec<String> = config.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.extend(inputs.secret_env.iter().map(|(k, v)| format!("{k}={v}")));
     env.extend([
@@ -727,6 +1084,10 @@ nginx:
             live_main: Some("main".into()),
             live_site: Some("site".into()),
             socket_dir_ready: true,
+            preview: None,
+            routes: (0..render::ROUTES)
+                .map(|r| (r, LIVE_TARGET.to_string()))
+                .collect(),
         }
     }
 
@@ -741,6 +1102,7 @@ nginx:
             secret_env: &secrets,
             user: "ops",
             now: "T",
+            bake: true,
         };
         plan(&intent, &inputs)
             .unwrap()
@@ -751,10 +1113,13 @@ nginx:
     }
 
     fn build(version: &str) -> Intent {
-        Intent::Up(ImageSource::Build {
-            tag: format!("shop-app:{version}"),
-            version: version.into(),
-        })
+        Intent::Up(
+            ImageSource::Build {
+                tag: format!("shop-app:{version}"),
+                version: version.into(),
+            },
+            UpMode::Switch,
+        )
     }
 
     #[test]
@@ -774,6 +1139,7 @@ nginx:
             secret_env: &[],
             user: "ops",
             now: "T",
+            bake: true,
         };
         let steps: Vec<String> = plan(&build("v3"), &inputs)
             .unwrap()
@@ -801,8 +1167,9 @@ nginx:
             "create volume shop-data",
             "create volume shop-sockets",
             "write the base nginx config /srv/nginx/nginx.conf",
-            "start nginx container shop-nginx (local/nginx:bookworm; ports 0.0.0.0:8080->80, 0.0.0.0:8443->443)",
+            "start nginx container shop-nginx (local/nginx:bookworm; ports 0.0.0.0:8080->80, 0.0.0.0:8443->443, 0.0.0.0:9443->8443)",
             "make /run/slots writable",
+            "point all 100 routes at live.sock",
             "start blue: container shop-blue from shop-app:v1 (version v1) on 127.0.0.1:3000",
             "wait until blue answers 200 at http://127.0.0.1:3000/ready (up to 300s)",
             "render nginx config into /srv/nginx/candidate",
@@ -963,6 +1330,7 @@ nginx:
                 secret_env: &[],
                 user: "ops",
                 now: "T",
+                bake: true,
             };
             let err = plan(&Intent::Rollback, &inputs).unwrap_err();
             assert!(err.to_string().contains(reason), "{err}");
@@ -983,6 +1351,178 @@ nginx:
         assert!(s.contains(
             &"switch traffic green -> blue (atomic rename of live.sock; no reload)".to_string()
         ));
+    }
+
+    fn plan_of(intent: Intent, observed: &Observed, extra_config: &str) -> Result<Plan, PlanError> {
+        let config = DeployConfig::parse("deploy.yml", &format!("{CONFIG}{extra_config}")).unwrap();
+        let rendered = rendered();
+        let inputs = Inputs {
+            config: &config,
+            observed,
+            rendered: &rendered,
+            secret_env: &[],
+            user: "ops",
+            now: "T",
+            bake: true,
+        };
+        plan(&intent, &inputs)
+    }
+
+    fn texts(plan: &Plan) -> Vec<String> {
+        plan.steps.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn up(mode: UpMode) -> Intent {
+        match build("v3") {
+            Intent::Up(source, _) => Intent::Up(source, mode),
+            other => other,
+        }
+    }
+
+    const BAKE: &str = "bake:\n  duration: 2m\n  max_error_rate: 1%\n  max_p99: 800ms\n";
+
+    #[test]
+    fn a_preview_stops_before_traffic_moves_and_keeps_the_old_slot_serving() {
+        let plan = plan_of(up(UpMode::Preview), &settled(Slot::Blue), BAKE).unwrap();
+        let s = texts(&plan);
+        assert!(!s.iter().any(|s| s.starts_with("switch traffic")), "{s:#?}");
+        assert!(!s.iter().any(|s| s.starts_with("drain blue")), "{s:#?}");
+        assert!(
+            !s.iter().any(|s| s.starts_with("bake")),
+            "nothing to bake: {s:#?}"
+        );
+        let n = s.len();
+        assert_eq!(
+            s[n - 2],
+            "show green on the preview port (preview.sock; no reload)"
+        );
+        assert_eq!(
+            s[n - 1],
+            "check https://127.0.0.1:9443/health answers from green"
+        );
+        assert_eq!((plan.live_after, plan.to), (Some(Slot::Blue), Slot::Green));
+    }
+
+    #[test]
+    fn a_canary_takes_its_share_then_bakes_with_the_canary_withdrawn_on_failure() {
+        let plan = plan_of(up(UpMode::Canary(10)), &settled(Slot::Blue), BAKE).unwrap();
+        let s = texts(&plan);
+        let n = s.len();
+        assert!(
+            s[n - 2].starts_with("send 10% of clients (routes 0-9, sticky by cookie) to green"),
+            "{s:#?}"
+        );
+        assert!(s[n - 1].starts_with("bake green for 120s, the old slot kept running: if over 1% of its answers are 5xx or their p99 is over 800 ms in a 30s window (of at least 20 answers), send the canary's clients back"), "{}", s[n - 1]);
+        assert_eq!(plan.live_after, Some(Slot::Blue));
+        // Nothing live: nothing to share.
+        let err = plan_of(up(UpMode::Canary(10)), &Observed::default(), "").unwrap_err();
+        assert!(
+            err.to_string().contains("plain `deployer up` first"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_switch_bakes_before_the_old_slot_drains_and_no_bake_skips_it() {
+        let s = texts(&plan_of(up(UpMode::Switch), &settled(Slot::Blue), BAKE).unwrap());
+        let at = |prefix: &str| s.iter().position(|s| s.starts_with(prefix)).unwrap();
+        assert!(at("switch traffic blue -> green") < at("bake green for 120s"));
+        assert!(s[at("bake green")].ends_with("switch back to blue at once and drain green"));
+        assert!(at("bake green") < at("drain blue"));
+        let config = DeployConfig::parse("deploy.yml", &format!("{CONFIG}{BAKE}")).unwrap();
+        let rendered = rendered();
+        let observed = settled(Slot::Blue);
+        let inputs = Inputs {
+            config: &config,
+            observed: &observed,
+            rendered: &rendered,
+            secret_env: &[],
+            user: "ops",
+            now: "T",
+            bake: false,
+        };
+        let s = texts(&plan(&up(UpMode::Switch), &inputs).unwrap());
+        assert!(!s.iter().any(|s| s.starts_with("bake")), "{s:#?}");
+    }
+
+    fn on_trial(canary: u8) -> Observed {
+        let mut observed = settled(Slot::Blue);
+        observed.green = Some(container(Slot::Green, true, "v2"));
+        observed.preview = Some(Slot::Green);
+        for r in 0..canary {
+            observed.routes.insert(r, "../green.sock".into());
+        }
+        observed
+    }
+
+    #[test]
+    fn while_a_release_is_on_trial_up_and_rollback_are_refused() {
+        for observed in [on_trial(0), on_trial(30)] {
+            for intent in [up(UpMode::Switch), Intent::Rollback] {
+                let err = plan_of(intent, &observed, "").unwrap_err();
+                assert!(matches!(err, PlanError::OnTrial(_)), "{err}");
+                assert!(
+                    err.to_string()
+                        .contains("`deployer promote` puts it live, `deployer abort` withdraws it"),
+                    "{err}"
+                );
+            }
+        }
+        assert_eq!(on_trial(30).canary(), Some((Slot::Green, 30)));
+        assert!(plan_of(Intent::Promote, &settled(Slot::Blue), "").is_err());
+    }
+
+    #[test]
+    fn promote_switches_resets_the_routes_ends_the_preview_bakes_and_drains() {
+        let plan = plan_of(Intent::Promote, &on_trial(50), BAKE).unwrap();
+        let s = texts(&plan);
+        let expected = [
+            "wait until green answers 200",
+            "switch traffic blue -> green",
+            "point all 100 routes at live.sock",
+            "end the preview",
+            "bake green for 120s",
+            "drain blue (shop-blue)",
+            "check https://127.0.0.1:8443/health answers from green",
+        ];
+        assert_eq!(s.len(), expected.len(), "{s:#?}");
+        for (step, prefix) in s.iter().zip(expected) {
+            assert!(
+                step.starts_with(prefix),
+                "{step:?} should start with {prefix:?}"
+            );
+        }
+        assert_eq!(plan.live_after, Some(Slot::Green));
+    }
+
+    #[test]
+    fn abort_sends_the_canary_clients_back_then_drains_the_trial_slot() {
+        let plan = plan_of(Intent::Abort, &on_trial(10), BAKE).unwrap();
+        let s = texts(&plan);
+        assert_eq!(
+            s[0],
+            "point all 100 routes at live.sock (no canary; atomic renames, no reload)"
+        );
+        assert_eq!(s[1], "end the preview (remove preview.sock)");
+        assert!(s[2].starts_with("drain green (shop-green)"));
+        assert!(s[3].ends_with("answers from blue"));
+        assert_eq!(plan.live_after, Some(Slot::Blue));
+        // A preview only: no routes to touch.
+        let s = texts(&plan_of(Intent::Abort, &on_trial(0), "").unwrap());
+        assert_eq!(s[0], "end the preview (remove preview.sock)");
+    }
+
+    #[test]
+    fn a_canary_share_moves_without_anything_else() {
+        let s = texts(&plan_of(Intent::Canary(50), &on_trial(10), "").unwrap());
+        assert_eq!(s.len(), 2, "{s:#?}");
+        assert!(s[1].starts_with("send 50% of clients (routes 0-49"));
+        let s = texts(&plan_of(Intent::Canary(0), &on_trial(10), BAKE).unwrap());
+        assert_eq!(
+            s[1],
+            "point all 100 routes at live.sock (no canary; atomic renames, no reload)"
+        );
+        assert_eq!(s.len(), 2, "no bake for no share: {s:#?}");
     }
 
     #[test]

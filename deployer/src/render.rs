@@ -20,6 +20,23 @@ pub const MAINTENANCE_FILE: &str = "maintenance.html";
 /// The shared socket directory (a volume in nginx and both slots).
 pub const SOCKET_DIR: &str = "/run/slots";
 pub const LIVE_SOCKET: &str = "/run/slots/live.sock";
+/// The live upstream's routes: `route/NN.sock`, each a symlink to `../live.sock` or, for a
+/// canary's share, to the canary slot's socket. A client's key hashes to one route, so a share
+/// is a count of routes and a client stays on its route.
+pub const ROUTE_DIR: &str = "/run/slots/route";
+pub const ROUTES: u8 = 100;
+/// The cookie that carries a client's route key.
+pub const ROUTE_COOKIE: &str = "deployer_route";
+/// `deployer up --no-switch` points this at the new slot; nginx serves it on the preview port.
+pub const PREVIEW_SOCKET: &str = "/run/slots/preview.sock";
+/// The port nginx listens on for the preview, inside its container (published as
+/// `nginx.preview_port`).
+pub const PREVIEW_LISTEN: u16 = 8443;
+
+/// A route's symlink name in [`ROUTE_DIR`].
+pub fn route_file(route: u8) -> String {
+    format!("{route}.sock")
+}
 
 /// What the templates may use.
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +69,17 @@ pub fn render(base: &str, site: &str, vars: &Vars) -> anyhow::Result<Rendered> {
     ctx.insert("ssl_dir", SSL_DIR);
     ctx.insert("conf_dir", CONF_DIR);
     ctx.insert("maintenance_file", MAINTENANCE_FILE);
+    ctx.insert("routes", &ROUTES);
+    ctx.insert("route_dir", ROUTE_DIR);
+    ctx.insert("cookie", ROUTE_COOKIE);
+    ctx.insert("preview_socket", PREVIEW_SOCKET);
+    ctx.insert(
+        "doors",
+        &serde_json::json!([
+            {"listen": 443, "upstream": "live"},
+            {"listen": PREVIEW_LISTEN, "upstream": "preview"},
+        ]),
+    );
     let mut main = |dir: &str| {
         ctx.insert("site_dir", dir);
         tera.render("base", &ctx)
@@ -139,13 +167,23 @@ mod tests {
         assert!(r
             .main_candidate
             .contains("include /etc/nginx/deployer/candidate/sites/*.conf;"));
-        let expected_upstream = "\
-upstream hubspot-app_live {
-    server unix:/run/slots/live.sock;
-    keepalive 32;
-    keepalive_timeout 2s;
-}";
-        assert!(r.site.contains(expected_upstream), "{}", r.site);
+        let routes: String = (0..ROUTES)
+            .map(|r| format!("    server unix:/run/slots/route/{r}.sock max_fails=0;\n"))
+            .collect();
+        let expected_upstream = format!(
+            "upstream hubspot-app_live {{\n    hash $deployer_key;\n{routes}    keepalive 64;\n    keepalive_time 1s;"
+        );
+        assert!(r.site.contains(&expected_upstream), "{}", r.site);
+        assert!(r
+            .site
+            .contains("upstream hubspot-app_preview {\n    server unix:/run/slots/preview.sock;"));
+        // Two HTTPS doors with the same routes: the live one and the preview.
+        assert!(r.site.contains("listen 443 ssl http2 default_server;"));
+        assert!(r.site.contains("listen 8443 ssl http2 default_server;"));
+        assert!(r
+            .site
+            .contains("location /api/ {\n        proxy_pass http://hubspot-app_preview;"));
+        assert_eq!(r.site.matches("error_page 502 = @no_preview;").count(), 1);
         assert!(r.site.contains("return 301 https://$host$request_uri;"));
         assert!(r
             .site
@@ -177,7 +215,7 @@ upstream hubspot-app_live {
             render(&base, &site, &vars(443)).unwrap(),
             render(&base, &site, &vars(443)).unwrap()
         );
-        assert!(!site.contains("slot"));
+        assert!(!site.contains("{{ slot") && !site.contains("{{slot"));
     }
 
     #[test]

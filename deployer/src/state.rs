@@ -67,12 +67,31 @@ pub struct HistoryRecord {
     pub figures: Option<Figures>,
 }
 
-/// What a run's switch cost, in milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a run's switch cost, in milliseconds, and what each slot answered around it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Figures {
     pub healthy_after_ms: Option<u64>,
     pub healthy_to_switched_ms: Option<u64>,
     pub drained_in_ms: Option<u64>,
+    /// Each slot's answers through nginx (and 5xx among them) from 5 s before traffic moved to
+    /// the end of the run; `nginx` counts the answers no slot gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub around_switch: Option<std::collections::BTreeMap<String, crate::traffic::Tally>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<crate::execute::BakeFigures>,
+}
+
+impl Figures {
+    pub fn of(t: &crate::execute::Timings) -> Self {
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
+        Self {
+            healthy_after_ms: ms(t.healthy_after),
+            healthy_to_switched_ms: ms(t.healthy_to_switched),
+            drained_in_ms: ms(t.drained_in),
+            around_switch: t.around_switch.clone(),
+            bake: t.bake.clone(),
+        }
+    }
 }
 
 pub fn whoami() -> String {

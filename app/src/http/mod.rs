@@ -125,6 +125,9 @@ fn table() -> Table {
     .route("/metrics", Internal, get(system::metrics))
 }
 
+/// The response header naming the slot that answered (`APP_SLOT`).
+pub const SLOT_HEADER: &str = "x-app-slot";
+
 /// Every route the app serves, with its exposure.
 pub fn route_table() -> Vec<RouteInfo> {
     table().routes
@@ -132,8 +135,16 @@ pub fn route_table() -> Vec<RouteInfo> {
 
 pub fn router(state: Shared) -> Router {
     let drain = state.drain.clone();
+    // Which slot answered: nginx logs it for the deployer's bake and switch figures, and hides
+    // it from clients. A slot name that is not a header value is sent as "unknown".
+    let slot = axum::http::HeaderValue::from_str(&state.settings.slot)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("unknown"));
     table()
         .router
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::HeaderName::from_static(SLOT_HEADER),
+            slot,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             drain,
             crate::serve::close_when_draining,
