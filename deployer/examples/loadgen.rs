@@ -1,7 +1,8 @@
 //! A steady-rate HTTP load generator for the deploy benchmark (scripts/bench-deploy.sh): each of
 //! `--connections` workers keeps one keep-alive connection and sends its share of `--rate`
 //! requests per second, without retries, until `--duration` passes or `--stop-file` appears.
-//! Prints totals, non-2xx answers, connection errors and latency percentiles.
+//! Prints totals, non-2xx answers, connection errors and latency percentiles, and with
+//! `--slots` the share of answers each slot gave (from `/health`'s `slot`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,6 +23,16 @@ struct Args {
     /// Stop when this file exists.
     #[arg(long)]
     stop_file: Option<PathBuf>,
+    /// Each request as a new client: its own route cookie (a canary's share is a share of
+    /// clients).
+    #[arg(long)]
+    new_clients: bool,
+    /// Count the slot named in each answer's JSON body.
+    #[arg(long)]
+    slots: bool,
+    /// Stop after this many requests in all.
+    #[arg(long)]
+    requests: Option<u64>,
 }
 
 #[derive(Default)]
@@ -29,6 +40,7 @@ struct Tally {
     latencies_us: Vec<u64>,
     non_2xx: u64,
     errors: Vec<String>,
+    slots: std::collections::BTreeMap<String, u64>,
 }
 
 #[tokio::main]
@@ -36,10 +48,13 @@ async fn main() {
     let args = Args::parse();
     let started = Instant::now();
     let per_worker = Duration::from_secs_f64(args.connections as f64 / args.rate as f64);
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let workers: Vec<_> = (0..args.connections)
-        .map(|_| {
+        .map(|worker| {
             let url = args.url.clone();
             let (duration, stop_file) = (args.duration, args.stop_file.clone());
+            let (new_clients, count_slots, limit) = (args.new_clients, args.slots, args.requests);
+            let sent = sent.clone();
             tokio::spawn(async move {
                 let client = reqwest::Client::builder()
                     .danger_accept_invalid_certs(true)
@@ -53,15 +68,30 @@ async fn main() {
                 while started.elapsed() < duration
                     && !stop_file.as_ref().is_some_and(|f| f.exists())
                 {
+                    let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if limit.is_some_and(|limit| n >= limit) {
+                        break;
+                    }
                     tick.tick().await;
                     let t = Instant::now();
-                    match client.get(&url).send().await {
+                    let mut request = client.get(&url);
+                    if new_clients {
+                        request = request.header("cookie", format!("deployer_route=c{worker}-{n}"));
+                    }
+                    match request.send().await {
                         Ok(r) => {
                             let ok = r.status().is_success();
-                            let _ = r.bytes().await;
+                            let body = r.bytes().await.unwrap_or_default();
                             tally.latencies_us.push(t.elapsed().as_micros() as u64);
                             if !ok {
                                 tally.non_2xx += 1;
+                            }
+                            if count_slots {
+                                let slot = serde_json::from_slice::<serde_json::Value>(&body)
+                                    .ok()
+                                    .and_then(|v| v["slot"].as_str().map(str::to_string))
+                                    .unwrap_or_else(|| "?".into());
+                                *tally.slots.entry(slot).or_default() += 1;
                             }
                         }
                         Err(e) => tally
@@ -79,6 +109,9 @@ async fn main() {
         all.latencies_us.extend(t.latencies_us);
         all.non_2xx += t.non_2xx;
         all.errors.extend(t.errors);
+        for (slot, n) in t.slots {
+            *all.slots.entry(slot).or_default() += n;
+        }
     }
     all.latencies_us.sort_unstable();
     let pct = |p: f64| {
@@ -103,6 +136,13 @@ async fn main() {
         pct(0.99),
         pct(1.0)
     );
+    let answered: u64 = all.slots.values().sum();
+    for (slot, n) in &all.slots {
+        println!(
+            "slot {slot} {n} ({:.2}%)",
+            *n as f64 * 100.0 / answered.max(1) as f64
+        );
+    }
     for e in all.errors.iter().take(5) {
         println!("  error: {e}");
     }

@@ -246,14 +246,20 @@ fn report(done: &commands::Done, dry_run: bool) {
             b.answers.errors_5xx
         )
     });
+    let live = plan.live_after.map_or("nothing", Slot::name);
+    if plan.intent == "abort" {
+        let withdrawn = plan.from.map_or("nothing", Slot::name);
+        println!(
+            "abort: {withdrawn} (version {}) withdrawn and drained; {live} is live",
+            plan.version
+        );
+        return;
+    }
     if plan.live_after != Some(plan.to) {
-        let live = plan.live_after.map_or("nothing", Slot::name);
-        let what = if plan.intent == "abort" {
-            format!("{} withdrawn and drained", plan.to)
-        } else if plan.intent.contains("canary") {
-            "on trial as a canary".to_string()
+        let what = if plan.intent.contains("canary") {
+            "on trial as a canary"
         } else {
-            "in preview".to_string()
+            "in preview"
         };
         println!(
             "{}: {} (version {}) {what}; {live} is live{bake}",

@@ -57,6 +57,7 @@ struct Host {
     https: u16,
     http: u16,
     blue: u16,
+    preview: u16,
 }
 
 impl Host {
@@ -73,6 +74,7 @@ impl Host {
             http: base,
             https: base + 1,
             blue: base + 2,
+            preview: base + 4,
         };
         host.cleanup();
         host.write_config(&[]);
@@ -107,6 +109,7 @@ nginx:
   container: {service}-nginx
   http_port: {http}
   https_port: {https}
+  preview_port: {preview}
   ssl_dir: {root}/ssl
 state_dir: {dir}/state
 drain_timeout: 10s
@@ -118,6 +121,7 @@ drain_timeout: 10s
             green = self.blue + 1,
             http = self.http,
             https = self.https,
+            preview = self.preview,
         );
         for (from, to) in edits {
             assert!(yml.contains(from), "{from}");
@@ -181,6 +185,40 @@ drain_timeout: 10s
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// The slot that answers `/health` on `port` for a client whose route cookie is `key`.
+    fn slot_for(client: &reqwest::blocking::Client, port: u16, key: &str) -> String {
+        let r = client
+            .get(format!("https://127.0.0.1:{port}/health"))
+            .header("cookie", format!("deployer_route={key}"))
+            .send()
+            .unwrap();
+        let status = r.status();
+        assert_eq!(status, 200, "{key}: {}", r.text().unwrap_or_default());
+        r.json::<Value>().unwrap()["slot"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The share of `clients` distinct clients (route cookies) that `slot` answers, through
+    /// the live door.
+    fn share_of(&self, slot: &str, clients: usize) -> f64 {
+        let client = Self::client();
+        let hits = (0..clients)
+            .filter(|i| Self::slot_for(&client, self.https, &format!("client-{i}")) == slot)
+            .count();
+        hits as f64 / clients as f64
+    }
+
+    fn history(&self, n: usize) -> Value {
+        serde_json::from_slice(
+            &self
+                .deployer(&["history", "--json", "-n", &n.to_string()])
+                .stdout,
+        )
+        .unwrap()
     }
 
     fn container_state(&self, slot: &str) -> String {
@@ -283,6 +321,8 @@ impl Drop for Host {
 struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
+    /// Which slot answered each `/health`.
+    slots: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
     threads: Vec<std::thread::JoinHandle<Vec<String>>>,
 }
 
@@ -290,9 +330,10 @@ impl Load {
     fn start(https: u16, threads: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
+        let slots = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
         let threads = (0..threads)
             .map(|i| {
-                let (stop, ok) = (stop.clone(), ok.clone());
+                let (stop, ok, slots) = (stop.clone(), ok.clone(), slots.clone());
                 std::thread::spawn(move || {
                     let client = Host::client();
                     let mut failures = Vec::new();
@@ -310,6 +351,11 @@ impl Load {
                             // HubSpot: an answer from the app, which is what counts here.
                             Ok(r) if r.status() == 200 || r.status() == 503 && i % 2 == 1 => {
                                 ok.fetch_add(1, Ordering::Relaxed);
+                                if i % 2 == 0 {
+                                    let body: Value = r.json().unwrap_or_default();
+                                    let slot = body["slot"].as_str().unwrap_or("?").to_string();
+                                    *slots.lock().unwrap().entry(slot).or_default() += 1;
+                                }
                             }
                             Ok(r) => failures.push(format!("status {}", r.status())),
                             Err(e) => failures.push(format!("{e:?}")),
@@ -319,7 +365,17 @@ impl Load {
                 })
             })
             .collect();
-        Self { stop, ok, threads }
+        Self {
+            stop,
+            ok,
+            slots,
+            threads,
+        }
+    }
+
+    /// How many `/health` answers each slot gave so far.
+    fn slots(&self) -> std::collections::BTreeMap<String, u64> {
+        self.slots.lock().unwrap().clone()
     }
 
     /// Stops the load and asserts it ran (more than `min_ok` answers) and not one request
@@ -1557,4 +1613,258 @@ fn a_release_whose_hubspot_token_is_refused_fails_at_the_smoke_step() {
             .contains("failed: 502"),
         "{history}"
     );
+}
+
+/// Preview → promote and preview → abort under steady keep-alive load: the preview answers on
+/// its own port while the live door stays on the old slot, `up` is refused while a release is
+/// on trial, and not one request fails.
+#[test]
+fn a_preview_is_promoted_or_aborted_without_a_failed_request() {
+    let host = Host::new("preview", 16);
+    host.up();
+    let load = Load::start(host.https, 4);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let out = host.ok(&["up", "--no-switch", "--image", &app_image()]);
+    assert!(
+        out.contains("green (version latest) in preview; blue is live"),
+        "{out}"
+    );
+    let client = Host::client();
+    assert_eq!(Host::slot_for(&client, host.preview, "anyone"), "green");
+    assert_eq!(host.serving(), "blue", "the live door did not move");
+    assert_eq!(host.status()["preview"], "green");
+    let err = host.fails(&["up", "--image", &app_image()], 7);
+    assert!(
+        err.contains("green (latest) is in preview: `deployer promote` puts it live"),
+        "{err}"
+    );
+
+    let out = host.ok(&["promote"]);
+    assert!(out.contains("promote: green is live"), "{out}");
+    assert_eq!(host.serving(), "green");
+    assert_eq!(host.container_state("blue"), "exited", "kept for rollback");
+    let status = host.status();
+    assert!(
+        status["preview"].is_null() && status["canary"].is_null(),
+        "{status}"
+    );
+    let nothing = client
+        .get(format!("https://127.0.0.1:{}/health", host.preview))
+        .send()
+        .unwrap();
+    assert_eq!(nothing.status(), 503);
+    assert!(nothing.text().unwrap().contains("no release is in preview"));
+
+    host.ok(&["up", "--no-switch", "--image", &app_image()]);
+    assert_eq!(Host::slot_for(&client, host.preview, "anyone"), "blue");
+    let out = host.ok(&["abort"]);
+    assert!(
+        out.contains("abort: blue (version latest) withdrawn and drained; green is live"),
+        "{out}"
+    );
+    assert_eq!(host.container_state("blue"), "exited");
+    assert_eq!(host.serving(), "green");
+    std::thread::sleep(Duration::from_millis(300));
+    let slots = load.slots();
+    load.finish(100);
+    assert!(
+        slots.get("blue").is_some_and(|n| *n > 0) && slots.get("green").is_some_and(|n| *n > 0),
+        "{slots:?}"
+    );
+
+    let history = host.history(4);
+    let commands: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        ["up --no-switch", "promote", "up --no-switch", "abort"]
+    );
+    // The promotion's figures: each slot's answers around the flip (their 5xx are the app's
+    // 503 "HubSpot disabled" of this config), and none nginx had to give for want of a slot.
+    let around = &history[1]["figures"]["around_switch"];
+    assert!(around["blue"]["requests"].as_u64().unwrap() > 0, "{around}");
+    assert!(
+        around["green"]["requests"].as_u64().unwrap() > 0,
+        "{around}"
+    );
+    assert!(around["nginx"].is_null(), "{around}");
+}
+
+/// A canary at 10 %, raised to 50 %, promoted; another canary aborted: the shares measured
+/// over distinct clients match, a client keeps its slot as the share grows, and under steady
+/// load not one request fails.
+#[test]
+fn canary_shares_are_sticky_and_change_without_a_failed_request() {
+    let host = Host::new("canary", 17);
+    host.up();
+    let load = Load::start(host.https, 4);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let out = host.ok(&["up", "--canary", "10", "--image", &app_image()]);
+    assert!(
+        out.contains("green (version latest) on trial as a canary; blue is live"),
+        "{out}"
+    );
+    assert_eq!(host.status()["canary"]["percent"], 10);
+    let ten = host.share_of("green", 1000);
+    assert!((0.06..=0.14).contains(&ten), "10% asked, {ten} measured");
+    // A client on the canary stays there, and stays there when the share grows.
+    let client = Host::client();
+    let on_canary = (0..)
+        .map(|i| format!("sticky-{i}"))
+        .find(|key| Host::slot_for(&client, host.https, key) == "green")
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(Host::slot_for(&client, host.https, &on_canary), "green");
+    }
+    host.ok(&["canary", "50"]);
+    let fifty = host.share_of("green", 1000);
+    assert!(
+        (0.44..=0.56).contains(&fifty),
+        "50% asked, {fifty} measured"
+    );
+    std::thread::sleep(Duration::from_millis(1100)); // connections opened before carry over
+    for _ in 0..20 {
+        assert_eq!(Host::slot_for(&client, host.https, &on_canary), "green");
+    }
+    host.ok(&["promote"]);
+    assert_eq!(host.share_of("green", 200), 1.0);
+    assert_eq!(host.container_state("blue"), "exited");
+
+    host.ok(&["up", "--canary", "30", "--image", &app_image()]);
+    let thirty = host.share_of("blue", 1000);
+    assert!(
+        (0.24..=0.36).contains(&thirty),
+        "30% asked, {thirty} measured"
+    );
+    host.ok(&["abort"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(host.share_of("green", 200), 1.0);
+    assert_eq!(host.container_state("blue"), "exited");
+    std::thread::sleep(Duration::from_millis(300));
+    load.finish(100);
+}
+
+/// A release whose HubSpot goes bad after the switch (its simulator starts answering 500)
+/// under load: the bake sees the new slot's 5xx in nginx's log, switches back to the old slot,
+/// which was kept running, drains the new one and says why, in the history too.
+#[test]
+fn a_release_that_goes_bad_during_its_bake_is_rolled_back_automatically() {
+    let host = Host::new("bake", 18);
+    let s = host.service.clone();
+    assert!(docker(&["network", "create", &format!("{s}-net")])
+        .status
+        .success());
+    // One simulator per release: the old one's stays healthy.
+    let sim_port = host.blue + 5;
+    let mut sims = Vec::new();
+    for (name, publish) in [("sim-old", None), ("sim-new", Some(sim_port))] {
+        let sim = Container(format!("{s}-{name}"));
+        let mut args = vec![
+            "run".to_string(),
+            "-d".into(),
+            "--name".into(),
+            sim.0.clone(),
+        ];
+        args.extend(["--network".into(), format!("{s}-net")]);
+        if let Some(port) = publish {
+            args.extend(["-p".into(), format!("127.0.0.1:{port}:8090")]);
+        }
+        args.extend([
+            sim_image(),
+            "--listen".into(),
+            "0.0.0.0:8090".into(),
+            "--token".into(),
+            "pat-test".into(),
+            "--rate-limit".into(),
+            "100000/10s".into(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = docker(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        sims.push(sim);
+    }
+    let env = host.dir.join("app.env");
+    std::fs::write(&env, "HUBSPOT_ACCESS_TOKEN=pat-test\n").unwrap();
+    let release = |sim: &str, bake: &str| {
+        host.write_config(&[
+            (
+                "  HUBSPOT_ENABLED: \"false\"\n",
+                &format!(
+                    "  HUBSPOT_BASE_URL: http://{s}-{sim}:8090\n  SYNC_SCHEDULE: \"off\"\n  HUBSPOT_TIMEOUT: 2s\n  HUBSPOT_RATE_LIMIT: 100000/10s\nenv_file: {}\n",
+                    env.display()
+                ),
+            ),
+            ("nginx:\n", &format!("smoke:\n  - path: /api/hubspot/test\n{bake}nginx:\n")),
+        ])
+    };
+    release("sim-old", "");
+    host.up();
+
+    release(
+        "sim-new",
+        "bake:\n  duration: 60s\n  max_error_rate: 5%\n  window: 5s\n  min_requests: 10\n",
+    );
+    let load = Load::start(host.https, 4);
+    let mut up = host
+        .command(&["up", "--image", &app_image()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while host.serving() != "green" {
+        assert!(Instant::now() < deadline, "green never went live");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Green is live and baking: its HubSpot fails from now on.
+    let fault = Host::client()
+        .post(format!("http://127.0.0.1:{sim_port}/_sim/faults"))
+        .json(&serde_json::json!({"path": "/", "status": 500}))
+        .send()
+        .unwrap();
+    assert!(fault.status().is_success(), "{:?}", fault.text());
+    let started = Instant::now();
+    while up.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(50),
+            "the bake did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = up.wait_with_output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(8), "{said}");
+    assert!(
+        said.contains("the bake failed: ") && said.contains("were 5xx (limit 5%)"),
+        "{said}"
+    );
+    assert!(said.contains("traffic went back to blue"), "{said}");
+    assert_eq!(host.serving(), "blue");
+    assert_eq!(host.container_state("green"), "exited");
+    load.stop.store(true, Ordering::Relaxed);
+
+    let last = &host.history(1)[0];
+    assert_eq!(last["outcome"], "rolled back by the bake", "{last}");
+    assert_eq!(last["live_slot"], "blue", "{last}");
+    let bake = &last["figures"]["bake"];
+    assert_eq!(bake["passed"], false, "{bake}");
+    assert!(
+        bake["answers"]["errors_5xx"].as_u64().unwrap() > 0,
+        "{bake}"
+    );
+    let back_ms = bake["crossed_to_back_ms"].as_u64().unwrap();
+    println!("threshold crossed -> traffic back: {back_ms} ms");
+    // Blue, kept warm, answers /api/hubspot/test again.
+    let answer = Host::client()
+        .get(format!("https://127.0.0.1:{}/api/hubspot/test", host.https))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    drop(sims);
 }
