@@ -95,6 +95,13 @@ pub async fn rotate_keys(settings: Settings) -> anyhow::Result<usize> {
     Ok(portals(&settings, &db, None)?.rotate_keys().await?)
 }
 
+/// `app migrate`: applies the migrations to DATABASE_URL and exits (a deploy's `pre_deploy`
+/// hook, before the new release starts); returns the schema it left.
+pub async fn migrate(settings: Settings) -> anyhow::Result<store::SchemaInfo> {
+    Db::connect(settings.database_url.expose()).await?;
+    Ok(store::schema_info())
+}
+
 pub struct Application {
     listener: TcpListener,
     unix: Option<tokio::net::UnixListener>,

@@ -9,6 +9,15 @@ async fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return app::healthcheck::run().await;
     }
+    // The schema this release applies and runs on, as JSON (the deployer's `schema:` command).
+    if std::env::args().nth(1).as_deref() == Some("schema") {
+        let schema = app::store::schema_info();
+        println!(
+            "{}",
+            serde_json::json!({"version": schema.version, "oldest_compatible": schema.oldest_compatible})
+        );
+        return ExitCode::SUCCESS;
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         tracing_subscriber::fmt()
@@ -28,6 +37,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        return match app::migrate(settings).await {
+            Ok(schema) => {
+                println!(
+                    "app migrate: the database is at schema {} (or newer)",
+                    schema.version
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("app migrate: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if std::env::args().nth(1).as_deref() == Some("keys") {
         return match std::env::args().nth(2).as_deref() {
             Some("rotate") => match app::rotate_keys(settings).await {

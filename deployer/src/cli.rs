@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
                   4 Docker engine unreachable (with remote: the SSH connection failed); \
                   5 nothing to roll back to, promote or abort; 6 a preflight check failed (nothing changed); \
                   7 a release is in preview or canary (promote or abort it first); \
-                  8 the bake saw the new release fail and sent traffic back."
+                  8 the bake saw the new release fail and sent traffic back; \
+                  9 rollback refused by the schema check (--force overrides)."
 )]
 pub struct Cli {
     /// Path to the deploy configuration.
@@ -53,10 +54,18 @@ pub enum Command {
         #[command(flatten)]
         bake: BakeArg,
     },
-    /// Switch back to the kept slot (the previous version).
+    /// Back to the previous release (the kept slot), or to VERSION, one of the last
+    /// `keep_images` releases (`deployer history`): its slot is re-created from its image when
+    /// no container holds it, with the same health, smoke and switch rules.
     Rollback {
+        /// A recent release's version (default: the one before the live one).
+        version: Option<String>,
         #[arg(long)]
         dry_run: bool,
+        /// Go back even to a release the schema check refuses (its schema is older than a
+        /// contract migration since allows).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         bake: BakeArg,
     },

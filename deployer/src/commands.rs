@@ -36,6 +36,8 @@ pub mod exit {
     pub const ON_TRIAL: u8 = 7;
     /// The bake saw the new release fail and sent traffic back.
     pub const BAKE_FAILED: u8 = 8;
+    /// Rollback refused: the target release is older than the schema allows (`--force`).
+    pub const SCHEMA: u8 = 9;
 }
 
 /// Turns maintenance mode on (with `message` on the page) or off, under the deploy lock; nginx
@@ -75,6 +77,7 @@ pub async fn maintenance(
         duration_ms: started.elapsed().as_millis() as u64,
         reason: on.then(|| message.to_string()),
         figures: None,
+        schema: None,
     })?;
     Ok(())
 }
@@ -242,7 +245,38 @@ pub async fn observe(target: &Target, config: &DeployConfig) -> anyhow::Result<O
         live: probe.live,
         preview: probe.preview,
         routes: probe.routes,
+        releases: releases(&target.state(config).history()),
     })
+}
+
+/// The releases that went live, newest first, one per version, from the history.
+fn releases(history: &[HistoryRecord]) -> Vec<plan::Release> {
+    let mut out: Vec<plan::Release> = Vec::new();
+    // The commands that put a release live (a preview or canary record names the trial's
+    // version, not the live one's).
+    let went_live = |r: &&HistoryRecord| {
+        r.outcome == "ok" && matches!(r.command.as_str(), "up" | "promote" | "rollback")
+    };
+    for r in history.iter().rev().filter(went_live) {
+        let (Some(version), Some(image)) = (&r.version, &r.image) else {
+            continue;
+        };
+        if out.iter().any(|o| &o.version == version) {
+            continue;
+        }
+        // The schema was recorded when the release was deployed (possibly by an earlier record).
+        let schema = history
+            .iter()
+            .rev()
+            .filter(|h| h.version.as_ref() == Some(version))
+            .find_map(|h| h.schema);
+        out.push(plan::Release {
+            version: version.clone(),
+            image: image.clone(),
+            schema,
+        });
+    }
+    out
 }
 
 /// What a running nginx's socket directory says: the live slot, the preview, the routes, and
@@ -408,6 +442,8 @@ impl Default for UpOptions {
 pub struct RunOptions {
     pub dry_run: bool,
     pub no_bake: bool,
+    /// `rollback --force`: past the schema check.
+    pub force: bool,
 }
 
 /// What a command prints when it is done (or the plan, for a dry run).
@@ -447,6 +483,7 @@ pub async fn up(
     let run_opts = RunOptions {
         dry_run: opts.dry_run,
         no_bake: opts.no_bake,
+        force: false,
     };
     run(config, &Intent::Up(source, opts.mode), run_opts, progress).await
 }
@@ -494,7 +531,7 @@ async fn run(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let command = match intent {
         Intent::Up(..) => "up".to_string(),
-        Intent::Rollback => "rollback".to_string(),
+        Intent::Rollback(_) => "rollback".to_string(),
         Intent::Promote => "promote".to_string(),
         Intent::Abort => "abort".to_string(),
         Intent::Canary(share) => format!("canary {share}"),
@@ -509,10 +546,12 @@ async fn run(
             user: &user,
             now: &now,
             bake: !opts.no_bake,
+            force: opts.force,
         };
         plan::plan(intent, &inputs).map_err(|e| {
             let code = match e {
                 plan::PlanError::OnTrial(_) => exit::ON_TRIAL,
+                plan::PlanError::SchemaTooOld(_) => exit::SCHEMA,
                 _ => exit::NOTHING_TO_ROLL_BACK,
             };
             Failure::new(code, e)
@@ -569,6 +608,10 @@ async fn run(
         duration_ms: started.elapsed().as_millis() as u64,
         reason: result.as_ref().err().map(|e| format!("{:#}", e.source)),
         figures: timings.map(crate::state::Figures::of),
+        schema: match &result {
+            Ok(t) => t.schema,
+            Err(e) => e.timings.schema,
+        },
     })?;
     match result {
         Ok(timings) => Ok(Done {

@@ -46,6 +46,15 @@ pub struct DeployConfig {
     /// crossed threshold sends traffic back at once. None: no bake.
     #[serde(default)]
     pub bake: Option<BakeConfig>,
+    /// Commands run at points of a release, the deploy lock held (README "Hooks" says what a
+    /// failure does at each point).
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// How to ask a release image for its schema: a command, run in a one-off container of the
+    /// image, that prints `{"version": N, "oldest_compatible": M}`. Recorded per release;
+    /// `rollback` refuses to go back to a release older than the schema it would run on allows.
+    #[serde(default)]
+    pub schema: Option<SchemaConfig>,
     pub nginx: NginxConfig,
     /// Old images kept for rollback by `deployer prune`.
     #[serde(default = "default_keep_images")]
@@ -152,6 +161,47 @@ pub struct SmokeCheck {
     /// How long the answer may take (default 15s).
     #[serde(default = "default_smoke_timeout")]
     pub timeout: HumanDuration,
+}
+
+/// The hooks of a release, each a list run in order.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Once the image exists, before the new slot starts (database migrations: expand only).
+    #[serde(default)]
+    pub pre_deploy: Vec<Hook>,
+    /// Right after traffic moves to the new slot, the old one still running.
+    #[serde(default)]
+    pub post_switch: Vec<Hook>,
+    /// At the end of a successful deploy or promotion.
+    #[serde(default)]
+    pub post_deploy: Vec<Hook>,
+    /// At the end of a rollback.
+    #[serde(default)]
+    pub on_rollback: Vec<Hook>,
+}
+
+/// One hook: a command in a one-off container of the release's image (with the slot's env and
+/// volumes), or a shell command on the machine running the deployer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    #[serde(default)]
+    pub container: Option<Vec<String>>,
+    #[serde(default)]
+    pub local: Option<String>,
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_hook_timeout() -> HumanDuration {
+    Duration::from_secs(300).into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaConfig {
+    pub command: Vec<String>,
 }
 
 /// The bake: how long to watch, and what a release may not cross meanwhile.
@@ -562,6 +612,43 @@ impl DeployConfig {
                     )
                 }
             }
+        }
+        for (stage, hooks) in [
+            ("pre_deploy", &self.hooks.pre_deploy),
+            ("post_switch", &self.hooks.post_switch),
+            ("post_deploy", &self.hooks.post_deploy),
+            ("on_rollback", &self.hooks.on_rollback),
+        ] {
+            for (i, hook) in hooks.iter().enumerate() {
+                let n = i + 1;
+                match (&hook.container, &hook.local) {
+                    (Some(argv), None) if !argv.is_empty() => {}
+                    (None, Some(command)) if !command.trim().is_empty() => {}
+                    _ => {
+                        return err(
+                            &["hooks", stage],
+                            format!("hook {n}: give exactly one of `container: [argv...]` (run in a one-off container of the release's image) or `local: \"shell command\"`"),
+                        )
+                    }
+                }
+                match hook.timeout.parse() {
+                    Ok(t) if !t.is_zero() && t <= Duration::from_secs(3600) => {}
+                    Ok(_) => {
+                        return err(
+                            &["hooks", stage],
+                            format!("hook {n}: timeout must be between 1s and 1h"),
+                        )
+                    }
+                    Err(m) => return err(&["hooks", stage], format!("hook {n}: timeout {m}")),
+                }
+            }
+        }
+        if self.schema.as_ref().is_some_and(|s| s.command.is_empty()) {
+            return err(
+                &["schema", "command"],
+                "is empty; give the argv that prints the schema, e.g. [\"/app\", \"schema\"]"
+                    .into(),
+            );
         }
         if let Some(bake) = &self.bake {
             match bake.duration.parse() {

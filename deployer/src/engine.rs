@@ -320,6 +320,48 @@ impl Engine {
         self.start(&spec.name).await
     }
 
+    /// Runs a one-off container to its end (a hook, a schema query): its exit code and output.
+    /// A container left by a killed run is replaced first; the container is removed after, and
+    /// killed when `timeout` passes.
+    pub async fn run_once(
+        &self,
+        spec: &ContainerSpec,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        self.remove(&spec.name).await?;
+        self.run(spec).await?;
+        let waited = tokio::time::timeout(timeout, async {
+            let mut wait = self.docker.wait_container(
+                &spec.name,
+                None::<bollard::container::WaitContainerOptions<String>>,
+            );
+            match wait.next().await {
+                Some(Ok(done)) => Ok(done.status_code),
+                // A non-zero exit comes back as this error, with the code.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(e)) => Err(anyhow::Error::new(e)),
+                None => Err(anyhow!("the engine ended the wait without an exit code")),
+            }
+        })
+        .await;
+        let output = self.logs_tail(&spec.name, 200).await;
+        self.remove(&spec.name).await?;
+        match waited {
+            Ok(code) => Ok((
+                code.with_context(|| format!("waiting for {}", spec.name))?,
+                output,
+            )),
+            Err(_) => bail!(
+                "{} did not finish within {}s (killed); its last lines:\n{}",
+                spec.name,
+                timeout.as_secs(),
+                output.trim_end()
+            ),
+        }
+    }
+
     /// Restarts `name`, or starts it when stopped; unlike `start`, this also ends a restart
     /// loop's back-off at once (Docker's waits grow to a minute).
     pub async fn restart(&self, name: &str, grace_secs: i64) -> anyhow::Result<()> {

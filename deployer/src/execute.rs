@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::host::Host;
-use crate::plan::{poll_delay, BakeLimits, Plan, Revert, Slot, Step};
+use crate::plan::{poll_delay, BakeLimits, Fallback, HookAction, Plan, Revert, Schema, Slot, Step};
 use crate::progress::Progress;
 use crate::render::{self, Rendered};
 use crate::traffic::{self, Tally};
@@ -68,6 +68,8 @@ pub struct Timings {
     /// run.
     pub around_switch: Option<BTreeMap<String, Tally>>,
     pub bake: Option<BakeFigures>,
+    /// The release's schema, as its image reported it.
+    pub schema: Option<Schema>,
 }
 
 /// How far before a switch its figures start counting.
@@ -99,13 +101,6 @@ pub struct BakeFailed {
     /// Where traffic went back to (the old slot, or live.sock's slot for a canary).
     pub back_to: String,
     pub ms: u64,
-}
-
-/// The slot a bake watches.
-struct Baked<'a> {
-    slot: Slot,
-    container: &'a str,
-    grace_secs: i64,
 }
 
 fn epoch(t: SystemTime) -> f64 {
@@ -355,20 +350,40 @@ impl Executor<'_> {
                 self.exec_ok(container, &["rm", "-f", render::PREVIEW_SOCKET])
                     .await?
             }
-            Step::Bake {
-                slot,
-                container,
-                grace_secs,
-                nginx,
-                limits,
-                revert,
+            Step::Bake { limits, fallback } => self.bake(limits, fallback, timings).await?,
+            Step::Hook {
+                stage,
+                action,
+                timeout_secs,
+                fallback,
             } => {
-                let baked = Baked {
-                    slot: *slot,
-                    container,
-                    grace_secs: *grace_secs,
-                };
-                self.bake(baked, nginx, limits, *revert, timings).await?;
+                let timeout = Duration::from_secs(*timeout_secs);
+                if let Err(e) = self.hook(stage, action, timeout).await {
+                    let Some(fallback) = fallback else {
+                        return Err(e);
+                    };
+                    let back_to = self.send_back(fallback).await?;
+                    self.drain_tried(fallback).await?;
+                    return Err(e.context(format!(
+                        "traffic went back to {back_to} and {} was drained",
+                        fallback.slot
+                    )));
+                }
+            }
+            Step::ReadSchema { spec, floor } => {
+                let schema = self.read_schema(spec).await?;
+                self.progress.note(&format!(
+                    "schema: version {}, runs on schemas from {}",
+                    schema.version, schema.oldest_compatible
+                ));
+                if let Some((floor, by)) = floor.as_ref().filter(|(f, _)| schema.version < *f) {
+                    bail!(
+                        "{} is at schema {}, but {by} migrated the database to a schema that code older than schema {floor} cannot run on; deploy a release at schema {floor} or newer",
+                        spec.image,
+                        schema.version
+                    );
+                }
+                timings.schema = Some(schema);
             }
             Step::DrainAndStop {
                 name, grace_secs, ..
@@ -444,13 +459,12 @@ done"#;
     /// (or the slot stopping, or the log ending) sends traffic back at once and fails.
     async fn bake(
         &self,
-        baked: Baked<'_>,
-        nginx: &str,
         limits: &BakeLimits,
-        revert: Revert,
+        fallback: &Fallback,
         timings: &mut Timings,
     ) -> anyhow::Result<()> {
-        let slot = baked.slot;
+        let slot = fallback.slot;
+        let nginx = fallback.nginx.as_str();
         let started = Instant::now();
         let since = epoch(SystemTime::now());
         let mut judge = traffic::Judge::new(
@@ -493,7 +507,7 @@ done"#;
                 _ = tick.tick() => {
                     let running = self
                         .engine
-                        .container(baked.container)
+                        .container(&fallback.container)
                         .await?
                         .is_some_and(|c| c.running);
                     if !running {
@@ -534,17 +548,7 @@ done"#;
             return Ok(());
         };
         // Traffic back first (one rename), then the baked slot drains.
-        let back_to = match revert {
-            Revert::SwitchBack { to } => {
-                self.point(nginx, render::LIVE_SOCKET, &to.socket_file())
-                    .await?;
-                to.name().to_string()
-            }
-            Revert::WithdrawCanary => {
-                self.routes(nginx, None).await?;
-                "live.sock".to_string()
-            }
-        };
+        let back_to = self.send_back(fallback).await?;
         let ms = ((epoch(SystemTime::now()) - crossed.at) * 1000.0).max(0.0) as u64;
         figures.reason = Some(crossed.reason.clone());
         figures.crossed_to_back_ms = Some(ms);
@@ -553,11 +557,7 @@ done"#;
             "bake failed: {}; traffic back to {back_to} in {ms} ms",
             crossed.reason
         ));
-        if revert == Revert::WithdrawCanary {
-            self.exec_ok(nginx, &["rm", "-f", render::PREVIEW_SOCKET])
-                .await?;
-        }
-        self.engine.stop(baked.container, baked.grace_secs).await?;
+        self.drain_tried(fallback).await?;
         Err(BakeFailed {
             reason: crossed.reason,
             slot,
@@ -565,6 +565,104 @@ done"#;
             ms,
         }
         .into())
+    }
+
+    /// Sends traffic away from the slot being tried, back to where it was: one rename of
+    /// `live.sock`, or the canary's routes back to `live.sock`. Returns where it went.
+    async fn send_back(&self, fallback: &Fallback) -> anyhow::Result<String> {
+        let nginx = &fallback.nginx;
+        Ok(match fallback.revert {
+            Revert::SwitchBack { to } => {
+                self.point(nginx, render::LIVE_SOCKET, &to.socket_file())
+                    .await?;
+                to.name().to_string()
+            }
+            Revert::WithdrawCanary => {
+                self.routes(nginx, None).await?;
+                self.exec_ok(nginx, &["rm", "-f", render::PREVIEW_SOCKET])
+                    .await?;
+                "live.sock".to_string()
+            }
+        })
+    }
+
+    /// Drains and stops the slot traffic was sent away from (kept for its logs).
+    async fn drain_tried(&self, fallback: &Fallback) -> anyhow::Result<()> {
+        self.engine
+            .stop(&fallback.container, fallback.grace_secs)
+            .await
+    }
+
+    /// Runs one hook to its end; a non-zero exit is an error with the hook's last lines.
+    async fn hook(
+        &self,
+        stage: &str,
+        action: &HookAction,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let (what, code, output) = match action {
+            HookAction::Container { spec } => {
+                let argv = spec.cmd.as_deref().unwrap_or_default().join(" ");
+                let (code, output) = self.engine.run_once(spec, timeout).await?;
+                (argv, code, output)
+            }
+            HookAction::Local { command, dir, env } => {
+                let run = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(command)
+                    .current_dir(dir)
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .kill_on_drop(true)
+                    .output();
+                let out = tokio::time::timeout(timeout, run)
+                    .await
+                    .map_err(|_| {
+                        anyhow!(
+                            "hook {stage} `{command}` did not finish within {}s (killed)",
+                            timeout.as_secs()
+                        )
+                    })?
+                    .with_context(|| format!("cannot run hook {stage} `{command}`"))?;
+                let output = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                (
+                    command.clone(),
+                    out.status.code().unwrap_or(-1) as i64,
+                    output,
+                )
+            }
+        };
+        let last: Vec<&str> = output.lines().rev().take(20).collect();
+        let last: Vec<&str> = last.into_iter().rev().collect();
+        if code != 0 {
+            bail!(
+                "hook {stage} `{what}` failed (exit code {code}); its last lines:\n{}",
+                last.join("\n")
+            );
+        }
+        self.progress.note(&format!("hook {stage} `{what}`: ok"));
+        Ok(())
+    }
+
+    /// Runs the schema command in a one-off container and reads its answer.
+    async fn read_schema(&self, spec: &crate::engine::ContainerSpec) -> anyhow::Result<Schema> {
+        let argv = spec.cmd.as_deref().unwrap_or_default().join(" ");
+        let (code, output) = self.engine.run_once(spec, Duration::from_secs(60)).await?;
+        let parsed = output
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Schema>(l.trim()).ok());
+        match (code, parsed) {
+            (0, Some(schema)) => Ok(schema),
+            _ => bail!(
+                "`{argv}` in {} should print {{\"version\": N, \"oldest_compatible\": M}} and exit 0; it exited {code} with:\n{}\nfix the image or deploy.yml's schema.command",
+                spec.image,
+                output.trim_end()
+            ),
+        }
     }
 
     async fn exec_ok(&self, container: &str, cmd: &[&str]) -> anyhow::Result<()> {

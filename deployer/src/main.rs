@@ -63,26 +63,45 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             let done = commands::up(config, &opts, &progress).await?;
             report(&done, dry_run);
         }
-        Command::Rollback { dry_run, bake } => {
-            act(config, Intent::Rollback, dry_run, bake.no_bake, &progress).await?
+        Command::Rollback {
+            version,
+            dry_run,
+            force,
+            bake,
+        } => {
+            let opts = RunOptions {
+                dry_run,
+                no_bake: bake.no_bake,
+                force,
+            };
+            act(config, Intent::Rollback(version), opts, &progress).await?
         }
         Command::Promote { dry_run, bake } => {
-            act(config, Intent::Promote, dry_run, bake.no_bake, &progress).await?
+            let opts = RunOptions {
+                dry_run,
+                no_bake: bake.no_bake,
+                force: false,
+            };
+            act(config, Intent::Promote, opts, &progress).await?
         }
-        Command::Abort { dry_run } => act(config, Intent::Abort, dry_run, true, &progress).await?,
+        Command::Abort { dry_run } => {
+            let opts = RunOptions {
+                dry_run,
+                ..RunOptions::default()
+            };
+            act(config, Intent::Abort, opts, &progress).await?
+        }
         Command::Canary {
             percent,
             dry_run,
             bake,
         } => {
-            act(
-                config,
-                Intent::Canary(percent),
+            let opts = RunOptions {
                 dry_run,
-                bake.no_bake,
-                &progress,
-            )
-            .await?
+                no_bake: bake.no_bake,
+                force: false,
+            };
+            act(config, Intent::Canary(percent), opts, &progress).await?
         }
         Command::Status { json } => {
             let status = commands::status(config).await?;
@@ -216,13 +235,11 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
 async fn act(
     config: &DeployConfig,
     intent: Intent,
-    dry_run: bool,
-    no_bake: bool,
+    opts: RunOptions,
     progress: &Progress,
 ) -> commands::Outcome {
-    let opts = RunOptions { dry_run, no_bake };
     let done = commands::act(config, &intent, opts, progress).await?;
-    report(&done, dry_run);
+    report(&done, opts.dry_run);
     Ok(())
 }
 

@@ -116,6 +116,26 @@ pub struct Observed {
     /// The live upstream's routes and their symlinks' targets (`../live.sock`, or
     /// `../green.sock` for a route in a canary's share).
     pub routes: BTreeMap<u8, String>,
+    /// The releases that went live, newest first (from the history), one per version.
+    pub releases: Vec<Release>,
+}
+
+/// A release that went live, as the history remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub version: String,
+    pub image: String,
+    pub schema: Option<Schema>,
+}
+
+/// A release's database schema, as its image reports it (deploy.yml `schema:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Schema {
+    /// The newest migration the release applies.
+    pub version: i64,
+    /// The oldest schema version whose code can still run on this release's schema (migrations
+    /// after it only added). A contract migration raises it.
+    pub oldest_compatible: i64,
 }
 
 impl Observed {
@@ -142,6 +162,16 @@ impl Observed {
             .or(self.preview.filter(|p| Some(*p) != self.live))
     }
 
+    /// The oldest schema any release may run on now: the highest `oldest_compatible` of the
+    /// releases that went live (a contract migration is not undone), and the release that set
+    /// it.
+    pub fn schema_floor(&self) -> Option<(i64, &Release)> {
+        self.releases
+            .iter()
+            .filter_map(|r| r.schema.map(|s| (s.oldest_compatible, r)))
+            .max_by_key(|(floor, _)| *floor)
+    }
+
     /// Every route exists and sends its clients to `live.sock`.
     pub fn routes_on_live(&self) -> bool {
         (0..render::ROUTES).all(|r| self.routes.get(&r).map(String::as_str) == Some(LIVE_TARGET))
@@ -163,7 +193,9 @@ pub enum ImageSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
     Up(ImageSource, UpMode),
-    Rollback,
+    /// Back to the kept slot's release, or to this recent version (re-created from its image
+    /// when no slot holds it).
+    Rollback(Option<String>),
     /// The release on trial (preview or canary) goes live.
     Promote,
     /// The release on trial is withdrawn and stopped.
@@ -195,6 +227,8 @@ pub struct Inputs<'a> {
     pub now: &'a str,
     /// Bake after traffic moves (when deploy.yml has `bake:`); false for `--no-bake`.
     pub bake: bool,
+    /// Roll back even to a release older than the schema allows (`--force`).
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -294,15 +328,65 @@ pub enum Step {
         container: String,
     },
     /// Watches the slot's answers in nginx's access log; a crossed limit sends traffic back at
-    /// once (`revert`) and fails the run.
+    /// once and fails the run.
     Bake {
-        slot: Slot,
-        /// The baked slot's container (drained when the bake fails).
-        container: String,
-        grace_secs: i64,
-        nginx: String,
         limits: BakeLimits,
-        revert: Revert,
+        fallback: Fallback,
+    },
+    /// A hook from deploy.yml. When it fails with a `fallback`, traffic goes back first.
+    Hook {
+        stage: String,
+        action: HookAction,
+        timeout_secs: u64,
+        fallback: Option<Fallback>,
+    },
+    /// Asks the release's image for its schema (deploy.yml `schema:`), and refuses a release
+    /// older than the schema it would run on allows.
+    ReadSchema {
+        spec: ContainerSpec,
+        /// The oldest schema version a release may need now, and the release that set it.
+        floor: Option<(i64, String)>,
+    },
+}
+
+/// How traffic goes back when what was tried (a bake, a post_switch hook) fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fallback {
+    /// The slot being tried, drained once traffic is back.
+    pub slot: Slot,
+    pub container: String,
+    pub grace_secs: i64,
+    pub nginx: String,
+    pub revert: Revert,
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.revert {
+            Revert::SwitchBack { to } => {
+                write!(f, "switch back to {to} at once and drain {}", self.slot)
+            }
+            Revert::WithdrawCanary => write!(
+                f,
+                "send the canary's clients back to live.sock at once and drain {}",
+                self.slot
+            ),
+        }
+    }
+}
+
+/// What a hook runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookAction {
+    /// A one-off container of the release's image, with the slot's env and data volume.
+    Container { spec: ContainerSpec },
+    /// A shell command on the machine running the deployer, in the build context, with
+    /// `DEPLOYER_*` variables naming the release.
+    Local {
+        command: String,
+        dir: PathBuf,
+        env: Vec<(String, String)>,
     },
 }
 
@@ -421,10 +505,11 @@ impl fmt::Display for Step {
                 write!(f, "show {slot} on the preview port (preview.sock; no reload)")
             }
             Step::Preview { slot: None, .. } => write!(f, "end the preview (remove preview.sock)"),
-            Step::Bake { slot, limits, revert, .. } => {
+            Step::Bake { limits, fallback } => {
                 write!(
                     f,
-                    "bake {slot} for {}s, the old slot kept running: if over {}% of its answers are 5xx",
+                    "bake {} for {}s, the old slot kept running: if over {}% of its answers are 5xx",
+                    fallback.slot,
                     limits.duration_ms / 1000,
                     limits.max_error_ppm as f64 / 1e4
                 )?;
@@ -433,13 +518,38 @@ impl fmt::Display for Step {
                 }
                 write!(
                     f,
-                    " in a {}s window (of at least {} answers), ",
+                    " in a {}s window (of at least {} answers), {fallback}",
                     limits.window_ms / 1000,
                     limits.min_requests
+                )
+            }
+            Step::Hook { stage, action, timeout_secs, fallback } => {
+                match action {
+                    HookAction::Container { spec } => write!(
+                        f,
+                        "hook {stage}: `{}` in a one-off container of {} (the slot's env and data volume; up to {timeout_secs}s)",
+                        spec.cmd.as_deref().unwrap_or_default().join(" "),
+                        spec.image
+                    )?,
+                    HookAction::Local { command, .. } => {
+                        write!(f, "hook {stage}: `{command}` on this machine (up to {timeout_secs}s)")?
+                    }
+                }
+                match fallback {
+                    Some(fallback) => write!(f, "; if it fails, {fallback}"),
+                    None => Ok(()),
+                }
+            }
+            Step::ReadSchema { spec, floor } => {
+                write!(
+                    f,
+                    "ask {} for its schema (`{}` in a one-off container)",
+                    spec.image,
+                    spec.cmd.as_deref().unwrap_or_default().join(" ")
                 )?;
-                match revert {
-                    Revert::SwitchBack { to } => write!(f, "switch back to {to} at once and drain {slot}"),
-                    Revert::WithdrawCanary => write!(f, "send the canary's clients back to live.sock at once and drain {slot}"),
+                match floor {
+                    Some((floor, by)) => write!(f, "; refuse it if it needs a schema older than {floor} (set by {by})"),
+                    None => Ok(()),
                 }
             }
         }
@@ -501,12 +611,14 @@ pub enum PlanError {
     NothingOnTrial(String),
     #[error("{0}")]
     OnTrial(String),
+    #[error("{0}")]
+    SchemaTooOld(String),
 }
 
 /// The plan for `intent`, given the host as observed.
 pub fn plan(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
     match intent {
-        Intent::Up(..) | Intent::Rollback => release(intent, inputs),
+        Intent::Up(..) | Intent::Rollback(_) => release(intent, inputs),
         Intent::Promote | Intent::Abort | Intent::Canary(_) => trial(intent, inputs),
     }
 }
@@ -566,18 +678,20 @@ fn release(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             };
             (to, image, version)
         }
-        _ => {
-            let live = from.ok_or_else(|| {
-                PlanError::NoRollbackTarget("no slot is live yet; run `deployer up` first".into())
-            })?;
-            let to = live.other();
-            let kept = observed.slot(to).ok_or_else(|| {
-                PlanError::NoRollbackTarget(format!(
-                    "the {to} slot has no container (it was never deployed or was removed); deploy a version with `deployer up --image REF`"
-                ))
-            })?;
-            (to, kept.image.clone(), version_of(observed, to))
+        Intent::Rollback(wanted) => {
+            let target = rollback_target(observed, wanted.as_deref(), config.keep_images)?;
+            check_schema(observed, &target, inputs.force)?;
+            (target.slot, target.image, target.version)
         }
+        _ => unreachable!("trial() plans the rest"),
+    };
+    // Rollback re-creates the slot when it does not hold the release (its container is gone,
+    // or holds another version, e.g. a release that failed after replacing it).
+    let recreate = match intent {
+        Intent::Rollback(_) => observed
+            .slot(to)
+            .is_none_or(|c| c.labels.get(LABEL_VERSION) != Some(&version)),
+        _ => true,
     };
 
     // The static parts: network, volumes, nginx.
@@ -632,10 +746,41 @@ fn release(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
         });
     }
 
+    // The release's schema, then the pre_deploy hooks: before the new slot starts.
+    if let (Some(schema), Intent::Up(..)) = (&config.schema, intent) {
+        steps.push(Step::ReadSchema {
+            spec: one_off(
+                inputs,
+                &names,
+                to,
+                &image,
+                &version,
+                "schema",
+                schema.command.clone(),
+            ),
+            floor: observed
+                .schema_floor()
+                .map(|(floor, by)| (floor, by.version.clone())),
+        });
+    }
+    if matches!(intent, Intent::Up(..)) {
+        let hooks = &config.hooks.pre_deploy;
+        steps.extend(hook_steps(
+            inputs,
+            &names,
+            "pre_deploy",
+            hooks,
+            to,
+            &image,
+            &version,
+            None,
+        ));
+    }
+
     // The target slot.
     let target_name = names.slot(to).to_string();
-    match intent {
-        Intent::Up(..) => {
+    match recreate {
+        true => {
             if observed.slot(to).is_some() {
                 steps.push(Step::ReplaceSlot {
                     slot: to,
@@ -648,7 +793,7 @@ fn release(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                 spec: slot_spec(inputs, &names, to, &image, &version),
             });
         }
-        _ => {
+        false => {
             if !observed.slot(to).is_some_and(|c| c.running) {
                 steps.push(Step::StartKeptSlot {
                     slot: to,
@@ -702,11 +847,29 @@ fn release(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                     container: names.nginx.clone(),
                 });
             }
+            let back = old.map(|old| fallback(config, &names, to, Revert::SwitchBack { to: old }));
+            let (post, last) = match intent {
+                Intent::Up(..) => ("post_switch", "post_deploy"),
+                _ => ("", "on_rollback"),
+            };
+            if !post.is_empty() {
+                let hooks = &config.hooks.post_switch;
+                steps.extend(hook_steps(
+                    inputs, &names, post, hooks, to, &image, &version, back,
+                ));
+            }
             if let Some(old) = old {
                 steps.extend(bake(inputs, &names, to, Revert::SwitchBack { to: old }));
                 steps.push(drain(&names, old, grace));
             }
             steps.push(verify(config, to));
+            let hooks = match intent {
+                Intent::Up(..) => &config.hooks.post_deploy,
+                _ => &config.hooks.on_rollback,
+            };
+            steps.extend(hook_steps(
+                inputs, &names, last, hooks, to, &image, &version, None,
+            ));
         }
         UpMode::Preview | UpMode::Canary(_) => {
             steps.push(Step::Preview {
@@ -779,11 +942,41 @@ fn trial(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                 slot: None,
                 container: nginx.clone(),
             });
-            if let Some(old) = live.filter(|l| observed.slot(*l).is_some_and(|c| c.running)) {
+            let old = live.filter(|l| observed.slot(*l).is_some_and(|c| c.running));
+            let image = observed
+                .slot(target)
+                .map(|c| c.image.clone())
+                .unwrap_or_default();
+            let version = version_of(observed, target);
+            let back =
+                old.map(|old| fallback(config, &names, target, Revert::SwitchBack { to: old }));
+            let hooks = &config.hooks.post_switch;
+            steps.extend(hook_steps(
+                inputs,
+                &names,
+                "post_switch",
+                hooks,
+                target,
+                &image,
+                &version,
+                back,
+            ));
+            if let Some(old) = old {
                 steps.extend(bake(inputs, &names, target, Revert::SwitchBack { to: old }));
                 steps.push(drain(&names, old, grace));
             }
             steps.push(verify(config, target));
+            let hooks = &config.hooks.post_deploy;
+            steps.extend(hook_steps(
+                inputs,
+                &names,
+                "post_deploy",
+                hooks,
+                target,
+                &image,
+                &version,
+                None,
+            ));
             ("promote".to_string(), live, target)
         }
         Intent::Abort => {
@@ -821,7 +1014,7 @@ fn trial(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             }
             (format!("canary {share}"), live, target)
         }
-        Intent::Up(..) | Intent::Rollback => unreachable!("release() plans these"),
+        Intent::Up(..) | Intent::Rollback(_) => unreachable!("release() plans these"),
     };
     let info = observed.slot(target);
     Ok(Plan {
@@ -836,6 +1029,199 @@ fn trial(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
         image: info.map(|c| c.image.clone()).unwrap_or_default(),
         steps,
     })
+}
+
+/// Where a rollback goes: the release `wanted` (or, with none, the one before the live one)
+/// and the slot it will run in.
+struct RollbackTarget {
+    slot: Slot,
+    version: String,
+    image: String,
+    schema: Option<Schema>,
+}
+
+fn rollback_target(
+    observed: &Observed,
+    wanted: Option<&str>,
+    keep: u32,
+) -> Result<RollbackTarget, PlanError> {
+    let live = observed.live.ok_or_else(|| {
+        PlanError::NoRollbackTarget("no slot is live yet; run `deployer up` first".into())
+    })?;
+    let slot = live.other();
+    let live_version = version_of(observed, live);
+    let kept = observed.slot(slot);
+    let kept_version = kept.and_then(|c| c.labels.get(LABEL_VERSION));
+    let recent: Vec<&Release> = observed
+        .releases
+        .iter()
+        .take(keep.max(1) as usize)
+        .collect();
+    let listed = || {
+        let versions: Vec<&str> = recent.iter().map(|r| r.version.as_str()).collect();
+        format!("the last {keep} (keep_images): {}", versions.join(", "))
+    };
+    let schema_of = |version: &str| {
+        observed
+            .releases
+            .iter()
+            .find(|r| r.version == version)
+            .and_then(|r| r.schema)
+    };
+    match wanted {
+        Some(version) if version == live_version => Err(PlanError::NoRollbackTarget(format!(
+            "{version} is the live release already"
+        ))),
+        // The kept slot holds it: start it (it keeps the image it was created from).
+        Some(version) if kept_version.map(String::as_str) == Some(version) => Ok(RollbackTarget {
+            slot,
+            version: version.to_string(),
+            image: kept.map(|c| c.image.clone()).unwrap_or_default(),
+            schema: schema_of(version),
+        }),
+        Some(version) => {
+            let release = recent
+                .iter()
+                .find(|r| r.version == version)
+                .ok_or_else(|| {
+                    PlanError::NoRollbackTarget(format!(
+                    "{version} is not among the recent releases, {}; `deployer history` lists them",
+                    listed()
+                ))
+                })?;
+            Ok(RollbackTarget {
+                slot,
+                version: release.version.clone(),
+                image: release.image.clone(),
+                schema: release.schema,
+            })
+        }
+        None => {
+            // The kept slot, when it holds a release that went live.
+            if let (Some(c), Some(version)) = (kept, kept_version) {
+                if observed.releases.iter().any(|r| &r.version == version) {
+                    return Ok(RollbackTarget {
+                        slot,
+                        version: version.clone(),
+                        image: c.image.clone(),
+                        schema: schema_of(version),
+                    });
+                }
+            }
+            // Otherwise the release live before the live one, re-created from its image.
+            let previous = observed
+                .releases
+                .iter()
+                .find(|r| r.version != live_version)
+                .ok_or_else(|| {
+                    PlanError::NoRollbackTarget(format!(
+                        "the {slot} slot holds no earlier release and the history names none; deploy a version with `deployer up --image REF`"
+                    ))
+                })?;
+            Ok(RollbackTarget {
+                slot,
+                version: previous.version.clone(),
+                image: previous.image.clone(),
+                schema: previous.schema,
+            })
+        }
+    }
+}
+
+/// A rollback may not go to a release older than the schema allows: a contract migration since
+/// removed what it needs. `--force` overrides (the operator knows better, e.g. a data fix).
+fn check_schema(
+    observed: &Observed,
+    target: &RollbackTarget,
+    force: bool,
+) -> Result<(), PlanError> {
+    let (Some(schema), Some((floor, by))) = (target.schema, observed.schema_floor()) else {
+        return Ok(());
+    };
+    if schema.version >= floor || force {
+        return Ok(());
+    }
+    Err(PlanError::SchemaTooOld(format!(
+        "refusing to roll back to {}: it runs on schema {}, but {} migrated the database to a schema that code older than schema {floor} cannot run on (a contract migration). Roll forward with a fix instead, or pass --force if you are sure",
+        target.version, schema.version, by.version
+    )))
+}
+
+/// A one-off container of the release's image: the slot's env (but not its socket) and the
+/// data volume, running `argv`.
+fn one_off(
+    inputs: &Inputs<'_>,
+    names: &Names,
+    slot: Slot,
+    image: &str,
+    version: &str,
+    what: &str,
+    argv: Vec<String>,
+) -> ContainerSpec {
+    let mut spec = slot_spec(inputs, names, slot, image, version);
+    spec.name = format!("{}-{what}", inputs.config.service);
+    spec.ports.clear();
+    spec.env.retain(|kv| !kv.starts_with("APP_SOCKET="));
+    spec.mounts.retain(|m| m.target != render::SOCKET_DIR);
+    spec.labels.remove(LABEL_SLOT);
+    spec.labels.insert("deployer.one_off".into(), what.into());
+    spec.cmd = Some(argv);
+    spec
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hook_steps(
+    inputs: &Inputs<'_>,
+    names: &Names,
+    stage: &str,
+    hooks: &[crate::config::Hook],
+    slot: Slot,
+    image: &str,
+    version: &str,
+    fallback: Option<Fallback>,
+) -> Vec<Step> {
+    let config = inputs.config;
+    hooks
+        .iter()
+        .map(|hook| {
+            let action = match (&hook.container, &hook.local) {
+                (Some(argv), _) => HookAction::Container {
+                    spec: one_off(inputs, names, slot, image, version, "hook", argv.clone()),
+                },
+                (None, command) => HookAction::Local {
+                    command: command.clone().unwrap_or_default(),
+                    dir: config.build.context.clone(),
+                    env: vec![
+                        ("DEPLOYER_SERVICE".into(), config.service.clone()),
+                        ("DEPLOYER_STAGE".into(), stage.into()),
+                        ("DEPLOYER_VERSION".into(), version.into()),
+                        ("DEPLOYER_IMAGE".into(), image.into()),
+                        ("DEPLOYER_SLOT".into(), slot.name().into()),
+                        (
+                            "DEPLOYER_PREVIOUS_SLOT".into(),
+                            inputs.observed.live.map_or("", Slot::name).into(),
+                        ),
+                    ],
+                },
+            };
+            Step::Hook {
+                stage: stage.into(),
+                action,
+                timeout_secs: hook.timeout.get().as_secs(),
+                fallback: fallback.clone(),
+            }
+        })
+        .collect()
+}
+
+fn fallback(config: &DeployConfig, names: &Names, slot: Slot, revert: Revert) -> Fallback {
+    Fallback {
+        slot,
+        container: names.slot(slot).to_string(),
+        grace_secs: grace_secs(config),
+        nginx: names.nginx.clone(),
+        revert,
+    }
 }
 
 fn grace_secs(config: &DeployConfig) -> i64 {
@@ -898,12 +1284,8 @@ fn verify_preview(config: &DeployConfig, slot: Slot) -> Step {
 fn bake(inputs: &Inputs<'_>, names: &Names, slot: Slot, revert: Revert) -> Option<Step> {
     let bake = inputs.config.bake.as_ref().filter(|_| inputs.bake)?;
     Some(Step::Bake {
-        slot,
-        container: names.slot(slot).to_string(),
-        grace_secs: grace_secs(inputs.config),
-        nginx: names.nginx.clone(),
         limits: BakeLimits::of(bake),
-        revert,
+        fallback: fallback(inputs.config, names, slot, revert),
     })
 }
 
@@ -1088,6 +1470,21 @@ nginx:
             routes: (0..render::ROUTES)
                 .map(|r| (r, LIVE_TARGET.to_string()))
                 .collect(),
+            releases: vec![
+                release(if live == Slot::Blue { "v1" } else { "v2" }, None),
+                release(if live == Slot::Blue { "v2" } else { "v1" }, None),
+            ],
+        }
+    }
+
+    fn release(version: &str, schema: Option<(i64, i64)>) -> Release {
+        Release {
+            version: version.into(),
+            image: format!("shop-app:{version}"),
+            schema: schema.map(|(version, oldest_compatible)| Schema {
+                version,
+                oldest_compatible,
+            }),
         }
     }
 
@@ -1103,6 +1500,7 @@ nginx:
             user: "ops",
             now: "T",
             bake: true,
+            force: false,
         };
         plan(&intent, &inputs)
             .unwrap()
@@ -1140,6 +1538,7 @@ nginx:
             user: "ops",
             now: "T",
             bake: true,
+            force: false,
         };
         let steps: Vec<String> = plan(&build("v3"), &inputs)
             .unwrap()
@@ -1297,7 +1696,7 @@ nginx:
 
     #[test]
     fn rollback_restarts_the_kept_slot_and_switches_back() {
-        let s = steps(Intent::Rollback, &settled(Slot::Green));
+        let s = steps(Intent::Rollback(None), &settled(Slot::Green));
         assert_eq!(s[0], "start the kept blue container shop-blue");
         assert!(s[1].starts_with("wait until blue answers 200"));
         assert!(s.contains(
@@ -1318,9 +1717,10 @@ nginx:
             (
                 Observed {
                     green: None,
+                    releases: vec![release("v1", None)],
                     ..settled(Slot::Blue)
                 },
-                "the green slot has no container",
+                "the green slot holds no earlier release and the history names none",
             ),
         ] {
             let inputs = Inputs {
@@ -1331,10 +1731,130 @@ nginx:
                 user: "ops",
                 now: "T",
                 bake: true,
+                force: false,
             };
-            let err = plan(&Intent::Rollback, &inputs).unwrap_err();
+            let err = plan(&Intent::Rollback(None), &inputs).unwrap_err();
             assert!(err.to_string().contains(reason), "{err}");
         }
+    }
+
+    /// A deploy that failed after replacing the idle slot left a release there that never went
+    /// live: rollback re-creates the slot from the release before the live one.
+    #[test]
+    fn rollback_recreates_the_previous_release_when_its_slot_is_gone_or_replaced() {
+        let mut observed = settled(Slot::Green);
+        observed.blue = Some(container(Slot::Blue, false, "v3-failed"));
+        let plan = plan_of(Intent::Rollback(None), &observed, "").unwrap();
+        let s = texts(&plan);
+        assert_eq!(plan.version, "v1");
+        assert!(
+            s[0].starts_with("drain and remove the old blue container"),
+            "{s:#?}"
+        );
+        assert!(
+            s[1].starts_with("start blue: container shop-blue from shop-app:v1 (version v1)"),
+            "{s:#?}"
+        );
+        observed.blue = None;
+        let s = texts(&plan_of(Intent::Rollback(None), &observed, "").unwrap());
+        assert!(
+            s[0].starts_with("start blue: container shop-blue from shop-app:v1"),
+            "{s:#?}"
+        );
+    }
+
+    #[test]
+    fn rollback_to_a_version_takes_one_of_the_recent_releases_only() {
+        let mut observed = settled(Slot::Green);
+        observed.releases = ["v2", "v1", "v0", "old"]
+            .iter()
+            .map(|v| release(v, None))
+            .collect();
+        // v0 is recent (keep_images 3): re-created in the idle slot, which holds v1.
+        let plan = plan_of(Intent::Rollback(Some("v0".into())), &observed, "").unwrap();
+        assert_eq!(
+            (plan.to, plan.version.as_str(), plan.image.as_str()),
+            (Slot::Blue, "v0", "shop-app:v0")
+        );
+        let err = plan_of(Intent::Rollback(Some("old".into())), &observed, "").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "old is not among the recent releases, the last 3 (keep_images): v2, v1, v0"
+            ),
+            "{err}"
+        );
+        let err = plan_of(Intent::Rollback(Some("v2".into())), &observed, "").unwrap_err();
+        assert!(
+            err.to_string().contains("v2 is the live release already"),
+            "{err}"
+        );
+        // The kept slot's own version: started, not re-created.
+        let s = texts(&plan_of(Intent::Rollback(Some("v1".into())), &observed, "").unwrap());
+        assert_eq!(s[0], "start the kept blue container shop-blue");
+    }
+
+    #[test]
+    fn rollback_refuses_a_release_older_than_a_contract_migration_allows() {
+        let mut observed = settled(Slot::Green);
+        // v2 (live) contracted: code older than schema 7 cannot run on its schema; v1 is at 5.
+        observed.releases = vec![release("v2", Some((8, 7))), release("v1", Some((5, 1)))];
+        let err = plan_of(Intent::Rollback(None), &observed, "").unwrap_err();
+        assert!(matches!(err, PlanError::SchemaTooOld(_)));
+        assert!(err.to_string().contains("refusing to roll back to v1: it runs on schema 5, but v2 migrated the database to a schema that code older than schema 7 cannot run on"), "{err}");
+        let config = DeployConfig::parse("deploy.yml", CONFIG).unwrap();
+        let rendered = rendered();
+        let inputs = Inputs {
+            config: &config,
+            observed: &observed,
+            rendered: &rendered,
+            secret_env: &[],
+            user: "ops",
+            now: "T",
+            bake: true,
+            force: true,
+        };
+        assert!(
+            plan(&Intent::Rollback(None), &inputs).is_ok(),
+            "--force goes back anyway"
+        );
+        // Expand-only migrations: v2 still runs code from schema 1 on: allowed.
+        observed.releases = vec![release("v2", Some((8, 1))), release("v1", Some((5, 1)))];
+        assert!(plan_of(Intent::Rollback(None), &observed, "").is_ok());
+    }
+
+    #[test]
+    fn hooks_run_where_deploy_yml_puts_them_and_post_switch_can_switch_back() {
+        let hooks = "hooks:\n  pre_deploy:\n    - container: [/app, migrate]\n  post_switch:\n    - local: ./notify.sh switched\n  post_deploy:\n    - local: ./notify.sh done\n  on_rollback:\n    - local: ./notify.sh back\nschema:\n  command: [/app, schema]\n";
+        let s = texts(&plan_of(up(UpMode::Switch), &settled(Slot::Blue), hooks).unwrap());
+        let at = |prefix: &str| {
+            s.iter()
+                .position(|s| s.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix}: {s:#?}"))
+        };
+        assert!(s[at("ask shop-app:v3 for its schema")]
+            .contains("`/app schema` in a one-off container"));
+        assert!(
+            at("ask shop-app:v3")
+                < at("hook pre_deploy: `/app migrate` in a one-off container of shop-app:v3")
+        );
+        assert!(at("hook pre_deploy") < at("drain and remove the old green"));
+        assert!(at("switch traffic blue -> green") < at("hook post_switch"));
+        assert!(s[at("hook post_switch")]
+            .ends_with("if it fails, switch back to blue at once and drain green"));
+        assert!(at("hook post_switch") < at("drain blue"));
+        assert!(at("check https://") < at("hook post_deploy: `./notify.sh done` on this machine"));
+        let s = texts(&plan_of(Intent::Rollback(None), &settled(Slot::Green), hooks).unwrap());
+        assert!(
+            s.last()
+                .unwrap()
+                .starts_with("hook on_rollback: `./notify.sh back`"),
+            "{s:#?}"
+        );
+        assert!(
+            !s.iter()
+                .any(|s| s.contains("pre_deploy") || s.contains("schema")),
+            "{s:#?}"
+        );
     }
 
     #[test]
@@ -1364,6 +1884,7 @@ nginx:
             user: "ops",
             now: "T",
             bake: true,
+            force: false,
         };
         plan(&intent, &inputs)
     }
@@ -1440,6 +1961,7 @@ nginx:
             user: "ops",
             now: "T",
             bake: false,
+            force: false,
         };
         let s = texts(&plan(&up(UpMode::Switch), &inputs).unwrap());
         assert!(!s.iter().any(|s| s.starts_with("bake")), "{s:#?}");
@@ -1458,7 +1980,7 @@ nginx:
     #[test]
     fn while_a_release_is_on_trial_up_and_rollback_are_refused() {
         for observed in [on_trial(0), on_trial(30)] {
-            for intent in [up(UpMode::Switch), Intent::Rollback] {
+            for intent in [up(UpMode::Switch), Intent::Rollback(None)] {
                 let err = plan_of(intent, &observed, "").unwrap_err();
                 assert!(matches!(err, PlanError::OnTrial(_)), "{err}");
                 assert!(

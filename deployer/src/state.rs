@@ -65,6 +65,9 @@ pub struct HistoryRecord {
     /// The switch's figures: to healthy, healthy to switched, old slot drained (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub figures: Option<Figures>,
+    /// The release's schema, as its image reported it (deploy.yml `schema:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<crate::plan::Schema>,
 }
 
 /// What a run's switch cost, in milliseconds, and what each slot answered around it.
@@ -334,6 +337,7 @@ mod tests {
             duration_ms: 1200,
             reason: None,
             figures: None,
+            schema: None,
         };
         state.record(&record).unwrap();
         let mut f = std::fs::OpenOptions::new()

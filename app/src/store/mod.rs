@@ -107,6 +107,40 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The embedded migrations for `backend`. A database already migrated further (by a newer
+/// release, before a rollback) is accepted: migrations only add (ARCHITECTURE.md), so this
+/// release runs on it; the deployer refuses a rollback past a contract migration
+/// ([`OLDEST_COMPATIBLE`]).
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    let mut migrator = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// The oldest schema version whose code can run on this release's schema. Every migration so
+/// far only adds, so code from the first schema on still runs; a contract migration (one that
+/// drops or renames what older code uses) must raise this to its own version.
+pub const OLDEST_COMPATIBLE: i64 = 1;
+
+/// This release's schema, for `app schema` (the deployer records it per release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaInfo {
+    /// The newest migration this release applies.
+    pub version: i64,
+    pub oldest_compatible: i64,
+}
+
+pub fn schema_info() -> SchemaInfo {
+    let newest = |m: sqlx::migrate::Migrator| m.iter().map(|m| m.version).max().unwrap_or(0);
+    SchemaInfo {
+        version: newest(migrator(Backend::Sqlite)),
+        oldest_compatible: OLDEST_COMPATIBLE,
+    }
+}
+
 impl Db {
     /// Opens (a SQLite file is created if needed) and migrates the database at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -154,11 +188,10 @@ impl Db {
                 Backend::Sqlite => format!("cannot open the database at DATABASE_URL '{shown}' (is its directory there and writable?)"),
                 Backend::Postgres => format!("cannot connect to DATABASE_URL '{shown}' (is PostgreSQL up, and the user, password and database right?)"),
             })?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
-        }
-        .context("database migrations failed")?;
+        migrator(backend)
+            .run(&pool)
+            .await
+            .context("database migrations failed")?;
         Ok(Self {
             pool,
             backend,

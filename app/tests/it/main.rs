@@ -13,5 +13,6 @@ mod layers;
 mod oauth;
 mod outbox;
 mod postgres;
+mod schema;
 mod sync;
 mod webhooks;
