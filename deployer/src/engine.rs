@@ -36,6 +36,9 @@ pub struct ContainerSpec {
     pub network: String,
     /// The command, when not the image's own.
     pub cmd: Option<Vec<String>>,
+    /// The entrypoint, when not the image's own (a one-off's argv replaces both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
     pub stop_signal: Option<String>,
 }
 
@@ -49,6 +52,18 @@ pub struct MountSpec {
 }
 
 impl ContainerSpec {
+    /// The command line it runs, when the spec sets one (entrypoint, then command).
+    pub fn command_line(&self) -> String {
+        let parts: Vec<&str> = self
+            .entrypoint
+            .iter()
+            .chain(self.cmd.iter())
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        parts.join(" ")
+    }
+
     /// The environment with secret values replaced, for printing.
     pub fn printable_env(&self) -> Vec<String> {
         self.env
@@ -294,6 +309,7 @@ impl Engine {
             exposed_ports: Some(exposed),
             cmd: spec.cmd.clone(),
             stop_signal: spec.stop_signal.clone(),
+            entrypoint: spec.entrypoint.clone(),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),
                 mounts: Some(mounts),

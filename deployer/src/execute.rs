@@ -602,7 +602,7 @@ done"#;
     ) -> anyhow::Result<()> {
         let (what, code, output) = match action {
             HookAction::Container { spec } => {
-                let argv = spec.cmd.as_deref().unwrap_or_default().join(" ");
+                let argv = spec.command_line();
                 let (code, output) = self.engine.run_once(spec, timeout).await?;
                 (argv, code, output)
             }
@@ -649,7 +649,7 @@ done"#;
 
     /// Runs the schema command in a one-off container and reads its answer.
     async fn read_schema(&self, spec: &crate::engine::ContainerSpec) -> anyhow::Result<Schema> {
-        let argv = spec.cmd.as_deref().unwrap_or_default().join(" ");
+        let argv = spec.command_line();
         let (code, output) = self.engine.run_once(spec, Duration::from_secs(60)).await?;
         let parsed = output
             .lines()

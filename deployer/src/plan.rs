@@ -528,7 +528,7 @@ impl fmt::Display for Step {
                     HookAction::Container { spec } => write!(
                         f,
                         "hook {stage}: `{}` in a one-off container of {} (the slot's env and data volume; up to {timeout_secs}s)",
-                        spec.cmd.as_deref().unwrap_or_default().join(" "),
+                        spec.command_line(),
                         spec.image
                     )?,
                     HookAction::Local { command, .. } => {
@@ -545,7 +545,7 @@ impl fmt::Display for Step {
                     f,
                     "ask {} for its schema (`{}` in a one-off container)",
                     spec.image,
-                    spec.cmd.as_deref().unwrap_or_default().join(" ")
+                    spec.command_line()
                 )?;
                 match floor {
                     Some((floor, by)) => write!(f, "; refuse it if it needs a schema older than {floor} (set by {by})"),
@@ -1165,7 +1165,10 @@ fn one_off(
     spec.mounts.retain(|m| m.target != render::SOCKET_DIR);
     spec.labels.remove(LABEL_SLOT);
     spec.labels.insert("deployer.one_off".into(), what.into());
-    spec.cmd = Some(argv);
+    // The argv is the whole command: it replaces the image's entrypoint too (the app image's
+    // is /app, which would otherwise get the argv as arguments).
+    spec.entrypoint = Some(argv);
+    spec.cmd = Some(vec![]);
     spec
 }
 
@@ -1338,6 +1341,7 @@ pub fn nginx_spec(config: &DeployConfig, names: &Names) -> ContainerSpec {
             "daemon off;".into(),
         ]),
         stop_signal: Some("SIGQUIT".into()),
+        entrypoint: None,
     }
 }
 
@@ -1391,6 +1395,7 @@ fn slot_spec(
         network: names.network.clone(),
         cmd: None,
         stop_signal: None,
+        entrypoint: None,
     }
 }
 

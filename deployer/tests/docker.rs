@@ -1868,3 +1868,158 @@ fn a_release_that_goes_bad_during_its_bake_is_rolled_back_automatically() {
     assert_eq!(answer.status(), 200);
     drop(sims);
 }
+
+/// Hooks run where deploy.yml puts them, the lock held: `app migrate` as a one-off container of
+/// the release's image and local commands that see the release in `DEPLOYER_*`; the release's
+/// schema comes from `app schema` into the history. A failing pre_deploy hook stops the deploy
+/// before the new slot exists; a failing post_switch hook sends traffic back to the old slot
+/// under load (0 failed requests); a hook past its timeout is killed.
+#[test]
+fn hooks_run_in_order_and_a_failing_one_stops_the_deploy_or_sends_traffic_back() {
+    let host = Host::new("hooks", 19);
+    let log = host.dir.join("hooks.log");
+    let note = |stage: &str| {
+        format!(
+            "      - local: echo \"{stage} $DEPLOYER_VERSION $DEPLOYER_SLOT from $DEPLOYER_PREVIOUS_SLOT\" >> {}\n",
+            log.display()
+        )
+    };
+    let hooks = |pre_deploy: &str, post_switch: &str| {
+        format!(
+            "schema:\n  command: [/app, schema]\nhooks:\n  pre_deploy:\n    - container: [/app, migrate]\n{}{pre_deploy}  post_switch:\n{}{post_switch}  post_deploy:\n{}  on_rollback:\n{}nginx:\n",
+            note("pre_deploy"),
+            note("post_switch"),
+            note("post_deploy"),
+            note("on_rollback"),
+        )
+        .replace("      - ", "    - ")
+    };
+    host.write_config(&[("nginx:\n", &hooks("", ""))]);
+    let out = host.up();
+    assert!(out.contains("hook pre_deploy `/app migrate`: ok"), "{out}");
+    host.up();
+    host.ok(&["rollback"]);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        lines,
+        "pre_deploy latest blue from \npost_switch latest blue from \npost_deploy latest blue from \n\
+         pre_deploy latest green from blue\npost_switch latest green from blue\npost_deploy latest green from blue\n\
+         on_rollback latest blue from green\n",
+        "each hook once, in order, seeing its release"
+    );
+    let first = &host.history(3)[0];
+    assert_eq!(first["schema"]["oldest_compatible"], 1, "{first}");
+    assert!(
+        first["schema"]["version"].as_i64().unwrap() >= 10,
+        "{first}"
+    );
+
+    // A failing pre_deploy hook: nothing starts, nothing moves, the lock is released.
+    host.write_config(&[(
+        "nginx:\n",
+        &hooks("    - local: echo migration failed; exit 3\n", ""),
+    )]);
+    let before = host.container_state("green");
+    let err = host.fails(&["up", "--image", &app_image()], 1);
+    assert!(
+        err.contains("hook pre_deploy `echo migration failed; exit 3` failed (exit code 3)")
+            && err.contains("migration failed"),
+        "{err}"
+    );
+    assert!(err.contains("traffic stayed on blue"), "{err}");
+    assert_eq!(
+        host.container_state("green"),
+        before,
+        "the idle slot was not touched"
+    );
+    assert!(
+        !host.dir.join("state/lock.json").exists(),
+        "the lock is released"
+    );
+    assert!(host.history(1)[0]["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed at step"));
+
+    // A failing post_switch hook, under load: traffic goes back to blue at once.
+    host.write_config(&[("nginx:\n", &hooks("", "    - local: exit 4\n"))]);
+    let load = Load::start(host.https, 4);
+    std::thread::sleep(Duration::from_millis(300));
+    let err = host.fails(&["up", "--image", &app_image()], 1);
+    assert!(
+        err.contains("hook post_switch `exit 4` failed (exit code 4)")
+            && err.contains("traffic went back to blue and green was drained"),
+        "{err}"
+    );
+    assert_eq!(host.serving(), "blue");
+    assert_eq!(host.container_state("green"), "exited");
+    std::thread::sleep(Duration::from_millis(300));
+    load.finish(50);
+
+    // A hook that does not end is killed at its timeout.
+    host.write_config(&[(
+        "nginx:\n",
+        &hooks("    - local: sleep 30\n      timeout: 2s\n", ""),
+    )]);
+    let started = Instant::now();
+    let err = host.fails(&["up", "--image", &app_image()], 1);
+    assert!(err.contains("did not finish within 2s (killed)"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(host.serving(), "blue");
+}
+
+/// `rollback VERSION` re-creates the idle slot from a recent release's image when no slot holds
+/// it, with the same health and switch rules; an unknown or too old version is refused.
+#[test]
+fn rollback_to_a_recent_version_recreates_its_slot_from_the_image() {
+    let host = Host::new("versions", 20);
+    let repo = format!("{}-img", host.service);
+    for v in ["v1", "v2", "v3"] {
+        assert!(docker(&["tag", &app_image(), &format!("{repo}:{v}")])
+            .status
+            .success());
+    }
+    host.write_config(&[(
+        "drain_timeout: 10s\n",
+        "drain_timeout: 10s\nkeep_images: 2\n",
+    )]);
+    for v in ["v1", "v2", "v3"] {
+        host.ok(&["up", "--image", &format!("{repo}:{v}")]);
+    }
+    // v3 on blue, v2 kept in green; v1's container is gone.
+    let version = || {
+        Host::client()
+            .get(format!("https://127.0.0.1:{}/health", host.https))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(version(), "v3");
+    let err = host.fails(&["rollback", "v1"], 5);
+    assert!(
+        err.contains("v1 is not among the recent releases, the last 2 (keep_images): v3, v2"),
+        "{err}"
+    );
+    let plan = host.ok(&["rollback", "v2", "--dry-run"]);
+    assert!(plan.contains("start the kept green container"), "{plan}");
+
+    host.write_config(&[(
+        "drain_timeout: 10s\n",
+        "drain_timeout: 10s\nkeep_images: 3\n",
+    )]);
+    let load = Load::start(host.https, 4);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = host.ok(&["rollback", "v1"]);
+    assert!(
+        out.contains("rollback: green is live (version v1)"),
+        "{out}"
+    );
+    assert_eq!(version(), "v1");
+    assert_eq!(host.status()["slots"]["green"]["version"], "v1");
+    std::thread::sleep(Duration::from_millis(300));
+    load.finish(50);
+}
