@@ -2,9 +2,11 @@
 # The main job, end to end, on a machine with nothing but a Docker engine: makes the local base
 # image (nginx, by debootstrap: no registry needed) and a self-signed certificate, starts the
 # HubSpot simulator as a container, then with `deployer`:
-#   up --dry-run (the plan), up (blue, behind nginx), up again (green, no request dropped),
-#   a request to https://localhost/api/hubspot/test answering from the new slot, a contact
-#   written through nginx whose HubSpot webhook comes back through nginx's HTTPS server, rollback.
+#   up --dry-run (the plan), up (blue, behind nginx), up --no-switch (green, in preview on
+#   https://localhost:9443 while blue serves), promote (green live, no request dropped, then
+#   baked), a request to https://localhost/api/hubspot/test answering from the new slot, a contact
+#   written through nginx whose HubSpot webhook comes back through nginx's HTTPS server,
+#   rollback, and the history with what each switch cost.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -47,8 +49,12 @@ deployer up
 live="$(deployer status --json | sed -n 's/^  "live": "\(.*\)",$/\1/p')"
 ask "$live"
 other=green; [ "$live" = green ] && other=blue
-step "deployer up (again: to the other slot)"
-deployer up
+step "deployer up --no-switch (the new release in preview; $live keeps serving)"
+deployer up --no-switch
+echo "preview: $(curl -sS -k --fail-with-body https://localhost:9443/health)"
+ask "$live"
+step "deployer promote (the preview goes live, then the bake watches it)"
+deployer promote
 step "curl -k https://localhost/api/hubspot/test"
 ask "$other"
 step "a contact through nginx; HubSpot's signed webhook back through nginx"
@@ -84,5 +90,7 @@ deployer rollback
 ask "$live"
 step "deployer status"
 deployer status
+step "deployer history"
+deployer history
 echo
 echo "quickstart: ok"

@@ -53,6 +53,8 @@ pub enum Command {
         canary: Option<u8>,
         #[command(flatten)]
         bake: BakeArg,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Back to the previous release (the kept slot), or to VERSION, one of the last
     /// `keep_images` releases (`deployer history`): its slot is re-created from its image when
@@ -68,6 +70,8 @@ pub enum Command {
         force: bool,
         #[command(flatten)]
         bake: BakeArg,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Put the release in preview or canary live (switch all traffic to it), bake it, and
     /// drain the old slot.
@@ -76,12 +80,16 @@ pub enum Command {
         dry_run: bool,
         #[command(flatten)]
         bake: BakeArg,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Withdraw the release in preview or canary: its clients go back to the live slot, and it
     /// drains and stops.
     Abort {
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Send this share of clients to the release in preview or canary (0 withdraws the share
     /// and keeps the preview). No reload, no failed request; clients keep their slot as the
@@ -93,6 +101,8 @@ pub enum Command {
         dry_run: bool,
         #[command(flatten)]
         bake: BakeArg,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// The live slot, versions, container states and the last deploy, read from the host.
     Status {
@@ -125,6 +135,8 @@ pub enum Command {
     Maintenance {
         #[command(subcommand)]
         action: MaintenanceAction,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// The recent releases: who, when, version, outcome, why, and what the switch cost.
     History {
@@ -149,6 +161,13 @@ pub struct BakeArg {
     /// Skip deploy.yml's bake: do not watch the new slot's answers after traffic moves.
     #[arg(long)]
     pub no_bake: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OutputArg {
+    /// Print the plan and, after a real run, its figures as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

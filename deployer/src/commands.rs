@@ -792,3 +792,23 @@ pub async fn prune(config: &DeployConfig, dry_run: bool) -> Result<Vec<String>, 
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_reads_live_preview_routes_and_the_socket_dir_mode() {
+        let probe = Probe::parse(
+            "mode 1777\nlive green.sock\npreview blue.sock\nroute 0.sock ../blue.sock\nroute 1.sock ../live.sock\nroute x.sock ../live.sock\n",
+        );
+        assert_eq!(probe.live, Some(Slot::Green));
+        assert_eq!(probe.preview, Some(Slot::Blue));
+        assert!(probe.socket_dir_ready);
+        assert_eq!(probe.routes.len(), 2, "{:?}", probe.routes);
+        assert_eq!(probe.routes[&0], "../blue.sock");
+        // A fresh volume: no links yet, root's mode.
+        let probe = Probe::parse("mode 755\nlive \npreview \n");
+        assert_eq!(probe, Probe::default());
+    }
+}

@@ -47,6 +47,7 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             no_switch,
             canary,
             bake,
+            output,
         } => {
             let mode = match (no_switch, canary) {
                 (_, Some(share)) => UpMode::Canary(share),
@@ -61,47 +62,67 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
                 no_bake: bake.no_bake,
             };
             let done = commands::up(config, &opts, &progress).await?;
-            report(&done, dry_run);
+            report(&done, dry_run, output.json);
         }
         Command::Rollback {
             version,
             dry_run,
             force,
             bake,
+            output,
         } => {
             let opts = RunOptions {
                 dry_run,
                 no_bake: bake.no_bake,
                 force,
             };
-            act(config, Intent::Rollback(version), opts, &progress).await?
+            act(
+                config,
+                Intent::Rollback(version),
+                opts,
+                output.json,
+                &progress,
+            )
+            .await?
         }
-        Command::Promote { dry_run, bake } => {
-            let opts = RunOptions {
-                dry_run,
-                no_bake: bake.no_bake,
-                force: false,
-            };
-            act(config, Intent::Promote, opts, &progress).await?
-        }
-        Command::Abort { dry_run } => {
-            let opts = RunOptions {
-                dry_run,
-                ..RunOptions::default()
-            };
-            act(config, Intent::Abort, opts, &progress).await?
-        }
-        Command::Canary {
-            percent,
+        Command::Promote {
             dry_run,
             bake,
+            output,
         } => {
             let opts = RunOptions {
                 dry_run,
                 no_bake: bake.no_bake,
                 force: false,
             };
-            act(config, Intent::Canary(percent), opts, &progress).await?
+            act(config, Intent::Promote, opts, output.json, &progress).await?
+        }
+        Command::Abort { dry_run, output } => {
+            let opts = RunOptions {
+                dry_run,
+                ..RunOptions::default()
+            };
+            act(config, Intent::Abort, opts, output.json, &progress).await?
+        }
+        Command::Canary {
+            percent,
+            dry_run,
+            bake,
+            output,
+        } => {
+            let opts = RunOptions {
+                dry_run,
+                no_bake: bake.no_bake,
+                force: false,
+            };
+            act(
+                config,
+                Intent::Canary(percent),
+                opts,
+                output.json,
+                &progress,
+            )
+            .await?
         }
         Command::Status { json } => {
             let status = commands::status(config).await?;
@@ -153,12 +174,17 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
         }
         Command::Config => println!("{config:#?}"),
         Command::Completions { .. } => unreachable!("handled before deploy.yml is read"),
-        Command::Maintenance { action } => {
+        Command::Maintenance { action, output } => {
             let (on, message) = match action {
                 MaintenanceAction::On { message } => (true, message),
                 MaintenanceAction::Off => (false, String::new()),
             };
             commands::maintenance(config, on, &message, &progress).await?;
+            if output.json {
+                let out = serde_json::json!({"maintenance": on, "message": on.then_some(&message)});
+                println!("{out}");
+                return Ok(());
+            }
             println!(
                 "maintenance mode {}",
                 if on {
@@ -179,15 +205,7 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
                 println!("no releases yet");
             }
             for r in records.iter().filter(|_| !json) {
-                let figures = r.figures.as_ref().map_or(String::new(), |f| {
-                    let ms = |v: Option<u64>| v.map_or("-".into(), |v| format!("{v} ms"));
-                    format!(
-                        "; healthy after {}, switched {} later, old slot drained in {}",
-                        ms(f.healthy_after_ms),
-                        ms(f.healthy_to_switched_ms),
-                        ms(f.drained_in_ms)
-                    )
-                });
+                let figures = r.figures.as_ref().map_or(String::new(), history_figures);
                 println!(
                     "{}  {:<15} {:<6} {:<24} by {}: {}{}{}",
                     r.at,
@@ -236,14 +254,66 @@ async fn act(
     config: &DeployConfig,
     intent: Intent,
     opts: RunOptions,
+    json: bool,
     progress: &Progress,
 ) -> commands::Outcome {
     let done = commands::act(config, &intent, opts, progress).await?;
-    report(&done, opts.dry_run);
+    report(&done, opts.dry_run, json);
     Ok(())
 }
 
-fn report(done: &commands::Done, dry_run: bool) {
+/// A history record's figures, on one line.
+fn history_figures(f: &deployer::state::Figures) -> String {
+    let ms = |v: Option<u64>| v.map_or("-".into(), |v| format!("{v} ms"));
+    let mut out = format!(
+        "; healthy after {}, switched {} later, old slot drained in {}",
+        ms(f.healthy_after_ms),
+        ms(f.healthy_to_switched_ms),
+        ms(f.drained_in_ms)
+    );
+    if let Some(around) = &f.around_switch {
+        let slots: Vec<String> = around
+            .iter()
+            .map(|(slot, t)| format!("{slot} {} ({} 5xx)", t.requests, t.errors_5xx))
+            .collect();
+        out.push_str(&format!(
+            "; answers around the switch: {}",
+            slots.join(", ")
+        ));
+    }
+    if let Some(b) = &f.bake {
+        out.push_str(&format!(
+            "; bake {} {:.0}s: {} answers, {} 5xx",
+            if b.passed { "passed" } else { "FAILED" },
+            b.watched_ms as f64 / 1000.0,
+            b.answers.requests,
+            b.answers.errors_5xx
+        ));
+        if let Some(ms) = b.crossed_to_back_ms {
+            out.push_str(&format!(
+                ", traffic back {ms} ms after the limit was crossed"
+            ));
+        }
+    }
+    out
+}
+
+fn report(done: &commands::Done, dry_run: bool, json: bool) {
+    if json {
+        let figures = done.timings.as_ref().map(deployer::state::Figures::of);
+        let out = serde_json::json!({
+            "dry_run": dry_run,
+            "host": done.host,
+            "plan": done.plan,
+            "steps": done.plan.steps.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "figures": figures,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("serializable")
+        );
+        return;
+    }
     if dry_run {
         println!(
             "dry run: nothing was changed on {}. A real run would do:",

@@ -1183,6 +1183,7 @@ fn compose_brings_up_the_static_parts_and_deployer_up_adopts_them() {
             .env("NGINX_CONTAINER", format!("{}-nginx", host.service))
             .env("NGINX_HTTP_PORT", host.http.to_string())
             .env("NGINX_HTTPS_PORT", host.https.to_string())
+            .env("NGINX_PREVIEW_PORT", host.preview.to_string())
             .env("NGINX_RENDERED_DIR", host.dir.join("nginx"))
             .env("NGINX_SSL_DIR", root().join("ssl"))
             .output()
