@@ -517,7 +517,7 @@ done"#;
                         });
                     }
                     let elapsed = started.elapsed().as_secs();
-                    if elapsed > 0 && elapsed.is_multiple_of(10) {
+                    if elapsed > 0 && elapsed.is_multiple_of(10) && elapsed * 1000 < limits.duration_ms {
                         self.progress.note(&format!(
                             "bake: {} answers from {slot}, {} 5xx; {}s left",
                             judge.total.requests,
@@ -540,10 +540,18 @@ done"#;
             crossed_to_back_ms: None,
         };
         let Some(crossed) = crossed else {
-            self.progress.note(&format!(
-                "bake passed: {} answers from {slot}, {} 5xx",
-                judge.total.requests, judge.total.errors_5xx
-            ));
+            let answers = judge.total.requests;
+            self.progress.note(&if answers < limits.min_requests as u64 {
+                format!(
+                    "bake ended: only {answers} answers from {slot}, fewer than min_requests ({}), so nothing was judged",
+                    limits.min_requests
+                )
+            } else {
+                format!(
+                    "bake passed: {answers} answers from {slot}, {} 5xx",
+                    judge.total.errors_5xx
+                )
+            });
             timings.bake = Some(figures);
             return Ok(());
         };
