@@ -34,9 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Build, start the idle slot, wait for health, switch nginx to it, drain the old slot.
     Up {
-        /// Print the exact steps a real run would take, and change nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        run: RunArgs,
         /// Deploy the already-built image of the current commit.
         #[arg(long, conflicts_with = "image")]
         skip_build: bool,
@@ -51,10 +50,6 @@ pub enum Command {
         /// the live one; then raise it with `deployer canary PCT`, `promote` or `abort`.
         #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=100))]
         canary: Option<u8>,
-        #[command(flatten)]
-        bake: BakeArg,
-        #[command(flatten)]
-        output: OutputArg,
     },
     /// Back to the previous release (the kept slot), or to VERSION, one of the last
     /// `keep_images` releases (`deployer history`): its slot is re-created from its image when
@@ -62,26 +57,18 @@ pub enum Command {
     Rollback {
         /// A recent release's version (default: the one before the live one).
         version: Option<String>,
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        run: RunArgs,
         /// Go back even to a release the schema check refuses (its schema is older than a
         /// contract migration since allows).
         #[arg(long)]
         force: bool,
-        #[command(flatten)]
-        bake: BakeArg,
-        #[command(flatten)]
-        output: OutputArg,
     },
     /// Put the release in preview or canary live (switch all traffic to it), bake it, and
     /// drain the old slot.
     Promote {
-        #[arg(long)]
-        dry_run: bool,
         #[command(flatten)]
-        bake: BakeArg,
-        #[command(flatten)]
-        output: OutputArg,
+        run: RunArgs,
     },
     /// Withdraw the release in preview or canary: its clients go back to the live slot, and it
     /// drains and stops.
@@ -97,12 +84,8 @@ pub enum Command {
     Canary {
         #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
         percent: u8,
-        #[arg(long)]
-        dry_run: bool,
         #[command(flatten)]
-        bake: BakeArg,
-        #[command(flatten)]
-        output: OutputArg,
+        run: RunArgs,
     },
     /// The live slot, versions, container states and the last deploy, read from the host.
     Status {
@@ -156,11 +139,18 @@ pub enum Command {
     },
 }
 
+/// The flags of every command that moves traffic.
 #[derive(Debug, Clone, Copy, clap::Args)]
-pub struct BakeArg {
+pub struct RunArgs {
+    /// Print the exact steps a real run would take, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Skip deploy.yml's bake: do not watch the new slot's answers after traffic moves.
     #[arg(long)]
     pub no_bake: bool,
+    /// Print the plan and, after a real run, its figures as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::Args)]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deployer::cli::{Cli, Command, LockAction, MaintenanceAction, SlotArg};
+use deployer::cli::{Cli, Command, LockAction, MaintenanceAction, RunArgs, SlotArg};
 use deployer::commands::{self, exit, Failure, RunOptions, UpOptions};
 use deployer::config::DeployConfig;
 use deployer::plan::{Intent, Slot, UpMode};
@@ -41,13 +41,11 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
     let progress = Progress::auto();
     match command {
         Command::Up {
-            dry_run,
+            run,
             skip_build,
             image,
             no_switch,
             canary,
-            bake,
-            output,
         } => {
             let mode = match (no_switch, canary) {
                 (_, Some(share)) => UpMode::Canary(share),
@@ -55,74 +53,31 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
                 (false, None) => UpMode::Switch,
             };
             let opts = UpOptions {
-                dry_run,
+                dry_run: run.dry_run,
                 skip_build,
                 image,
                 mode,
-                no_bake: bake.no_bake,
+                no_bake: run.no_bake,
             };
             let done = commands::up(config, &opts, &progress).await?;
-            report(&done, dry_run, output.json);
+            report(&done, run.dry_run, run.json);
         }
         Command::Rollback {
             version,
-            dry_run,
+            run,
             force,
-            bake,
-            output,
-        } => {
-            let opts = RunOptions {
-                dry_run,
-                no_bake: bake.no_bake,
-                force,
-            };
-            act(
-                config,
-                Intent::Rollback(version),
-                opts,
-                output.json,
-                &progress,
-            )
-            .await?
-        }
-        Command::Promote {
-            dry_run,
-            bake,
-            output,
-        } => {
-            let opts = RunOptions {
-                dry_run,
-                no_bake: bake.no_bake,
-                force: false,
-            };
-            act(config, Intent::Promote, opts, output.json, &progress).await?
+        } => act(config, Intent::Rollback(version), run, force, &progress).await?,
+        Command::Promote { run } => act(config, Intent::Promote, run, false, &progress).await?,
+        Command::Canary { percent, run } => {
+            act(config, Intent::Canary(percent), run, false, &progress).await?
         }
         Command::Abort { dry_run, output } => {
-            let opts = RunOptions {
+            let run = RunArgs {
                 dry_run,
-                ..RunOptions::default()
+                no_bake: true,
+                json: output.json,
             };
-            act(config, Intent::Abort, opts, output.json, &progress).await?
-        }
-        Command::Canary {
-            percent,
-            dry_run,
-            bake,
-            output,
-        } => {
-            let opts = RunOptions {
-                dry_run,
-                no_bake: bake.no_bake,
-                force: false,
-            };
-            act(
-                config,
-                Intent::Canary(percent),
-                opts,
-                output.json,
-                &progress,
-            )
-            .await?
+            act(config, Intent::Abort, run, false, &progress).await?
         }
         Command::Status { json } => {
             let status = commands::status(config).await?;
@@ -250,15 +205,21 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
     Ok(())
 }
 
+/// A command that moves traffic among the slots already on the host.
 async fn act(
     config: &DeployConfig,
     intent: Intent,
-    opts: RunOptions,
-    json: bool,
+    run: RunArgs,
+    force: bool,
     progress: &Progress,
 ) -> commands::Outcome {
+    let opts = RunOptions {
+        dry_run: run.dry_run,
+        no_bake: run.no_bake,
+        force,
+    };
     let done = commands::act(config, &intent, opts, progress).await?;
-    report(&done, opts.dry_run, json);
+    report(&done, run.dry_run, run.json);
     Ok(())
 }
 

@@ -1515,6 +1515,17 @@ nginx:
             .collect()
     }
 
+    /// Exactly these steps, each starting with its prefix.
+    fn assert_prefixes(steps: &[String], prefixes: &[&str]) {
+        assert_eq!(steps.len(), prefixes.len(), "{steps:#?}");
+        for (step, prefix) in steps.iter().zip(prefixes) {
+            assert!(
+                step.starts_with(prefix),
+                "{step:?} should start with {prefix:?}"
+            );
+        }
+    }
+
     fn build(version: &str) -> Intent {
         Intent::Up(
             ImageSource::Build {
@@ -1581,13 +1592,7 @@ nginx:
             "switch traffic to blue (create live.sock)",
             "check https://127.0.0.1:8443/health answers from blue",
         ];
-        assert_eq!(s.len(), expected_prefixes.len(), "{s:#?}");
-        for (step, prefix) in s.iter().zip(expected_prefixes) {
-            assert!(
-                step.starts_with(prefix),
-                "{step:?} should start with {prefix:?}"
-            );
-        }
+        assert_prefixes(&s, &expected_prefixes);
     }
 
     /// compose made the network, the volumes and nginx before any deploy: nginx restarts in a
@@ -2012,13 +2017,7 @@ nginx:
             "drain blue (shop-blue)",
             "check https://127.0.0.1:8443/health answers from green",
         ];
-        assert_eq!(s.len(), expected.len(), "{s:#?}");
-        for (step, prefix) in s.iter().zip(expected) {
-            assert!(
-                step.starts_with(prefix),
-                "{step:?} should start with {prefix:?}"
-            );
-        }
+        assert_prefixes(&s, &expected);
         assert_eq!(plan.live_after, Some(Slot::Green));
     }
 

@@ -695,7 +695,8 @@ fn the_nginx_template_proxies_every_public_route_and_no_internal_one() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx/site.conf.tera"),
     )
     .unwrap();
-    let https = &template[template.find("listen 443").expect("an HTTPS server")..];
+    // The HTTPS server block (rendered once per door: the live one and the preview).
+    let https = &template[template.find(" ssl http2").expect("an HTTPS server")..];
     // (exact, path, proxied)
     let mut locations: Vec<(bool, String, bool)> = Vec::new();
     for block in https.split("location ").skip(1) {
