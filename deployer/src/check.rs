@@ -350,8 +350,16 @@ pub async fn gather(
             host.free_bytes(Path::new(&root)).await,
             config.min_free_disk_gb,
         ));
-        if matches!(host, Host::Local) {
-            checks.push(ports(&port_uses(config, engine).await));
+        match host {
+            Host::Local => checks.push(ports(&port_uses(config, engine, None).await)),
+            Host::Remote(_) => checks.push(match host.listening_ports().await {
+                Some(listening) => ports(&port_uses(config, engine, Some(&listening)).await),
+                None => Check::warn(
+                    "ports",
+                    format!("cannot list the listening ports on {host} (`ss -Htln` failed)"),
+                    "install iproute2 there, or check the ports by hand",
+                ),
+            }),
         }
         let image = &config.nginx.image;
         checks.push(match engine.image_exists(image).await {
@@ -380,9 +388,14 @@ pub async fn gather(
     Report { checks }
 }
 
-/// Tries each port the deploy needs on this machine (nginx's on all addresses, the slots' on
-/// loopback); a port held by its own running container is ours.
-async fn port_uses(config: &DeployConfig, engine: &Engine) -> Vec<PortUse> {
+/// Each port the deploy needs (nginx's on all addresses, the slots' on loopback): tried by
+/// binding it on this machine, or looked up in `listening` (a remote host's); a port held by its
+/// own running container is ours.
+async fn port_uses(
+    config: &DeployConfig,
+    engine: &Engine,
+    listening: Option<&std::collections::BTreeSet<u16>>,
+) -> Vec<PortUse> {
     let names = crate::plan::Names::of(config);
     let wanted = [
         (
@@ -394,6 +407,12 @@ async fn port_uses(config: &DeployConfig, engine: &Engine) -> Vec<PortUse> {
         (
             config.nginx.https_port,
             "nginx.https_port",
+            "0.0.0.0",
+            names.nginx.clone(),
+        ),
+        (
+            config.nginx.preview_port,
+            "nginx.preview_port",
             "0.0.0.0",
             names.nginx.clone(),
         ),
@@ -414,10 +433,13 @@ async fn port_uses(config: &DeployConfig, engine: &Engine) -> Vec<PortUse> {
     for (port, key, addr, owner) in wanted {
         let running = matches!(engine.container(&owner).await, Ok(Some(c)) if c.running);
         let taken = !running
-            && matches!(
-                std::net::TcpListener::bind((addr, port)),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
-            );
+            && match listening {
+                Some(listening) => listening.contains(&port),
+                None => matches!(
+                    std::net::TcpListener::bind((addr, port)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+                ),
+            };
         uses.push(PortUse {
             port,
             key,

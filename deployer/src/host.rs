@@ -74,6 +74,20 @@ impl Host {
         Ok(format!("{scheme}://127.0.0.1:{local}{path}"))
     }
 
+    /// The TCP ports something listens on, on a remote host (`ss -Htln` over SSH); `None` when
+    /// they cannot be listed (no `ss` there). Here, [`crate::check`] tries to bind instead.
+    pub async fn listening_ports(&self) -> Option<std::collections::BTreeSet<u16>> {
+        let Host::Remote(r) = self else {
+            return None;
+        };
+        let r = r.clone();
+        let (code, out) = tokio::task::spawn_blocking(move || r.run("ss -Htln"))
+            .await
+            .ok()?
+            .ok()?;
+        (code == 0).then(|| listening(&out))
+    }
+
     /// Free bytes on the filesystem holding `dir` (`df -Pk`, here or over SSH); `None` when it
     /// cannot be read.
     pub async fn free_bytes(&self, dir: &Path) -> Option<u64> {
@@ -213,4 +227,26 @@ fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// The ports in `ss -Htln` output: the local address is the fourth column (`0.0.0.0:443`,
+/// `[::]:80`, `127.0.0.1:3000`, `*:22`).
+pub fn listening(ss: &str) -> std::collections::BTreeSet<u16> {
+    ss.lines()
+        .filter_map(|line| line.split_whitespace().nth(3))
+        .filter_map(|addr| addr.rsplit_once(':')?.1.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listening_ports_are_read_from_ss() {
+        let ss = "LISTEN 0      4096     0.0.0.0:9443 0.0.0.0:*\nLISTEN 0 244 127.0.0.1:5432 0.0.0.0:*\nLISTEN 0 4096 [::]:80 [::]:*\nLISTEN 0 128 *:22 *:*\n";
+        assert_eq!(
+            super::listening(ss).into_iter().collect::<Vec<_>>(),
+            [22, 80, 5432, 9443]
+        );
+        assert!(super::listening("").is_empty());
+    }
 }

@@ -744,11 +744,26 @@ fn a_remote_host_over_ssh_builds_deploys_switches_and_rolls_back() {
     config(&[]);
     app_image(); // the static binary is built; the deployer's own build reuses it
 
+    // The ports are checked on the host (`ss` over SSH): one taken by another program fails.
+    let squatter = std::net::TcpListener::bind(("0.0.0.0", host.preview)).unwrap();
+    let err = host.fails(&["check"], 6);
+    assert!(
+        err.lines().any(|l| l.contains("FAIL")
+            && l.contains("ports")
+            && l.contains(&format!("{} (nginx.preview_port)", host.preview))),
+        "{err}"
+    );
+    drop(squatter);
     let out = host.ok(&["up", "--dry-run"]);
     assert!(
         out.contains(&format!(
             "nothing was changed on {SSH_USER}@127.0.0.1:2222 (over SSH)"
         )),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("pass") && l.contains("ports")),
         "{out}"
     );
     // First deploy: the build context goes through the tunnel to the engine, and so does all
