@@ -34,6 +34,7 @@ nginx:
   container: bench-nginx
   http_port: 28080
   https_port: 28443
+  preview_port: 28444
   ssl_dir: $root/ssl
 state_dir: $work/state
 $remote
@@ -48,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 cleanup_first() { docker rm -f bench-blue bench-green bench-nginx >/dev/null 2>&1 || true; }
 cleanup_first
-d up --image "$image" >/dev/null 2>&1
+d up --image "$image" > "$work/first-up.txt" 2>&1 || { cat "$work/first-up.txt"; exit 1; }
 "$root/target/release/examples/loadgen" --url https://127.0.0.1:28443/health --rate "$rate" \
   --connections 16 --duration 1h --stop-file "$work/stop" > "$work/load.txt" &
 load=$!

@@ -170,10 +170,12 @@ mod tests {
         let routes: String = (0..ROUTES)
             .map(|r| format!("    server unix:/run/slots/route/{r}.sock max_fails=0;\n"))
             .collect();
-        let expected_upstream = format!(
-            "upstream hubspot-app_live {{\n    hash $deployer_key;\n{routes}    keepalive 64;\n    keepalive_time 1s;"
-        );
+        let expected_upstream =
+            format!("upstream hubspot-app_live {{\n    hash $deployer_key;\n{routes}");
         assert!(r.site.contains(&expected_upstream), "{}", r.site);
+        assert!(r
+            .site
+            .contains("    keepalive 1024;\n    keepalive_time 1s;"));
         assert!(r
             .site
             .contains("upstream hubspot-app_preview {\n    server unix:/run/slots/preview.sock;"));
