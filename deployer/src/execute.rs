@@ -350,7 +350,31 @@ impl Executor<'_> {
                 self.exec_ok(container, &["rm", "-f", render::PREVIEW_SOCKET])
                     .await?
             }
-            Step::Bake { limits, fallback } => self.bake(limits, fallback, timings).await?,
+            Step::Bake {
+                limits,
+                fallback,
+                on_rollback,
+            } => {
+                if let Err(failed) = self.bake(limits, fallback, timings).await {
+                    // Traffic is back: tell whoever on_rollback tells. A hook's failure is
+                    // reported beside the bake's, which stays the reason.
+                    for hook in on_rollback {
+                        if let Step::Hook {
+                            stage,
+                            action,
+                            timeout_secs,
+                            ..
+                        } = hook
+                        {
+                            let timeout = Duration::from_secs(*timeout_secs);
+                            if let Err(e) = self.hook(stage, action, timeout).await {
+                                self.progress.note(&format!("{e:#}"));
+                            }
+                        }
+                    }
+                    return Err(failed);
+                }
+            }
             Step::Hook {
                 stage,
                 action,

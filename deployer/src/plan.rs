@@ -332,6 +332,9 @@ pub enum Step {
     Bake {
         limits: BakeLimits,
         fallback: Fallback,
+        /// Run (as [`Step::Hook`]s) once traffic is back, when the bake failed: deploy.yml's
+        /// `on_rollback` hooks, for the release traffic went back to.
+        on_rollback: Vec<Step>,
     },
     /// A hook from deploy.yml. When it fails with a `fallback`, traffic goes back first.
     Hook {
@@ -505,7 +508,7 @@ impl fmt::Display for Step {
                 write!(f, "show {slot} on the preview port (preview.sock; no reload)")
             }
             Step::Preview { slot: None, .. } => write!(f, "end the preview (remove preview.sock)"),
-            Step::Bake { limits, fallback } => {
+            Step::Bake { limits, fallback, on_rollback } => {
                 write!(
                     f,
                     "bake {} for {}s, the old slot kept running: if over {}% of its answers are 5xx",
@@ -521,7 +524,11 @@ impl fmt::Display for Step {
                     " in a {}s window (of at least {} answers), {fallback}",
                     limits.window_ms / 1000,
                     limits.min_requests
-                )
+                )?;
+                match on_rollback.len() {
+                    0 => Ok(()),
+                    n => write!(f, ", then run the {n} on_rollback hook(s)"),
+                }
             }
             Step::Hook { stage, action, timeout_secs, fallback } => {
                 match action {
@@ -1285,10 +1292,39 @@ fn verify_preview(config: &DeployConfig, slot: Slot) -> Step {
 /// The bake after traffic moves to `slot`, when deploy.yml has one and `--no-bake` was not
 /// given.
 fn bake(inputs: &Inputs<'_>, names: &Names, slot: Slot, revert: Revert) -> Option<Step> {
-    let bake = inputs.config.bake.as_ref().filter(|_| inputs.bake)?;
+    let config = inputs.config;
+    let bake = config.bake.as_ref().filter(|_| inputs.bake)?;
+    // The release traffic goes back to: the old slot's, or (a canary) the live one's.
+    let back = match revert {
+        Revert::SwitchBack { to } => Some(to),
+        Revert::WithdrawCanary => inputs.observed.live,
+    };
+    let on_rollback = match back {
+        Some(back) => {
+            let image = inputs
+                .observed
+                .slot(back)
+                .map(|c| c.image.clone())
+                .unwrap_or_default();
+            let version = version_of(inputs.observed, back);
+            let hooks = &config.hooks.on_rollback;
+            hook_steps(
+                inputs,
+                names,
+                "on_rollback",
+                hooks,
+                back,
+                &image,
+                &version,
+                None,
+            )
+        }
+        None => vec![],
+    };
     Some(Step::Bake {
         limits: BakeLimits::of(bake),
-        fallback: fallback(inputs.config, names, slot, revert),
+        fallback: fallback(config, names, slot, revert),
+        on_rollback,
     })
 }
 
@@ -1859,6 +1895,14 @@ nginx:
                 .unwrap()
                 .starts_with("hook on_rollback: `./notify.sh back`"),
             "{s:#?}"
+        );
+        // A failed bake is a rollback too: its on_rollback hooks are for the old slot.
+        let with_bake = format!("{hooks}{BAKE}");
+        let baked = texts(&plan_of(up(UpMode::Switch), &settled(Slot::Blue), &with_bake).unwrap());
+        assert!(
+            baked.iter().any(|s| s.starts_with("bake green")
+                && s.ends_with("drain green, then run the 1 on_rollback hook(s)")),
+            "{baked:#?}"
         );
         assert!(
             !s.iter()

@@ -1822,9 +1822,13 @@ fn a_release_that_goes_bad_during_its_bake_is_rolled_back_automatically() {
     release("sim-old", "");
     host.up();
 
+    let rolled = host.dir.join("rolled-back.txt");
     release(
         "sim-new",
-        "bake:\n  duration: 60s\n  max_error_rate: 5%\n  window: 5s\n  min_requests: 10\n",
+        &format!(
+            "bake:\n  duration: 60s\n  max_error_rate: 5%\n  window: 5s\n  min_requests: 10\nhooks:\n  on_rollback:\n    - local: echo \"$DEPLOYER_STAGE to $DEPLOYER_SLOT\" > {}\n",
+            rolled.display()
+        ),
     );
     let load = Load::start(host.https, 4);
     let mut up = host
@@ -1863,6 +1867,11 @@ fn a_release_that_goes_bad_during_its_bake_is_rolled_back_automatically() {
     assert!(said.contains("traffic went back to blue"), "{said}");
     assert_eq!(host.serving(), "blue");
     assert_eq!(host.container_state("green"), "exited");
+    assert_eq!(
+        std::fs::read_to_string(&rolled).unwrap(),
+        "on_rollback to blue\n",
+        "the on_rollback hooks run after an automatic rollback too"
+    );
     load.stop.store(true, Ordering::Relaxed);
 
     let last = &host.history(1)[0];
