@@ -28,6 +28,7 @@ pub mod faults;
 pub mod gate;
 pub mod model;
 pub mod oauth;
+pub mod properties;
 pub mod ratelimit;
 pub mod search;
 pub mod server;
@@ -54,12 +55,24 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub fn router(state: Shared) -> Router {
     let mut hubspot = Router::new();
     // The numeric (legacy) paths and the date-based ones, with the same semantics.
-    for (account, objects) in [
-        ("/account-info/v3", "/crm/v3/objects"),
-        ("/account-info/2026-03", "/crm/objects/2026-03"),
+    for (account, objects, properties) in [
+        ("/account-info/v3", "/crm/v3/objects", "/crm/v3/properties"),
+        (
+            "/account-info/2026-03",
+            "/crm/objects/2026-03",
+            "/crm/properties/2026-03",
+        ),
     ] {
         hubspot = hubspot
             .route(&format!("{account}/details"), get(api::account_details))
+            .route(
+                &format!("{properties}/{{object_type}}"),
+                get(properties::list),
+            )
+            .route(
+                &format!("{properties}/{{object_type}}/{{name}}"),
+                get(properties::get),
+            )
             .route(
                 &format!("{objects}/{{object_type}}"),
                 get(api::list).post(api::create),

@@ -170,6 +170,23 @@ def main():
         assert body["message"] == "You have reached your secondly limit.", body
         assert not any(k.lower().startswith("x-hubspot-ratelimit") for k in headers), headers
 
+    @check("properties: every deal property with its type, and one by name")
+    def _():
+        props = api.crm.properties.core_api.get_all(object_type="deals")
+        by_name = {p.name: p for p in props.results}
+        assert by_name["amount"].type == "number", by_name["amount"]
+        assert by_name["closedate"].type == "datetime", by_name["closedate"]
+        assert by_name["hs_lastmodifieddate"].modification_metadata.read_only_value is True
+        email = api.crm.properties.core_api.get_by_name(object_type="contacts", property_name="email")
+        assert email.has_unique_value is True and email.type == "string", email
+        # The properties module raises its own exception classes.
+        from hubspot.crm.properties import ApiException as PropertiesApiException
+        try:
+            api.crm.properties.core_api.get_by_name(object_type="contacts", property_name="no_such")
+            raise AssertionError("an unknown property was found")
+        except PropertiesApiException as e:
+            assert e.status == 404 and json.loads(e.body)["category"] == "OBJECT_NOT_FOUND", e
+
     @check("bad token is 401")
     def _():
         expect_error(lambda: client(base, "").crm.contacts.basic_api.get_page(limit=1), 401, "INVALID_AUTHENTICATION")

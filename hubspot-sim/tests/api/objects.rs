@@ -332,3 +332,53 @@ async fn account_info_details() {
     }
     assert_eq!(r.body["portalId"], 62_515);
 }
+
+/// The properties API lists what writes accept, on the date-based path and the legacy one,
+/// behind the same token check.
+#[tokio::test]
+async fn the_properties_api_defines_every_property_writes_accept() {
+    let t = TestSim::start().await;
+    let listed = t.get("/crm/properties/2026-03/companies").await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let names: Vec<&str> = listed.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"domain") && names.contains(&"hs_lastmodifieddate"),
+        "{names:?}"
+    );
+    // Each listed writable property is accepted by a create; a read-only one is refused.
+    let writable: serde_json::Map<String, serde_json::Value> = listed.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["modificationMetadata"]["readOnlyValue"] == false)
+        .map(|p| {
+            let value = match p["type"].as_str().unwrap() {
+                "number" => "42",
+                "datetime" | "date" => "2026-11-24",
+                _ => "x",
+            };
+            (p["name"].as_str().unwrap().to_string(), json!(value))
+        })
+        .collect();
+    let created = t
+        .post(
+            "/crm/objects/2026-03/companies",
+            json!({"properties": writable}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let one = t.get("/crm/v3/properties/deals/amount").await;
+    assert_eq!(
+        (one.status.as_u16(), one.body["type"].as_str()),
+        (200, Some("number"))
+    );
+    let missing = t.get("/crm/properties/2026-03/deals/no_such").await;
+    assert_error(&missing, 404, "OBJECT_NOT_FOUND");
+    let unknown = t.get("/crm/properties/2026-03/widgets").await;
+    assert!(unknown.status.is_client_error(), "{:?}", unknown.body);
+}
