@@ -80,6 +80,10 @@ pub const AROUND: Duration = Duration::from_secs(5);
 pub struct BakeFigures {
     pub slot: String,
     pub passed: bool,
+    /// Whether the bake saw at least `min_requests` answers (a bake without traffic judges
+    /// nothing, and passes).
+    #[serde(default)]
+    pub judged: bool,
     pub watched_ms: u64,
     pub answers: Tally,
     /// The worst 5xx share and p99 in a judged window (parts per million, ms).
@@ -556,6 +560,7 @@ done"#;
         let mut figures = BakeFigures {
             slot: slot.name().into(),
             passed: crossed.is_none(),
+            judged: crossed.is_some() || judge.total.requests >= limits.min_requests as u64,
             watched_ms: started.elapsed().as_millis() as u64,
             answers: judge.total,
             worst_error_ppm: (judge.worst_error_rate * 1e6).round() as u64,

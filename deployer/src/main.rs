@@ -245,7 +245,11 @@ fn history_figures(f: &deployer::state::Figures) -> String {
     if let Some(b) = &f.bake {
         out.push_str(&format!(
             "; bake {} {:.0}s: {} answers, {} 5xx",
-            if b.passed { "passed" } else { "FAILED" },
+            match (b.passed, b.judged) {
+                (false, _) => "FAILED",
+                (true, true) => "passed",
+                (true, false) => "judged nothing (too few answers)",
+            },
             b.watched_ms as f64 / 1000.0,
             b.answers.requests,
             b.answers.errors_5xx
