@@ -1529,19 +1529,31 @@ nginx:
         }
     }
 
+    /// The inputs of a plan for `config` on `observed`: no secrets, baking, not forced.
+    fn inputs<'a>(
+        config: &'a DeployConfig,
+        observed: &'a Observed,
+        rendered: &'a Rendered,
+    ) -> Inputs<'a> {
+        Inputs {
+            config,
+            observed,
+            rendered,
+            secret_env: &[],
+            user: "ops",
+            now: "T",
+            bake: true,
+            force: false,
+        }
+    }
+
     fn steps(intent: Intent, observed: &Observed) -> Vec<String> {
         let config = config();
         let rendered = rendered();
         let secrets = vec![("HUBSPOT_ACCESS_TOKEN".to_string(), "pat-secret".to_string())];
         let inputs = Inputs {
-            config: &config,
-            observed,
-            rendered: &rendered,
             secret_env: &secrets,
-            user: "ops",
-            now: "T",
-            bake: true,
-            force: false,
+            ..inputs(&config, observed, &rendered)
         };
         plan(&intent, &inputs)
             .unwrap()
@@ -1582,16 +1594,8 @@ nginx:
         .unwrap()
         .smoke;
         let rendered = rendered();
-        let inputs = Inputs {
-            config: &config,
-            observed: &settled(Slot::Blue),
-            rendered: &rendered,
-            secret_env: &[],
-            user: "ops",
-            now: "T",
-            bake: true,
-            force: false,
-        };
+        let observed = settled(Slot::Blue);
+        let inputs = inputs(&config, &observed, &rendered);
         let steps: Vec<String> = plan(&build("v3"), &inputs)
             .unwrap()
             .steps
@@ -1769,16 +1773,7 @@ nginx:
                 "the green slot holds no earlier release and the history names none",
             ),
         ] {
-            let inputs = Inputs {
-                config: &config,
-                observed: &observed,
-                rendered: &rendered,
-                secret_env: &[],
-                user: "ops",
-                now: "T",
-                bake: true,
-                force: false,
-            };
+            let inputs = inputs(&config, &observed, &rendered);
             let err = plan(&Intent::Rollback(None), &inputs).unwrap_err();
             assert!(err.to_string().contains(reason), "{err}");
         }
@@ -1850,14 +1845,8 @@ nginx:
         let config = DeployConfig::parse("deploy.yml", CONFIG).unwrap();
         let rendered = rendered();
         let inputs = Inputs {
-            config: &config,
-            observed: &observed,
-            rendered: &rendered,
-            secret_env: &[],
-            user: "ops",
-            now: "T",
-            bake: true,
             force: true,
+            ..inputs(&config, &observed, &rendered)
         };
         assert!(
             plan(&Intent::Rollback(None), &inputs).is_ok(),
@@ -1930,16 +1919,7 @@ nginx:
     fn plan_of(intent: Intent, observed: &Observed, extra_config: &str) -> Result<Plan, PlanError> {
         let config = DeployConfig::parse("deploy.yml", &format!("{CONFIG}{extra_config}")).unwrap();
         let rendered = rendered();
-        let inputs = Inputs {
-            config: &config,
-            observed,
-            rendered: &rendered,
-            secret_env: &[],
-            user: "ops",
-            now: "T",
-            bake: true,
-            force: false,
-        };
+        let inputs = inputs(&config, observed, &rendered);
         plan(&intent, &inputs)
     }
 
@@ -2008,14 +1988,8 @@ nginx:
         let rendered = rendered();
         let observed = settled(Slot::Blue);
         let inputs = Inputs {
-            config: &config,
-            observed: &observed,
-            rendered: &rendered,
-            secret_env: &[],
-            user: "ops",
-            now: "T",
             bake: false,
-            force: false,
+            ..inputs(&config, &observed, &rendered)
         };
         let s = texts(&plan(&up(UpMode::Switch), &inputs).unwrap());
         assert!(!s.iter().any(|s| s.starts_with("bake")), "{s:#?}");
