@@ -941,14 +941,7 @@ fn trial(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
                 to: target,
                 container: nginx.clone(),
             });
-            steps.push(Step::Routes {
-                canary: None,
-                container: nginx.clone(),
-            });
-            steps.push(Step::Preview {
-                slot: None,
-                container: nginx.clone(),
-            });
+            steps.extend(end_trial(&nginx, true));
             let old = live.filter(|l| observed.slot(*l).is_some_and(|c| c.running));
             let image = observed
                 .slot(target)
@@ -987,16 +980,8 @@ fn trial(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             ("promote".to_string(), live, target)
         }
         Intent::Abort => {
-            if observed.canary().is_some() || !observed.routes_on_live() {
-                steps.push(Step::Routes {
-                    canary: None,
-                    container: nginx.clone(),
-                });
-            }
-            steps.push(Step::Preview {
-                slot: None,
-                container: nginx.clone(),
-            });
+            let routes = observed.canary().is_some() || !observed.routes_on_live();
+            steps.extend(end_trial(&nginx, routes));
             if running {
                 steps.push(drain(&names, target, grace));
             }
@@ -1232,6 +1217,23 @@ fn fallback(config: &DeployConfig, names: &Names, slot: Slot, revert: Revert) ->
         nginx: names.nginx.clone(),
         revert,
     }
+}
+
+/// Ends a trial on the host: every route back on `live.sock` (when `routes`), no preview.
+fn end_trial(nginx: &str, routes: bool) -> Vec<Step> {
+    let reset = Step::Routes {
+        canary: None,
+        container: nginx.to_string(),
+    };
+    let end_preview = Step::Preview {
+        slot: None,
+        container: nginx.to_string(),
+    };
+    routes
+        .then_some(reset)
+        .into_iter()
+        .chain([end_preview])
+        .collect()
 }
 
 fn grace_secs(config: &DeployConfig) -> i64 {
