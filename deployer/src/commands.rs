@@ -78,6 +78,8 @@ pub async fn maintenance(
         reason: on.then(|| message.to_string()),
         figures: None,
         schema: None,
+        checks: vec![],
+        smoke: vec![],
     })?;
     Ok(())
 }
@@ -508,12 +510,14 @@ async fn run(
     let rendered = render_config(config)?;
     let secrets = secret_env(config)?;
     let target = Target::connect(config).await?;
+    let mut preflight = Vec::new();
     if matches!(intent, Intent::Up(..)) {
         let keys = Ok(env_keys(config, &secrets));
         let report = crate::check::gather(config, &target.host, Ok(&target.engine), keys).await;
         progress.note("preflight checks (deployer check):");
         for check in &report.checks {
             progress.note(&format!("  {check}"));
+            preflight.push(check.to_string());
         }
         let failed = report.failed();
         if !failed.is_empty() {
@@ -611,6 +615,11 @@ async fn run(
         schema: match &result {
             Ok(t) => t.schema,
             Err(e) => e.timings.schema,
+        },
+        checks: preflight,
+        smoke: match &result {
+            Ok(t) => t.smoke.clone(),
+            Err(e) => e.timings.smoke.clone(),
         },
     })?;
     match result {

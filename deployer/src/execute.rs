@@ -70,6 +70,8 @@ pub struct Timings {
     pub bake: Option<BakeFigures>,
     /// The release's schema, as its image reported it.
     pub schema: Option<Schema>,
+    /// Each smoke check and what it got.
+    pub smoke: Vec<String>,
 }
 
 /// How far before a switch its figures start counting.
@@ -418,7 +420,7 @@ impl Executor<'_> {
             } => {
                 engine.stop(name, *grace_secs).await?;
             }
-            Step::Smoke { slot, checks } => self.smoke(*slot, checks).await?,
+            Step::Smoke { slot, checks } => self.smoke(*slot, checks, timings).await?,
             Step::Verify { url, slot } => self.verify(url, *slot).await?,
         }
         Ok(())
@@ -793,7 +795,12 @@ done"#;
     /// After the switch and drain, a request through nginx must reach the new slot.
     /// Every smoke check, once each: a check that fails stops the run before any traffic
     /// moves, saying what was asked and what came back.
-    async fn smoke(&self, slot: Slot, checks: &[crate::plan::Smoke]) -> anyhow::Result<()> {
+    async fn smoke(
+        &self,
+        slot: Slot,
+        checks: &[crate::plan::Smoke],
+        timings: &mut Timings,
+    ) -> anyhow::Result<()> {
         let http = reqwest::Client::builder().build().context("HTTP client")?;
         for check in checks {
             let reach = self.host.reach(&check.url)?;
@@ -819,16 +826,21 @@ done"#;
                 .body_contains
                 .as_deref()
                 .is_none_or(|text| body.contains(text));
+            let took = started.elapsed().as_millis();
             if status != check.expect_status || !body_ok {
+                timings
+                    .smoke
+                    .push(format!("{check}: FAILED, {status} in {took} ms"));
                 let shown: String = body.trim().chars().take(300).collect();
                 bail!(
                     "smoke check {check} on {slot} failed: {status} {shown}; traffic stays where it was"
                 );
             }
-            self.progress.note(&format!(
-                "smoke {check}: {status} in {} ms",
-                started.elapsed().as_millis()
-            ));
+            timings
+                .smoke
+                .push(format!("{check}: {status} in {took} ms"));
+            self.progress
+                .note(&format!("smoke {check}: {status} in {took} ms"));
         }
         Ok(())
     }

@@ -68,6 +68,12 @@ pub struct HistoryRecord {
     /// The release's schema, as its image reported it (deploy.yml `schema:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<crate::plan::Schema>,
+    /// The preflight checks `up` ran first, one verdict line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    /// The smoke checks and what each got.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<String>,
 }
 
 /// What a run's switch cost, in milliseconds, and what each slot answered around it.
@@ -338,6 +344,8 @@ mod tests {
             reason: None,
             figures: None,
             schema: None,
+            checks: vec![],
+            smoke: vec![],
         };
         state.record(&record).unwrap();
         let mut f = std::fs::OpenOptions::new()

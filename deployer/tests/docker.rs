@@ -1597,6 +1597,26 @@ fn a_release_whose_hubspot_token_is_refused_fails_at_the_smoke_step() {
     assert!(out.status.success(), "{}", text(&out));
     let out = host.ok(&["up", "--image", &app_image()]);
     assert!(out.contains("/api/hubspot/test -> 200: 200"), "{out}");
+    // The release's record holds its preflight verdicts and its smoke results.
+    let first = &host.history(1)[0];
+    let lines = |key: &str| -> Vec<String> {
+        first[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {first}"))
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        lines("checks")
+            .iter()
+            .any(|l| l.contains("pass") && l.contains("engine")),
+        "{first}"
+    );
+    assert!(
+        lines("smoke")[0].contains("/api/hubspot/test -> 200: 200 in"),
+        "{first}"
+    );
 
     tokens("pat-expired");
     let load = Load::start(host.https, 2);
@@ -1627,6 +1647,13 @@ fn a_release_whose_hubspot_token_is_refused_fails_at_the_smoke_step() {
             .as_str()
             .unwrap()
             .contains("failed: 502"),
+        "{history}"
+    );
+    assert!(
+        history[0]["smoke"][0]
+            .as_str()
+            .unwrap()
+            .contains("FAILED, 502"),
         "{history}"
     );
 }
