@@ -37,6 +37,8 @@ pub fn routes() -> Router<Shared> {
         .route("/_sim/stats", get(stats))
         .route("/_sim/records/{object_type}", get(records))
         .route("/_sim/seed/{object_type}", post(seed))
+        .route("/_sim/restore/{object_type}/{id}", post(restore))
+        .route("/_sim/required/{object_type}", post(required))
         .route("/_sim/webhooks", get(webhooks))
 }
 
@@ -173,6 +175,60 @@ async fn seed(
         Json(json!({ "created": ids.len(), "firstId": ids.first(), "lastId": ids.last() })),
     )
         .into_response()
+}
+
+/// What a user restoring a record from HubSpot's recycle bin does (there is no API for it):
+/// the record comes back and a `restore` webhook event goes out.
+async fn restore(
+    State(state): State<Shared>,
+    Path((object_type, id)): Path<(String, String)>,
+    Query(q): Query<PortalQuery>,
+) -> Response {
+    let portal = q.or_default(&state);
+    let mut changes = Vec::new();
+    let restored = {
+        let mut store = state.store(portal);
+        store
+            .table(&object_type)
+            .and_then(|t| t.restore(&id, &mut changes))
+    };
+    match restored {
+        Ok(record) => {
+            state.emit(changes);
+            Json(record.to_json(None)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RequiredBody {
+    properties: Vec<String>,
+}
+
+/// A portal admin's required-property rules for a type (replacing the previous ones), enforced
+/// by writes under API version `2026-09` and later.
+async fn required(
+    State(state): State<Shared>,
+    Path(object_type): Path<String>,
+    Query(q): Query<PortalQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: RequiredBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("expected {{\"properties\": [names]}}: {e}")),
+    };
+    let portal = q.or_default(&state);
+    let mut store = state.store(portal);
+    let table = match store.table(&object_type) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(unknown) = body.properties.iter().find(|p| !table.schema.knows(p)) {
+        return bad_request(format!("{object_type} has no property {unknown}"));
+    }
+    table.schema.required = body.properties.into_iter().collect();
+    Json(json!({ "required": table.schema.required })).into_response()
 }
 
 async fn webhooks(State(state): State<Shared>) -> Response {

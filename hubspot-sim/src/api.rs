@@ -19,19 +19,30 @@ pub const LIST_MAX_LIMIT: usize = 100;
 pub struct WriteBody {
     #[serde(default)]
     pub properties: Map<String, Value>,
+    /// Edges to make with the record (creates only): `[{to: {id}, types: [...]}]`.
     #[serde(default)]
-    #[allow(dead_code)]
-    pub associations: Vec<Value>,
+    pub associations: Vec<crate::associations::InlineAssociation>,
 }
 
 /// The portal of the token (see [`Portal`]).
-pub async fn account_details(Extension(Portal(portal)): Extension<Portal>) -> Json<Value> {
+pub async fn account_details(
+    State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
+) -> Json<Value> {
+    let (company, additional) = {
+        let store = state.store(portal);
+        let c = &store.currencies;
+        let mut additional: Vec<String> = c.rates.iter().map(|r| r.from.clone()).collect();
+        additional.sort();
+        additional.dedup();
+        (c.company.clone(), additional)
+    };
     Json(json!({
         "portalId": portal,
         "accountType": "STANDARD",
         "timeZone": "US/Eastern",
-        "companyCurrency": "USD",
-        "additionalCurrencies": [],
+        "companyCurrency": company,
+        "additionalCurrencies": additional,
         "utcOffset": "-05:00",
         "utcOffsetMilliseconds": -18_000_000,
         "uiDomain": "app.hubspot.com",
@@ -43,14 +54,26 @@ pub async fn create(
     State(state): State<Shared>,
     Extension(Portal(portal)): Extension<Portal>,
     Path(object_type): Path<String>,
+    uri: axum::http::Uri,
     HsJson(body): HsJson<WriteBody>,
 ) -> Result<Response, ApiError> {
+    let enforce = crate::model::enforces_required(uri.path());
     let mut changes = Vec::new();
     let record = {
         let mut store = state.store(portal);
-        let table = store.table(&object_type)?;
-        let props = table.check_properties(&body.properties)?;
-        table.create(props, &mut changes)?
+        let from = crate::associations::canonical(&object_type)?;
+        let edges = crate::associations::check_inline(&mut store, from, &body.associations)?;
+        let table = store.table(from)?;
+        let props = table.check_write(&body.properties, None, enforce)?;
+        let record = table.create(props, &mut changes)?;
+        let mut added = Vec::new();
+        for (to, to_id, type_id) in edges {
+            store
+                .associations
+                .add((from, record.id), (to, to_id), type_id, &mut added);
+        }
+        changes.extend(crate::associations::as_changes(portal, added));
+        record
     };
     state.emit(changes);
     Ok((StatusCode::CREATED, Json(record.to_json(None))).into_response())
@@ -78,15 +101,17 @@ pub async fn update(
     Extension(Portal(portal)): Extension<Portal>,
     Path((object_type, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    uri: axum::http::Uri,
     HsJson(body): HsJson<WriteBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let enforce = crate::model::enforces_required(uri.path());
     let params = ReadParams::parse(query.as_deref());
     let mut changes = Vec::new();
     let record = {
         let mut store = state.store(portal);
         let table = store.table(&object_type)?;
         let key = Key::from_id_property(&table.schema, &id, params.id_property.as_deref())?;
-        let props = table.check_properties(&body.properties)?;
+        let props = table.check_write(&body.properties, Some(key), enforce)?;
         table.update(key, props, &mut changes)?
     };
     state.emit(changes);
@@ -168,6 +193,50 @@ pub async fn search(
     let table = store.table(&object_type)?;
     let plan = Plan::new(req, &table.schema, state.config.search_limits)?;
     Ok(Json(table.search(&plan)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeBody {
+    pub primary_object_id: Value,
+    pub object_id_to_merge: Value,
+}
+
+fn id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `POST …/{type}/merge`: the record to merge is archived, its associations move to the
+/// primary, and the primary (its values winning) is returned.
+pub async fn merge(
+    State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
+    Path(object_type): Path<String>,
+    HsJson(body): HsJson<MergeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (primary, other) = (
+        id_text(&body.primary_object_id),
+        id_text(&body.object_id_to_merge),
+    );
+    let mut changes = Vec::new();
+    let record = {
+        let mut store = state.store(portal);
+        let from = crate::associations::canonical(&object_type)?;
+        let record = store.table(from)?.merge(&primary, &other, &mut changes)?;
+        let mut moved = Vec::new();
+        if let Ok(other) = other.parse::<u64>() {
+            store
+                .associations
+                .repoint(from, other, record.id, &mut moved);
+        }
+        changes.extend(crate::associations::as_changes(portal, moved));
+        record
+    };
+    state.emit(changes);
+    Ok(Json(record.to_json(None)))
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {

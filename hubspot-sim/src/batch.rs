@@ -107,8 +107,10 @@ pub async fn batch(
     State(state): State<Shared>,
     Extension(Portal(portal)): Extension<Portal>,
     Path((object_type, action)): Path<(String, String)>,
+    uri: axum::http::Uri,
     HsJson(body): HsJson<BatchBody>,
 ) -> Result<Response, ApiError> {
+    let enforce = crate::model::enforces_required(uri.path());
     if body.inputs.len() > MAX_INPUTS {
         return Err(ApiError::validation(format!(
             "Too many inputs: {} given, at most {MAX_INPUTS} allowed in one batch.",
@@ -123,9 +125,9 @@ pub async fn batch(
         let table = store.table(&object_type)?;
         match action.as_str() {
             "read" => read(table, &body, started)?,
-            "create" => create(table, &body, started, &mut changes)?,
-            "update" => update(table, &body, started, &mut changes)?,
-            "upsert" => upsert(table, &body, started, &mut changes)?,
+            "create" => create(table, &body, started, enforce, &mut changes)?,
+            "update" => update(table, &body, started, enforce, &mut changes)?,
+            "upsert" => upsert(table, &body, started, enforce, &mut changes)?,
             "archive" => {
                 for (i, input) in body.inputs.iter().enumerate() {
                     let id = input.id_text().ok_or_else(|| missing_id(i))?;
@@ -178,12 +180,13 @@ fn create(
     table: &mut Table,
     body: &BatchBody,
     started: i64,
+    enforce: bool,
     changes: &mut Vec<crate::store::Change>,
 ) -> Result<Response, ApiError> {
     let checked = body
         .inputs
         .iter()
-        .map(|input| table.check_properties(&input.properties))
+        .map(|input| table.check_write(&input.properties, None, enforce))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(unique) = table.schema.unique_property {
         reject_duplicates(
@@ -209,6 +212,7 @@ fn update(
     table: &mut Table,
     body: &BatchBody,
     started: i64,
+    enforce: bool,
     changes: &mut Vec<crate::store::Change>,
 ) -> Result<Response, ApiError> {
     let mut targets = Vec::with_capacity(body.inputs.len());
@@ -228,9 +232,12 @@ fn update(
     for ((id, resolved), input) in targets.into_iter().zip(&body.inputs) {
         let outcome = match resolved {
             None => Err(ApiError::object_not_found(&id)),
-            Some(rid) => table
-                .check_properties(&input.properties)
-                .and_then(|props| table.update(Key::Id(&rid.to_string()), props, changes)),
+            Some(rid) => {
+                let rid = rid.to_string();
+                table
+                    .check_write(&input.properties, Some(Key::Id(&rid)), enforce)
+                    .and_then(|props| table.update(Key::Id(&rid), props, changes))
+            }
         };
         match outcome {
             Ok(record) => results.push(record.to_json(None)),
@@ -244,6 +251,7 @@ fn upsert(
     table: &mut Table,
     body: &BatchBody,
     started: i64,
+    enforce: bool,
     changes: &mut Vec<crate::store::Change>,
 ) -> Result<Response, ApiError> {
     let unique = table.schema.unique_property;
@@ -275,15 +283,15 @@ fn upsert(
     for (id, input) in ids.iter().zip(&body.inputs) {
         let mut properties = input.properties.clone();
         properties.insert(unique.to_string(), Value::String(id.clone()));
-        let outcome =
-            table
-                .check_properties(&properties)
-                .and_then(|props| match table.find_unique(id) {
-                    Some(existing) => table
-                        .update(Key::Id(&existing.to_string()), props, changes)
-                        .map(|r| (r, false)),
-                    None => table.create(props, changes).map(|r| (r, true)),
-                });
+        let existing = table.find_unique(id).map(|e| e.to_string());
+        let outcome = table
+            .check_write(&properties, existing.as_deref().map(Key::Id), enforce)
+            .and_then(|props| match table.find_unique(id) {
+                Some(existing) => table
+                    .update(Key::Id(&existing.to_string()), props, changes)
+                    .map(|r| (r, false)),
+                None => table.create(props, changes).map(|r| (r, true)),
+            });
         match outcome {
             Ok((record, new)) => {
                 let mut json = record.to_json(None);

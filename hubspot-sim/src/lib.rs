@@ -8,6 +8,8 @@
 //! - [`store`]: the in-memory tables, unique index and lagging search index.
 //! - [`search`]: search validation, filters, sorting, paging (pure).
 //! - [`api`], [`batch`]: HubSpot's routes.
+//! - [`associations`]: associations v4 (labelled edges, both directions in step).
+//! - [`currencies`]: the multi-currency settings (company currency, exchange rates).
 //! - [`gate`]: faults → auth → rate limit, in front of every HubSpot route.
 //! - [`ratelimit`], [`faults`], [`stats`], [`webhooks`]: one concern each.
 //! - [`oauth`]: HubSpot's OAuth: install, token grants, introspection, revocation; each access
@@ -21,8 +23,10 @@
 
 pub mod admin;
 pub mod api;
+pub mod associations;
 pub mod batch;
 pub mod config;
+pub mod currencies;
 pub mod error;
 pub mod faults;
 pub mod gate;
@@ -62,12 +66,17 @@ pub fn router(state: Shared) -> Router {
             "/crm/objects/2026-03",
             "/crm/properties/2026-03",
         ),
+        (
+            "/account-info/2026-09",
+            "/crm/objects/2026-09",
+            "/crm/properties/2026-09",
+        ),
     ] {
         hubspot = hubspot
             .route(&format!("{account}/details"), get(api::account_details))
             .route(
                 &format!("{properties}/{{object_type}}"),
-                get(properties::list),
+                get(properties::list).post(properties::create),
             )
             .route(
                 &format!("{properties}/{{object_type}}/{{name}}"),
@@ -82,12 +91,55 @@ pub fn router(state: Shared) -> Router {
                 post(api::search),
             )
             .route(
+                &format!("{objects}/{{object_type}}/merge"),
+                post(api::merge),
+            )
+            .route(
                 &format!("{objects}/{{object_type}}/batch/{{action}}"),
                 post(batch::batch),
             )
             .route(
                 &format!("{objects}/{{object_type}}/{{id}}"),
                 get(api::get).patch(api::update).delete(api::archive),
+            );
+    }
+    for associations in ["/crm/v4/associations", "/crm/associations/2026-03"] {
+        let pair = format!("{associations}/{{from}}/{{to}}");
+        hubspot = hubspot
+            .route(
+                &format!("{pair}/batch/read"),
+                post(associations::batch_read),
+            )
+            .route(
+                &format!("{pair}/batch/create"),
+                post(associations::batch_create),
+            )
+            .route(
+                &format!("{pair}/batch/associate/default"),
+                post(associations::batch_default),
+            )
+            .route(
+                &format!("{pair}/batch/archive"),
+                post(associations::batch_archive),
+            )
+            .route(
+                &format!("{pair}/labels"),
+                get(associations::labels).post(associations::create_label),
+            );
+    }
+    for currencies in ["/settings/v3/currencies", "/settings/currencies/2026-03"] {
+        hubspot = hubspot
+            .route(
+                &format!("{currencies}/company-currency"),
+                get(currencies::company).put(currencies::set_company),
+            )
+            .route(
+                &format!("{currencies}/exchange-rates"),
+                get(currencies::rates).post(currencies::add_rate),
+            )
+            .route(
+                &format!("{currencies}/exchange-rates/current"),
+                get(currencies::current),
             );
     }
     let hubspot = hubspot

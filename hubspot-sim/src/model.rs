@@ -18,6 +18,8 @@ pub struct ObjectSchema {
     pub singular: &'static str,
     /// Label used in messages, e.g. `Contact`.
     pub label: &'static str,
+    /// HubSpot's object type id, e.g. `0-1` (contacts); accepted wherever a type is named.
+    pub type_id: &'static str,
     /// A property whose values must be unique (case-insensitively), usable as `idProperty`.
     pub unique_property: Option<&'static str>,
     pub last_modified_property: &'static str,
@@ -29,6 +31,34 @@ pub struct ObjectSchema {
     pub query_properties: &'static [&'static str],
     /// First id handed out, so ids look like HubSpot's (large, numeric).
     pub first_id: u64,
+    /// Properties the portal created through the properties API.
+    pub custom: BTreeMap<String, CustomProperty>,
+    /// Properties the portal's validation rules require: enforced on creates and updates under
+    /// the `2026-09` API version only, as HubSpot announced.
+    pub required: BTreeSet<String>,
+}
+
+/// A property created through the properties API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomProperty {
+    pub label: String,
+    /// `string`, `number`, `date`, `datetime`, `enumeration` or `bool`.
+    pub kind: &'static str,
+    pub field_type: String,
+    pub group_name: String,
+    /// `(label, value)` of each option (enumerations).
+    pub options: Vec<(String, String)>,
+    pub created_ms: i64,
+}
+
+/// The API version whose writes enforce required properties.
+pub const REQUIRED_FROM: &str = "2026-09";
+
+/// Whether a request path is under an API version that enforces required properties.
+pub fn enforces_required(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        segment >= REQUIRED_FROM && segment.len() == 7 && segment.as_bytes()[4] == b'-'
+    })
 }
 
 const CONTACT_WRITABLE: &[&str] = &[
@@ -86,6 +116,55 @@ const DEAL_WRITABLE: &[&str] = &[
     "dealtype",
     "description",
     "hs_priority",
+    "deal_currency_code",
+];
+
+const LINE_ITEM_WRITABLE: &[&str] = &[
+    "name",
+    "quantity",
+    "price",
+    "amount",
+    "hs_product_id",
+    "hs_sku",
+    "description",
+    "discount",
+    "hs_line_item_currency_code",
+];
+const NOTE_WRITABLE: &[&str] = &["hs_timestamp", "hs_note_body", "hubspot_owner_id"];
+const CALL_WRITABLE: &[&str] = &[
+    "hs_timestamp",
+    "hs_call_title",
+    "hs_call_body",
+    "hs_call_duration",
+    "hs_call_direction",
+    "hs_call_status",
+    "hubspot_owner_id",
+];
+const EMAIL_WRITABLE: &[&str] = &[
+    "hs_timestamp",
+    "hs_email_subject",
+    "hs_email_text",
+    "hs_email_direction",
+    "hs_email_status",
+    "hubspot_owner_id",
+];
+const MEETING_WRITABLE: &[&str] = &[
+    "hs_timestamp",
+    "hs_meeting_title",
+    "hs_meeting_body",
+    "hs_meeting_start_time",
+    "hs_meeting_end_time",
+    "hs_meeting_outcome",
+    "hubspot_owner_id",
+];
+const TASK_WRITABLE: &[&str] = &[
+    "hs_timestamp",
+    "hs_task_subject",
+    "hs_task_body",
+    "hs_task_status",
+    "hs_task_priority",
+    "hs_task_type",
+    "hubspot_owner_id",
 ];
 
 /// Properties the API maintains and refuses to have written.
@@ -106,6 +185,7 @@ impl ObjectSchema {
         vec![
             ObjectSchema {
                 name: "contacts",
+                type_id: "0-1",
                 singular: "contact",
                 label: "Contact",
                 unique_property: Some("email"),
@@ -128,9 +208,12 @@ impl ObjectSchema {
                     "company",
                 ],
                 first_id: 37_765_100_001,
+                custom: BTreeMap::new(),
+                required: BTreeSet::new(),
             },
             ObjectSchema {
                 name: "companies",
+                type_id: "0-2",
                 singular: "company",
                 label: "Company",
                 unique_property: None,
@@ -145,9 +228,12 @@ impl ObjectSchema {
                 writable: names(COMPANY_WRITABLE),
                 query_properties: &["name", "domain", "website", "phone"],
                 first_id: 18_210_500_001,
+                custom: BTreeMap::new(),
+                required: BTreeSet::new(),
             },
             ObjectSchema {
                 name: "deals",
+                type_id: "0-3",
                 singular: "deal",
                 label: "Deal",
                 unique_property: None,
@@ -165,21 +251,106 @@ impl ObjectSchema {
                 writable: names(DEAL_WRITABLE),
                 query_properties: &["dealname"],
                 first_id: 9_870_200_001,
+                custom: BTreeMap::new(),
+                required: BTreeSet::new(),
             },
+            ObjectSchema {
+                name: "line_items",
+                type_id: "0-8",
+                singular: "line_item",
+                label: "Line item",
+                unique_property: None,
+                last_modified_property: "hs_lastmodifieddate",
+                default_properties: &[
+                    "amount",
+                    "createdate",
+                    "hs_lastmodifieddate",
+                    "hs_object_id",
+                    "hs_product_id",
+                    "name",
+                    "price",
+                    "quantity",
+                ],
+                writable: names(LINE_ITEM_WRITABLE),
+                query_properties: &["name", "hs_sku"],
+                first_id: 4_410_300_001,
+                custom: BTreeMap::new(),
+                required: BTreeSet::new(),
+            },
+            Self::engagement(
+                ("notes", "note", "Note", "0-46"),
+                NOTE_WRITABLE,
+                5_120_400_001,
+            ),
+            Self::engagement(
+                ("calls", "call", "Call", "0-48"),
+                CALL_WRITABLE,
+                5_230_500_001,
+            ),
+            Self::engagement(
+                ("emails", "email", "Email", "0-49"),
+                EMAIL_WRITABLE,
+                5_340_600_001,
+            ),
+            Self::engagement(
+                ("meetings", "meeting", "Meeting", "0-47"),
+                MEETING_WRITABLE,
+                5_450_700_001,
+            ),
+            Self::engagement(
+                ("tasks", "task", "Task", "0-27"),
+                TASK_WRITABLE,
+                5_560_800_001,
+            ),
         ]
+    }
+
+    /// An activity type (notes, calls, emails, meetings, tasks): timestamped, owned, and read
+    /// by default with only the system properties and its timestamp.
+    fn engagement(
+        (name, singular, label, type_id): (&'static str, &'static str, &'static str, &'static str),
+        writable: &[&str],
+        first_id: u64,
+    ) -> ObjectSchema {
+        ObjectSchema {
+            name,
+            singular,
+            label,
+            type_id,
+            unique_property: None,
+            last_modified_property: "hs_lastmodifieddate",
+            default_properties: &[
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "hs_timestamp",
+            ],
+            writable: names(writable),
+            query_properties: &[],
+            first_id,
+            custom: BTreeMap::new(),
+            required: BTreeSet::new(),
+        }
     }
 
     /// Properties that hold datetimes (compared as instants, not as text).
     pub fn is_datetime(&self, property: &str) -> bool {
         matches!(
             property,
-            "createdate" | "lastmodifieddate" | "hs_lastmodifieddate" | "closedate"
+            "createdate"
+                | "lastmodifieddate"
+                | "hs_lastmodifieddate"
+                | "closedate"
+                | "hs_timestamp"
+                | "hs_meeting_start_time"
+                | "hs_meeting_end_time"
         )
     }
 
     /// Whether `property` exists on this type (writable or maintained by the API).
     pub fn knows(&self, property: &str) -> bool {
         self.writable.contains(property)
+            || self.custom.contains_key(property)
             || property == self.last_modified_property
             || READ_ONLY.contains(&property)
     }

@@ -17,8 +17,19 @@ use crate::model::{now_ms, ObjectSchema, Record, READ_ONLY};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeKind {
     Created,
-    PropertyChanged { name: String, value: String },
+    PropertyChanged {
+        name: String,
+        value: String,
+    },
     Deleted,
+    /// Came back from the recycle bin.
+    Restored,
+    /// `merged` were merged into this record.
+    Merged {
+        merged: Vec<u64>,
+    },
+    /// An association type added to or removed from an edge of this record.
+    Association(crate::associations::EdgeChange),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +179,7 @@ impl Table {
                 });
                 continue;
             }
-            if !self.schema.writable.contains(name) {
+            if !self.schema.writable.contains(name) && !self.schema.custom.contains_key(name) {
                 problems.push(PropertyProblem {
                     name: name.clone(),
                     code: "PROPERTY_DOESNT_EXIST",
@@ -203,10 +214,62 @@ impl Table {
                 });
                 continue;
             }
+            if let Some(problem) = crate::properties::check_value(&self.schema, name, &text) {
+                problems.push(problem);
+                continue;
+            }
             out.insert(name.clone(), text);
         }
         if problems.is_empty() {
             Ok(out)
+        } else {
+            Err(ApiError::invalid_properties(self.portal_id, &problems))
+        }
+    }
+
+    /// [`check_properties`](Self::check_properties), then (under `2026-09` and later,
+    /// `enforce_required`) [`check_required`](Self::check_required) for a create (`key` is
+    /// `None`) or an update of `key`.
+    pub fn check_write(
+        &self,
+        input: &Map<String, Value>,
+        key: Option<Key<'_>>,
+        enforce_required: bool,
+    ) -> Result<Properties, ApiError> {
+        let props = self.check_properties(input)?;
+        if enforce_required {
+            self.check_required(&props, key)?;
+        }
+        Ok(props)
+    }
+
+    /// The portal's required properties (enforced under `2026-09` and later): a create must
+    /// set each; an update (of the record `key`) must not clear one.
+    pub fn check_required(&self, props: &Properties, key: Option<Key<'_>>) -> Result<(), ApiError> {
+        let existing = key.and_then(|k| self.get(k));
+        let problems: Vec<PropertyProblem> = self
+            .schema
+            .required
+            .iter()
+            .filter(|name| {
+                let after = props
+                    .get(*name)
+                    .map(String::as_str)
+                    .or_else(|| existing.and_then(|r| r.get(name)));
+                after.is_none_or(str::is_empty)
+            })
+            .map(|name| PropertyProblem {
+                name: name.clone(),
+                code: "REQUIRED_FIELD",
+                message: format!(
+                    "{name} is required on {} by this portal's validation rules (enforced from API version {}).",
+                    self.schema.name,
+                    crate::model::REQUIRED_FROM
+                ),
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
         } else {
             Err(ApiError::invalid_properties(self.portal_id, &problems))
         }
@@ -363,6 +426,103 @@ impl Table {
         true
     }
 
+    /// Brings an archived record back (HubSpot's recycle bin), its unique value included when
+    /// no live record took it meanwhile (a 409 otherwise).
+    pub fn restore(&mut self, id: &str, changes: &mut Vec<Change>) -> Result<Record, ApiError> {
+        let id: u64 = id.parse().map_err(|_| ApiError::object_not_found(id))?;
+        let Some(record) = self.archived.get(&id) else {
+            return Err(ApiError::object_not_found(&id.to_string()));
+        };
+        if let Some(value) = self.unique_value(&record.properties) {
+            if let Some(other) = self.find_unique(value) {
+                return Err(ApiError::conflict_existing(other, self.schema.label));
+            }
+        }
+        let mut record = self.archived.remove(&id).expect("checked above");
+        if let Some(value) = self.unique_value(&record.properties) {
+            self.unique.insert(value.to_lowercase(), id);
+        }
+        let at_ms = now_ms().max(record.updated_ms);
+        record.archived_ms = None;
+        record.updated_ms = at_ms;
+        record.properties.insert(
+            self.schema.last_modified_property.into(),
+            crate::model::format_ms(at_ms),
+        );
+        self.records.insert(id, record.clone());
+        self.index.write(id, Some(record.clone()));
+        changes.push(self.change(id, at_ms, ChangeKind::Restored));
+        Ok(record)
+    }
+
+    /// Merges `other` into `primary` (HubSpot's merge): `other` is archived, the primary keeps
+    /// its own values, fills the properties it lacks from `other`, and lists the merged ids in
+    /// `hs_merged_object_ids`.
+    pub fn merge(
+        &mut self,
+        primary: &str,
+        other: &str,
+        changes: &mut Vec<Change>,
+    ) -> Result<Record, ApiError> {
+        let primary_id = self
+            .resolve(Key::Id(primary))
+            .ok_or_else(|| ApiError::object_not_found(primary))?;
+        let other_id = self
+            .resolve(Key::Id(other))
+            .ok_or_else(|| ApiError::object_not_found(other))?;
+        if primary_id == other_id {
+            return Err(ApiError::validation(
+                "primaryObjectId and objectIdToMerge must name two different records.",
+            ));
+        }
+        let taken = self.records[&other_id].properties.clone();
+        let mut ignored = Vec::new();
+        self.archive(Key::Id(other), &mut ignored);
+        let at_ms = now_ms().max(self.records[&primary_id].updated_ms);
+        let unique_property = self.schema.unique_property;
+        let last_modified = self.schema.last_modified_property;
+        let record = self
+            .records
+            .get_mut(&primary_id)
+            .expect("resolved id exists");
+        for (name, value) in taken {
+            if Some(name.as_str()) != unique_property
+                && !READ_ONLY.contains(&name.as_str())
+                && name != last_modified
+                && name != "hs_merged_object_ids"
+            {
+                record.properties.entry(name).or_insert(value);
+            }
+        }
+        let mut merged: Vec<u64> = record
+            .get("hs_merged_object_ids")
+            .map(|v| v.split(';').filter_map(|i| i.parse().ok()).collect())
+            .unwrap_or_default();
+        merged.push(other_id);
+        record.properties.insert(
+            "hs_merged_object_ids".into(),
+            merged
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(";"),
+        );
+        record.updated_ms = at_ms;
+        record
+            .properties
+            .insert(last_modified.into(), crate::model::format_ms(at_ms));
+        let record = record.clone();
+        self.index.write(primary_id, Some(record.clone()));
+        changes.push(self.change(
+            primary_id,
+            at_ms,
+            ChangeKind::Merged {
+                merged: vec![other_id],
+            },
+        ));
+        Ok(record)
+    }
+
     /// Bulk-inserts records for tests and benchmarks, all stamped `at_ms`, visible to search at
     /// once and announced to nobody. Records whose unique value is taken are skipped.
     pub fn seed(&mut self, rows: Vec<Properties>, at_ms: i64) -> Vec<u64> {
@@ -457,6 +617,10 @@ pub fn is_valid_email(email: &str) -> bool {
 #[derive(Debug)]
 pub struct Store {
     tables: BTreeMap<&'static str, Table>,
+    /// The portal's association types and edges.
+    pub associations: crate::associations::Associations,
+    /// The portal's company currency and exchange rates.
+    pub currencies: crate::currencies::Currencies,
 }
 
 impl Store {
@@ -477,7 +641,11 @@ impl Store {
                 (schema.name, Table::new(schema, portal_id, id_offset, lag))
             })
             .collect();
-        Self { tables }
+        Self {
+            tables,
+            associations: Default::default(),
+            currencies: Default::default(),
+        }
     }
 
     pub fn table(&mut self, object_type: &str) -> Result<&mut Table, ApiError> {

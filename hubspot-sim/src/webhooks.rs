@@ -158,9 +158,30 @@ impl Dispatcher {
         let (kind, extra) = match &change.kind {
             ChangeKind::Created => ("creation", json!({"changeFlag": "CREATED"})),
             ChangeKind::Deleted => ("deletion", json!({"changeFlag": "DELETED"})),
+            ChangeKind::Restored => ("restore", json!({"changeFlag": "RESTORED"})),
+            ChangeKind::Merged { merged } => (
+                "merge",
+                json!({
+                    "primaryObjectId": change.object_id,
+                    "mergedObjectIds": merged,
+                    "newObjectId": change.object_id,
+                    "numberOfPropertiesMoved": 0,
+                }),
+            ),
             ChangeKind::PropertyChanged { name, value } => (
                 "propertyChange",
                 json!({"propertyName": name, "propertyValue": value}),
+            ),
+            ChangeKind::Association(edge) => (
+                "associationChange",
+                json!({
+                    "associationType": crate::associations::webhook_name(edge.from, edge.to),
+                    "associationTypeId": edge.type_id,
+                    "fromObjectId": edge.from_id,
+                    "toObjectId": edge.to_id,
+                    "associationRemoved": edge.removed,
+                    "isPrimaryAssociation": matches!(edge.type_id, 1 | 2 | 5 | 6),
+                }),
             ),
         };
         let subscription_type = format!("{}.{kind}", change.singular);

@@ -187,6 +187,66 @@ def main():
         except PropertiesApiException as e:
             assert e.status == 404 and json.loads(e.body)["category"] == "OBJECT_NOT_FOUND", e
 
+    @check("companies and deals: create with properties, read back by id")
+    def _():
+        from hubspot.crm.companies import SimplePublicObjectInputForCreate as CompanyInput
+        from hubspot.crm.deals import SimplePublicObjectInputForCreate as DealInput
+
+        company = api.crm.companies.basic_api.create(CompanyInput(properties={"name": f"Acme {run}", "domain": "acme.test"}))
+        deal = api.crm.deals.basic_api.create(DealInput(properties={"dealname": f"Renewal {run}", "amount": "1200", "dealstage": "closedwon"}))
+        assert company.id.isdigit() and deal.id.isdigit(), (company.id, deal.id)
+        got = api.crm.deals.basic_api.get_by_id(deal.id, properties=["dealname", "amount"])
+        assert got.properties["amount"] == "1200" and got.properties["dealname"] == f"Renewal {run}", got.properties
+        state["company"], state["deal"] = company.id, deal.id
+
+    @check("associations v4: a labelled and a default edge, read back from both sides")
+    def _():
+        from hubspot.crm.associations.v4 import (
+            AssociationSpec,
+            BatchInputPublicAssociationMultiPost,
+            BatchInputPublicDefaultAssociationMultiPost,
+            BatchInputPublicFetchAssociationsBatchRequest,
+            PublicAssociationMultiPost,
+            PublicDefaultAssociationMultiPost,
+            PublicFetchAssociationsBatchRequest,
+            PublicObjectId,
+        )
+
+        deal, company = state["deal"], state["company"]
+        v4 = api.crm.associations.v4.batch_api
+        made = v4.create(
+            "deals",
+            "companies",
+            BatchInputPublicAssociationMultiPost(
+                inputs=[
+                    PublicAssociationMultiPost(
+                        _from=PublicObjectId(id=deal),
+                        to=PublicObjectId(id=company),
+                        types=[AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=5)],
+                    )
+                ]
+            ),
+        )
+        assert made.results[0].labels == ["Primary"], made
+        contact = api.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": f"deal.{run}@example.com"}))
+        v4.create_default(
+            "deals",
+            "contacts",
+            BatchInputPublicDefaultAssociationMultiPost(
+                inputs=[PublicDefaultAssociationMultiPost(_from=PublicObjectId(id=deal), to=PublicObjectId(id=contact.id))]
+            ),
+        )
+        read = v4.get_page(
+            "companies", "deals", BatchInputPublicFetchAssociationsBatchRequest(inputs=[PublicFetchAssociationsBatchRequest(id=company)])
+        )
+        to = read.results[0].to[0]
+        assert str(to.to_object_id) == deal, to
+        assert [(t.type_id, t.label) for t in to.association_types] == [(6, "Primary")], to
+        read = v4.get_page(
+            "deals", "contacts", BatchInputPublicFetchAssociationsBatchRequest(inputs=[PublicFetchAssociationsBatchRequest(id=deal)])
+        )
+        assert [str(t.to_object_id) for t in read.results[0].to] == [contact.id], read
+
     @check("bad token is 401")
     def _():
         expect_error(lambda: client(base, "").crm.contacts.basic_api.get_page(limit=1), 401, "INVALID_AUTHENTICATION")

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod associations;
 mod batch;
 mod faults;
 mod oauth;

@@ -382,3 +382,176 @@ async fn the_properties_api_defines_every_property_writes_accept() {
     let unknown = t.get("/crm/properties/2026-03/widgets").await;
     assert!(unknown.status.is_client_error(), "{:?}", unknown.body);
 }
+
+#[tokio::test]
+async fn custom_properties_are_created_typed_and_enforced_and_2026_09_enforces_required_ones() {
+    let t = TestSim::start().await;
+    let r = t
+        .post(
+            "/crm/properties/2026-03/deals",
+            json!({"name": "commission_status", "label": "Commission status", "type": "enumeration",
+                   "fieldType": "select", "groupName": "dealinformation",
+                   "options": [{"label": "Pending", "value": "pending"}, {"label": "Paid", "value": "paid"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["hubspotDefined"], false);
+    assert_eq!(r.body["options"][1]["value"], "paid");
+    let r = t
+        .post(
+            "/crm/properties/2026-03/deals",
+            json!({"name": "commission_amount", "label": "Commission", "type": "number", "fieldType": "number"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Taken names, bad types and mismatched field types are refused, naming the problem.
+    let r = t
+        .post(
+            "/crm/properties/2026-03/deals",
+            json!({"name": "amount", "label": "x", "type": "number", "fieldType": "number"}),
+        )
+        .await;
+    assert_error(&r, 409, "OBJECT_ALREADY_EXISTS");
+    let r = t
+        .post(
+            "/crm/properties/2026-03/deals",
+            json!({"name": "x_rate", "label": "x", "type": "number", "fieldType": "select"}),
+        )
+        .await;
+    let body = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("fieldType 'select'"),
+        "{body}"
+    );
+    // Listed with the portal's definitions, and readable by name.
+    let r = t
+        .get("/crm/properties/2026-03/deals/commission_amount")
+        .await;
+    assert_eq!(r.body["type"], "number");
+
+    // Writes: a custom property takes values of its type only.
+    let ok = t
+        .post(
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"dealname": "D", "commission_status": "paid", "commission_amount": "120.5"}}),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    let r = t
+        .post(
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"dealname": "D", "commission_status": "lost", "commission_amount": "lots", "closedate": "soon"}}),
+        )
+        .await;
+    let body = assert_error(&r, 400, "VALIDATION_ERROR");
+    let codes: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["INVALID_DATETIME", "INVALID_DECIMAL", "INVALID_OPTION"]
+    );
+
+    // Required properties: enforced under 2026-09 only.
+    let r = t
+        .post(
+            "/_sim/required/deals",
+            json!({"properties": ["commission_status"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = t
+        .post(
+            "/crm/objects/2026-03/deals",
+            json!({"properties": {"dealname": "Old API"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "2026-03 does not enforce: {}", r.body);
+    let r = t
+        .post(
+            "/crm/objects/2026-09/deals",
+            json!({"properties": {"dealname": "New API"}}),
+        )
+        .await;
+    let body = assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_eq!(body["errors"][0]["code"], "REQUIRED_FIELD", "{body}");
+    let id = ok.body["id"].as_str().unwrap();
+    let r = t
+        .patch(
+            &format!("/crm/objects/2026-09/deals/{id}"),
+            json!({"properties": {"commission_status": ""}}),
+        )
+        .await;
+    assert_error(&r, 400, "VALIDATION_ERROR");
+    let r = t
+        .patch(
+            &format!("/crm/objects/2026-09/deals/{id}"),
+            json!({"properties": {"amount": "99"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "an update keeping it set is fine: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn currency_settings_hold_the_company_currency_and_the_rate_in_force() {
+    let t = TestSim::start().await;
+    let r = t.get("/settings/currencies/2026-03/company-currency").await;
+    assert_eq!(r.body["currencyCode"], "USD");
+    for (from, rate, at) in [
+        ("EUR", 1.1, "2026-01-01T00:00:00Z"),
+        ("EUR", 1.08, "2026-06-01T00:00:00Z"),
+        ("EUR", 2.0, "2099-01-01T00:00:00Z"),
+        ("GBP", 1.27, "2026-02-01T00:00:00Z"),
+    ] {
+        let r = t
+            .post(
+                "/settings/currencies/2026-03/exchange-rates",
+                json!({"fromCurrencyCode": from, "conversionRate": rate, "effectiveAt": at}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["toCurrencyCode"], "USD");
+    }
+    let r = t
+        .get("/settings/currencies/2026-03/exchange-rates/current")
+        .await;
+    let current: Vec<(String, f64)> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["fromCurrencyCode"].as_str().unwrap().to_string(),
+                r["conversionRate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        current,
+        vec![("EUR".to_string(), 1.08), ("GBP".to_string(), 1.27)],
+        "the latest effective rate, not a future one"
+    );
+    for bad in [
+        json!({"fromCurrencyCode": "USD", "conversionRate": 1.0}),
+        json!({"fromCurrencyCode": "EUR", "conversionRate": 0}),
+        json!({"fromCurrencyCode": "EUR", "conversionRate": 1.1234567}),
+        json!({"fromCurrencyCode": "euro", "conversionRate": 1.1}),
+    ] {
+        let r = t
+            .post("/settings/v3/currencies/exchange-rates", bad.clone())
+            .await;
+        assert_error(&r, 400, "VALIDATION_ERROR");
+    }
+    let r = t.get("/account-info/2026-03/details").await;
+    assert_eq!(r.body["additionalCurrencies"], json!(["EUR", "GBP"]));
+}
