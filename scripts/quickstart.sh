@@ -73,6 +73,9 @@ echo "webhooks (GET https://localhost/api/stats): $webhooks"
 echo "phone lookup from the cache the webhook filled:"
 curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" 'https://localhost/api/contacts/lookup?phone=%2B14155550199'
 echo
+echo "the same contact as a synced CRM record, read locally (GET /api/objects/contacts?email=…):"
+curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" "https://localhost/api/objects/contacts?email=$email"
+echo
 step "the API's contract: curl -k https://localhost/openapi.json"
 curl -sS -k --fail-with-body https://localhost/openapi.json | python3 -c '
 import json, sys

@@ -135,10 +135,18 @@ impl Application {
         );
         let inbox = crate::store::inbox::Inbox::new(db.clone());
         let cache = crate::store::cache::Cache::new(db.clone(), settings.cache_ttl);
+        let objects = crate::store::objects::Objects::new(db.clone());
+        let object_writes = crate::store::object_writes::ObjectWrites::new(db.clone());
         let sync = crate::jobs::sync::Sync::new(
             crate::store::sync::SyncState::new(db.clone(), None),
             cache.clone(),
+            objects.clone(),
             settings.sync_overlap,
+            settings.sync_objects.clone(),
+            (
+                crate::store::mappings::Mappings::new(db.clone()),
+                settings.mappings.clone(),
+            ),
         );
         let portals = portals(&settings, &db, hubspot.clone())?;
         let listener = TcpListener::bind(settings.listen)
@@ -159,6 +167,8 @@ impl Application {
                 outbox,
                 inbox,
                 cache,
+                objects,
+                object_writes,
                 sync,
                 portals,
                 drain: Arc::default(),
@@ -215,9 +225,21 @@ impl Application {
                     clock.clone(),
                     jobs_stopped.clone(),
                 )));
+                let writer =
+                    jobs::object_writes::Writer::new(s.object_writes.clone(), s.portals.clone());
+                jobs.push(tokio::spawn(supervise(
+                    writer,
+                    clock.clone(),
+                    jobs_stopped.clone(),
+                )));
             }
-            let processor =
-                jobs::webhooks::Processor::new(s.inbox.clone(), s.cache.clone(), s.portals.clone());
+            let processor = jobs::webhooks::Processor::new(
+                s.inbox.clone(),
+                s.cache.clone(),
+                s.objects.clone(),
+                s.sync.clone(),
+                s.portals.clone(),
+            );
             jobs.push(tokio::spawn(supervise(
                 processor,
                 clock.clone(),

@@ -44,6 +44,12 @@ pub struct Settings {
     /// How far before the cursor each incremental search starts (`SYNC_OVERLAP`, default 5m),
     /// so contacts HubSpot's lagging search index had not shown yet are not missed.
     pub sync_overlap: Duration,
+    /// The object types the pull sync keeps (`SYNC_OBJECTS`, comma-separated, default
+    /// `contacts`): contacts, companies, deals, line_items, notes, calls, emails, meetings, tasks.
+    pub sync_objects: Vec<crate::domain::object::ObjectType>,
+    /// The default property mappings of every portal (`MAPPINGS_FILE`, YAML: `{deals: [{field,
+    /// hubspot?, owner?, calculated?}]}`); a portal's own, set through the API, replace them.
+    pub mappings: Vec<crate::domain::mapping::MappingSet>,
     pub hubspot: HubSpotSettings,
     /// Customers connect portals by OAuth (`HUBSPOT_CLIENT_ID` and the rest); `None`: only the
     /// private-app token of `HUBSPOT_ACCESS_TOKEN`.
@@ -301,13 +307,34 @@ impl Settings {
                 )
             })?,
         };
+        let sync_objects =
+            crate::domain::object::parse_list(get("SYNC_OBJECTS").as_deref().unwrap_or("contacts"))
+                .map_err(|e| bad("SYNC_OBJECTS", e.to_string()))?;
+        if sync_objects.is_empty() {
+            return Err(bad(
+                "SYNC_OBJECTS",
+                "names no object type; write e.g. contacts,companies,deals",
+            ));
+        }
+        let mappings = match get("MAPPINGS_FILE") {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path.trim()).map_err(|e| {
+                    bad("MAPPINGS_FILE", format!("'{path}' could not be read: {e}"))
+                })?;
+                crate::domain::mapping::parse_file(&text)
+                    .map_err(|e| bad("MAPPINGS_FILE", format!("'{path}': {e}")))?
+            }
+        };
         Ok(Settings {
             listen,
+            mappings,
             outbox_lease,
             outbox_concurrency,
             sync_schedule,
             sync_on_start,
             sync_overlap,
+            sync_objects,
             webhook_secret: get("HUBSPOT_CLIENT_SECRET").map(|t| Secret::new(t.trim())),
             webhook_versions,
             cache_ttl,

@@ -8,7 +8,10 @@
 
 pub mod budget;
 pub mod contact;
+pub mod currency;
 pub mod event;
+pub mod mapping;
+pub mod object;
 pub mod outbox;
 pub mod portal;
 pub mod sync;

@@ -53,3 +53,33 @@ impl std::str::FromStr for RunState {
         }
     }
 }
+
+/// A HubSpot timestamp as epoch milliseconds: HubSpot sends them as millisecond strings or as
+/// RFC 3339 text.
+pub fn parse_timestamp(v: &serde_json::Value) -> Option<i64> {
+    let s = v.as_str()?;
+    s.parse::<i64>().ok().or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    })
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn timestamps_parse_as_ms_or_rfc3339() {
+        assert_eq!(
+            parse_timestamp(&json!("1706745600000")),
+            Some(1_706_745_600_000)
+        );
+        assert_eq!(
+            parse_timestamp(&json!("2024-02-01T00:00:00.000Z")),
+            Some(1_706_745_600_000)
+        );
+        assert_eq!(parse_timestamp(&json!(null)), None);
+    }
+}

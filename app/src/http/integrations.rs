@@ -191,10 +191,10 @@ pub async fn status(_: AdminAuth, State(s): State<Shared>) -> Result<Json<Integr
     let connections = s.portals.list().await.map_err(unreadable)?;
     let mut syncs = Vec::new();
     for account in s.portals.accounts().await.map_err(unreadable)? {
-        syncs.push(
+        syncs.extend(
             s.sync
                 .for_portal(account)
-                .status()
+                .statuses()
                 .await
                 .map_err(unreadable)?,
         );

@@ -10,6 +10,8 @@ pub mod contacts;
 pub mod dashboard;
 pub mod error;
 pub mod integrations;
+pub mod mappings;
+pub mod objects;
 pub mod outbox;
 pub mod probe;
 pub mod state;
@@ -96,6 +98,22 @@ fn table() -> Table {
     .route("/api/stats", Public, get(system::stats))
     .route("/api/sync/run", Public, post(sync::run))
     .route(
+        "/api/sync/objects",
+        Public,
+        get(sync::objects).put(sync::set_objects),
+    )
+    .route("/api/objects/{type}", Public, get(objects::list))
+    .route(
+        "/api/objects/{type}/{id}",
+        Public,
+        get(objects::get).patch(objects::change),
+    )
+    .route(
+        "/api/mappings/{type}",
+        Public,
+        get(mappings::get).put(mappings::put),
+    )
+    .route(
         "/webhooks/hubspot",
         Public,
         post(webhooks::receive).layer(DefaultBodyLimit::max(crate::domain::event::MAX_BODY)),
@@ -165,7 +183,7 @@ pub fn router(state: Shared) -> Router {
 #[openapi(
     info(
         title = "HubSpot integration service",
-        description = "Contact sync with HubSpot: a durable outbox, signed webhooks, a phone-lookup cache and a dashboard. Admin routes take `Authorization: Bearer $ADMIN_TOKEN`. Every error has one shape: `ApiError`."
+        description = "CRM sync with HubSpot (contacts, companies, deals, line items, activities): a durable outbox, signed webhooks, a phone-lookup cache and a dashboard. Admin routes take `Authorization: Bearer $ADMIN_TOKEN`. Every error has one shape: `ApiError`."
     ),
     paths(
         system::health, system::ready, system::openapi, system::stats, system::metrics,
@@ -173,7 +191,8 @@ pub fn router(state: Shared) -> Router {
         contacts::by_email, contacts::search, contacts::enqueue, contacts::lookup_phone,
         contacts::lookup_phones,
         outbox::list, outbox::retry,
-        sync::run,
+        sync::run, sync::objects, sync::set_objects,
+        objects::list, objects::get, objects::change, mappings::get, mappings::put,
         webhooks::receive,
         integrations::install, integrations::callback, integrations::status,
         integrations::disconnect,
@@ -186,6 +205,7 @@ pub fn router(state: Shared) -> Router {
         (name = "contacts", description = "Reads, searches, phone lookups, queued writes"),
         (name = "outbox", description = "The queue of writes to HubSpot"),
         (name = "sync", description = "The pull sync from HubSpot"),
+        (name = "objects", description = "The synced CRM records and their associations"),
         (name = "webhooks", description = "HubSpot's signed event deliveries"),
         (name = "integrations", description = "HubSpot portals connected by OAuth"),
         (name = "dashboard", description = "The operators' page"),

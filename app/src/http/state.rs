@@ -18,6 +18,8 @@ pub struct AppState {
     pub outbox: crate::store::outbox::Outbox,
     pub inbox: crate::store::inbox::Inbox,
     pub cache: crate::store::cache::Cache,
+    pub objects: crate::store::objects::Objects,
+    pub object_writes: crate::store::object_writes::ObjectWrites,
     pub sync: crate::jobs::sync::Sync,
     /// The portals connected by OAuth.
     pub portals: crate::connections::Portals,

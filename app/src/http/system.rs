@@ -108,6 +108,12 @@ pub struct Stats {
     pub cache: CacheStats,
     /// `null` when the database could not be read.
     pub sync: Option<crate::store::sync::Status>,
+    /// The pull sync of each type of `SYNC_OBJECTS` (`sync` is the contacts' one); empty when
+    /// the database could not be read.
+    pub syncs: Vec<crate::store::sync::Status>,
+    /// Local changes of app-owned fields on their way to HubSpot; `null` when the database
+    /// could not be read.
+    pub object_writes: Option<crate::store::object_writes::WriteDepth>,
     pub hubspot: HubSpotStats,
     pub connections: u64,
 }
@@ -166,6 +172,8 @@ pub async fn collect_stats(s: &AppState) -> Stats {
             hit_rate: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
         },
         sync: s.sync.status().await.ok(),
+        syncs: s.sync.statuses().await.unwrap_or_default(),
+        object_writes: s.object_writes.depth().await.ok(),
         hubspot: match &s.hubspot {
             Some(h) => {
                 let st = &h.stats;

@@ -1,11 +1,13 @@
-//! HubSpot's contacts endpoints (CRM v3): batch upsert by email, read by id or email, search,
-//! and the paged listing. Each goes through the client's one send loop (`call`).
+//! HubSpot's contacts endpoints: batch upsert by email, read by id or email; search and the
+//! paged listing through the generic ones of [`super::objects`]. Each goes through the client's one send loop (`call`).
 
 use reqwest::Method;
 use serde_json::Value;
 
 use super::limiter::Permit;
+use super::objects::Page;
 use super::{Bucket, HubSpotClient, HubSpotError};
+use crate::domain::object::ObjectType;
 
 /// The outcome of upserting one contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,64 +126,20 @@ impl HubSpotClient {
         key: &str,
         id_property: Option<&str>,
     ) -> Result<Option<Value>, HubSpotError> {
-        let path = self.paths.object("contacts", key);
-        let mut query = vec![("properties", crate::domain::contact::READ_PROPERTIES)];
-        if let Some(p) = id_property {
-            query.push(("idProperty", p));
-        }
-        match self
-            .call(Method::GET, &path, &query, None, Bucket::General, true)
+        let properties: Vec<&str> = crate::domain::contact::READ_PROPERTIES.split(',').collect();
+        self.get_object(ObjectType::Contacts, key, id_property, &properties)
             .await
-        {
-            Ok(v) => Ok(Some(v)),
-            Err(HubSpotError::Api { status: 404, .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// `POST …/contacts/search`, held to the search budget (5/s).
     pub async fn search_contacts(&self, request: &Value) -> Result<Value, HubSpotError> {
-        self.call(
-            Method::POST,
-            &self.paths.search("contacts"),
-            &[],
-            Some(request),
-            Bucket::Search,
-            true,
-        )
-        .await
+        self.search_objects(ObjectType::Contacts, request).await
     }
-}
 
-/// One page of contacts and the cursor of the next (`None` on the last page).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    pub results: Vec<Value>,
-    pub next: Option<String>,
-}
-
-impl HubSpotClient {
     /// `GET …/contacts?limit=100&after=…`: one page of the full listing.
     pub async fn list_contacts(&self, after: Option<&str>) -> Result<Page, HubSpotError> {
-        let mut query = vec![
-            ("limit", "100"),
-            ("properties", crate::domain::contact::READ_PROPERTIES),
-        ];
-        if let Some(after) = after {
-            query.push(("after", after));
-        }
-        let value = self
-            .call(
-                Method::GET,
-                &self.paths.objects("contacts"),
-                &query,
-                None,
-                Bucket::General,
-                true,
-            )
-            .await?;
-        let results = value["results"].as_array().cloned().unwrap_or_default();
-        let next = value["paging"]["next"]["after"].as_str().map(String::from);
-        Ok(Page { results, next })
+        let properties: Vec<&str> = crate::domain::contact::READ_PROPERTIES.split(',').collect();
+        self.list_objects(ObjectType::Contacts, &properties, after, false)
+            .await
     }
 }

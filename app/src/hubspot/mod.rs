@@ -7,6 +7,7 @@ mod contacts;
 mod error;
 pub mod limiter;
 pub mod oauth;
+pub mod objects;
 pub mod paths;
 pub mod retry;
 pub mod search;
@@ -21,8 +22,9 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use contacts::{Page, Upserted};
+pub use contacts::Upserted;
 pub use error::{ApiErrorBody, HubSpotError};
+pub use objects::Page;
 
 use crate::secret::Secret;
 use limiter::{BudgetStore, Limiter, Permit};

@@ -37,6 +37,21 @@ impl Paths {
         format!("{}/batch/{action}", self.objects(object_type))
     }
 
+    /// The multi-currency settings: `company-currency`, `exchange-rates/current`.
+    pub fn currencies(&self, what: &str) -> String {
+        format!("/settings/currencies/{}/{what}", self.version)
+    }
+
+    /// The properties API of a type: every definition.
+    pub fn properties(&self, object_type: &str) -> String {
+        format!("/crm/properties/{}/{object_type}", self.version)
+    }
+
+    /// Associations v4 between two types: `action` is `batch/read`, `batch/create`, ….
+    pub fn associations(&self, from: &str, to: &str, action: &str) -> String {
+        format!("/crm/associations/{}/{from}/{to}/{action}", self.version)
+    }
+
     pub fn account_details(&self) -> String {
         format!("/account-info/{}/details", self.version)
     }
@@ -60,5 +75,9 @@ mod tests {
             "/crm/objects/2026-03/contacts/batch/upsert"
         );
         assert_eq!(p.account_details(), "/account-info/2026-03/details");
+        assert_eq!(
+            p.associations("deals", "companies", "batch/read"),
+            "/crm/associations/2026-03/deals/companies/batch/read"
+        );
     }
 }

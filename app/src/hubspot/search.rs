@@ -1,5 +1,5 @@
-//! HubSpot's contact search requests (`POST …/contacts/search`), built in one
-//! place: by email or phone (an exact filter) or by free text.
+//! HubSpot's search requests (`POST …/{type}/search`), built in one place: contacts by email
+//! or phone (an exact filter) or by free text, and the sync walk's pages of any type.
 
 use serde_json::{json, Value};
 
@@ -38,14 +38,9 @@ impl ContactSearch {
     }
 }
 
-/// A page of contacts matching all of `filters` (HubSpot's filter objects), sorted ascending by
-/// `sort`, from offset `after`, with `lastmodifieddate` among the properties (the pull sync's
-/// walk).
-pub fn page(filters: Value, sort: &str, limit: u32, after: usize) -> Value {
-    let properties: Vec<&str> = READ_PROPERTIES
-        .split(',')
-        .chain(["lastmodifieddate"])
-        .collect();
+/// A page of records matching all of `filters` (HubSpot's filter objects), sorted ascending by
+/// `sort`, from offset `after`, reading `properties` (the pull sync's walk).
+pub fn page(filters: Value, sort: &str, properties: &[&str], limit: u32, after: usize) -> Value {
     let mut request = json!({
         "filterGroups": [{"filters": filters}],
         "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],

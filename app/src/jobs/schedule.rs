@@ -69,7 +69,7 @@ impl Scheduled {
             let portal = account.map_or_else(|| "private app".to_string(), |p| p.to_string());
             let run = async {
                 let client = self.portals.client_for(account).await?;
-                self.sync.for_portal(account).run(&client).await
+                self.sync.for_portal(account).run_all(&client).await
             };
             if let Err(e) = run.await {
                 tracing::info!(%portal, error = %crate::mask::text(&e.to_string()), "scheduled sync did not run to the end");

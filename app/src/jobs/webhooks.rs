@@ -1,20 +1,26 @@
-//! The webhook processor: for each contact HubSpot reported changed, read its current state
-//! from the event's portal and refresh that portal's cache (or drop the entry when HubSpot no
-//! longer has it). It reads the contact instead of applying the event, so duplicate and
-//! out-of-order events are harmless. A HubSpot failure leaves that portal's events for later
-//! and rests the portal for [`REST`]; the other portals' events go on meanwhile. It also
-//! deletes expired events hourly.
+//! The webhook processor: for each record HubSpot reported changed (contacts, and every type of
+//! `SYNC_OBJECTS`), read its current state from the event's portal and store it (contacts also
+//! in the lookup cache), or archive it locally when HubSpot no longer has it. It reads the record
+//! instead of applying the event, so duplicate and out-of-order events are harmless. An
+//! association change marks both records for an association read, done in the same round; a
+//! merge re-points the merged records' edges to the survivor and archives them. A HubSpot
+//! failure leaves that portal's events for later and rests the portal for [`REST`]; the other
+//! portals' events go on meanwhile. It also deletes expired events hourly.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::sync::Sync;
 use super::{Job, Next};
 use crate::connections::Portals;
+use crate::domain::event::Change;
+use crate::domain::object::ObjectType;
 use crate::domain::portal::PortalId;
 use crate::store::cache::Cache;
 use crate::store::inbox::Inbox;
+use crate::store::objects::Objects;
 
 /// How often processed events past their keep time are deleted.
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
@@ -31,10 +37,23 @@ pub enum ProcessError {
     Store(#[from] crate::store::StoreError),
 }
 
+impl From<super::sync::SyncError> for ProcessError {
+    fn from(e: super::sync::SyncError) -> Self {
+        match e {
+            super::sync::SyncError::HubSpot(e) => ProcessError::HubSpot(e),
+            super::sync::SyncError::Store(e) => ProcessError::Store(e),
+            other => ProcessError::Store(crate::store::StoreError::Data(other.to_string())),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Processor {
     inbox: Inbox,
     cache: Cache,
+    objects: Objects,
+    /// The synced types (which events are stored) and the association reads.
+    sync: Sync,
     /// Each event is read back from its own portal.
     portals: Portals,
     /// When (on the store's clock) expired events were last deleted.
@@ -44,10 +63,12 @@ pub struct Processor {
 }
 
 impl Processor {
-    pub fn new(inbox: Inbox, cache: Cache, portals: Portals) -> Self {
+    pub fn new(inbox: Inbox, cache: Cache, objects: Objects, sync: Sync, portals: Portals) -> Self {
         Self {
             inbox,
             cache,
+            objects,
+            sync,
             portals,
             cleaned_at: None,
             resting: HashMap::new(),
@@ -70,9 +91,9 @@ impl Processor {
             if self.resting.contains_key(&event.portal_id) {
                 continue; // failed earlier in this round: left for later
             }
-            let key = (event.portal_id, event.object_id);
-            if event.subscription_type.starts_with("contact.") && seen.insert(key) {
-                if let Err(e) = self.apply(event.portal_id, event.object_id).await {
+            let change = event.change();
+            if seen.insert((event.portal_id, format!("{change:?}"))) {
+                if let Err(e) = self.apply(event.portal_id, change).await {
                     let ProcessError::HubSpot(e) = e else {
                         return Err(e);
                     };
@@ -93,13 +114,100 @@ impl Processor {
         Ok((ids.len(), failed))
     }
 
-    /// Reads one changed contact from its portal into that portal's cache.
-    async fn apply(&self, portal: Option<u64>, object_id: i64) -> Result<(), ProcessError> {
+    /// Applies one event's change, reading from its portal.
+    async fn apply(&self, portal: Option<u64>, change: Change) -> Result<(), ProcessError> {
+        if change == Change::Ignored {
+            return Ok(());
+        }
         let (kept_as, client) = self.portals.connection_for(portal.map(PortalId)).await?;
-        let id = object_id.to_string();
-        match client.contact_by_id(&id).await? {
-            Some(object) => self.cache.put(kept_as, &object).await?,
-            None => self.cache.remove(kept_as, &id).await?,
+        let sync = self.sync.for_portal(kept_as).with_portal_types().await?;
+        let synced = |t: ObjectType| sync.types().contains(&t);
+        let relevant = match &change {
+            Change::Record { object_type, .. } | Change::Merge { object_type, .. } => {
+                *object_type == ObjectType::Contacts || synced(*object_type)
+            }
+            Change::Association { from, to } => synced(from.0) || synced(to.0),
+            Change::Ignored => false,
+        };
+        if !relevant {
+            return Ok(());
+        }
+        match change {
+            Change::Record { object_type, id } => {
+                self.refresh(kept_as, &client, object_type, &id).await
+            }
+            Change::Association { from, to } => {
+                for (object_type, id) in [from, to] {
+                    if synced(object_type)
+                        && self
+                            .objects
+                            .mark_edges_due(kept_as, object_type, &id)
+                            .await?
+                    {
+                        sync.for_type(object_type).read_edges(&client, 1).await?;
+                    }
+                }
+                Ok(())
+            }
+            Change::Merge {
+                object_type,
+                primary,
+                merged,
+            } => {
+                if object_type == ObjectType::Contacts {
+                    for id in &merged {
+                        self.cache.remove(kept_as, id).await?;
+                    }
+                }
+                if synced(object_type) {
+                    self.objects
+                        .merge(kept_as, object_type, &primary, &merged)
+                        .await?;
+                }
+                self.refresh(kept_as, &client, object_type, &primary).await
+            }
+            Change::Ignored => Ok(()),
+        }
+    }
+
+    /// Reads one record from its portal: stored (contacts also cached) with the portal's
+    /// mapped fields, or archived here when HubSpot no longer has it; then its associations,
+    /// when its type is synced.
+    async fn refresh(
+        &self,
+        portal: Option<PortalId>,
+        client: &crate::hubspot::HubSpotClient,
+        object_type: ObjectType,
+        id: &str,
+    ) -> Result<(), ProcessError> {
+        let sync = self
+            .sync
+            .for_portal(portal)
+            .for_type(object_type)
+            .prepared_with(client)
+            .await?;
+        let found = client
+            .get_object(object_type, id, None, &sync.properties())
+            .await?;
+        if !sync.types().contains(&object_type) {
+            // Contacts are cached whether or not they are synced.
+            match &found {
+                Some(object) => self.cache.put(portal, object).await?,
+                None => self.cache.remove(portal, id).await?,
+            }
+            return Ok(());
+        }
+        match found {
+            Some(object) => {
+                sync.store(std::slice::from_ref(&object)).await?;
+                sync.read_edges(client, 1).await?;
+            }
+            None => {
+                if object_type == ObjectType::Contacts {
+                    self.cache.remove(portal, id).await?;
+                }
+                self.objects.archive(portal, object_type, id).await?;
+            }
         }
         Ok(())
     }

@@ -288,6 +288,10 @@ impl Connections {
             for sql in [
                 "DELETE FROM portal_contacts WHERE portal_key = $1",
                 "DELETE FROM portal_sync_state WHERE portal_key = $1",
+                "DELETE FROM crm_objects WHERE portal_key = $1",
+                "DELETE FROM crm_associations WHERE portal_key = $1",
+                "DELETE FROM crm_fields WHERE portal_key = $1",
+                "DELETE FROM portal_mappings WHERE portal_key = $1",
                 "DELETE FROM outbox WHERE portal_id = $1",
                 "DELETE FROM webhook_events WHERE portal_id = $1",
             ] {

@@ -96,7 +96,7 @@ impl Inbox {
     ) -> StoreResult<Vec<Recorded>> {
         let portals: Vec<i64> = resting.iter().flatten().map(|p| *p as i64).collect();
         let mut sql = String::from(
-            "SELECT id, subscription_type, object_id, portal_id FROM webhook_events
+            "SELECT id, subscription_type, object_id, portal_id, payload FROM webhook_events
              WHERE processed_at IS NULL",
         );
         if resting.contains(&None) {
@@ -121,6 +121,8 @@ impl Inbox {
                 subscription_type: r.get("subscription_type"),
                 object_id: r.get("object_id"),
                 portal_id: r.get::<Option<i64>, _>("portal_id").map(|p| p as u64),
+                payload: serde_json::from_str(r.get::<&str, _>("payload"))
+                    .unwrap_or(serde_json::Value::Null),
             })
             .collect())
     }

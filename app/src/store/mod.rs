@@ -28,7 +28,10 @@ pub mod budget;
 pub mod cache;
 pub mod connections;
 pub mod inbox;
+pub mod mappings;
 pub mod oauth_states;
+pub mod object_writes;
+pub mod objects;
 pub mod outbox;
 pub mod sync;
 

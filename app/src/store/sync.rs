@@ -10,6 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{portal_key, Db, StoreError, StoreResult};
+use crate::domain::object::ObjectType;
 use crate::domain::portal::PortalId;
 use crate::domain::sync::{Position, RunState};
 
@@ -18,8 +19,6 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(3600);
 /// A run that committed nothing for this long lost its process (a page takes seconds): the
 /// next run takes over from its last committed page.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(120);
-
-const TYPE: &str = "contacts";
 
 /// Where the pull sync is (times are epoch milliseconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -58,11 +57,17 @@ pub struct SyncState {
     db: Db,
     /// `None`: the private-app account.
     portal: Option<PortalId>,
+    object_type: ObjectType,
 }
 
 impl SyncState {
+    /// The contacts row of `portal`; [`for_type`](Self::for_type) for another type's.
     pub fn new(db: Db, portal: Option<PortalId>) -> Self {
-        Self { db, portal }
+        Self {
+            db,
+            portal,
+            object_type: ObjectType::Contacts,
+        }
     }
 
     pub fn portal(&self) -> Option<PortalId> {
@@ -71,15 +76,26 @@ impl SyncState {
 
     /// The same table, another portal's rows.
     pub fn for_portal(&self, portal: Option<PortalId>) -> Self {
-        Self::new(self.db.clone(), portal)
+        Self {
+            portal,
+            ..self.clone()
+        }
+    }
+
+    /// The same portal's row of another object type.
+    pub fn for_type(&self, object_type: ObjectType) -> Self {
+        Self {
+            object_type,
+            ..self.clone()
+        }
     }
 
     fn key(&self) -> i64 {
         portal_key(self.portal)
     }
 
-    pub fn object_type(&self) -> &'static str {
-        TYPE
+    pub fn object_type(&self) -> ObjectType {
+        self.object_type
     }
 
     /// Where the sync stands; a read only (status pages ask it for every portal): a portal never
@@ -90,13 +106,13 @@ impl SyncState {
              FROM portal_sync_state WHERE portal_key = $1 AND object_type = $2",
         )
         .bind(self.key())
-        .bind(TYPE)
+        .bind(self.object_type.as_str())
         .fetch_optional(self.db.pool())
         .await?;
         let Some(r) = row else {
             return Ok(Status {
                 portal_id: self.portal,
-                object_type: TYPE.into(),
+                object_type: self.object_type.as_str().into(),
                 status: RunState::Idle,
                 cursor: None,
                 error_count: 0,
@@ -108,7 +124,7 @@ impl SyncState {
         };
         Ok(Status {
             portal_id: self.portal,
-            object_type: TYPE.into(),
+            object_type: self.object_type.as_str().into(),
             status: r
                 .get::<&str, _>("status")
                 .parse()
@@ -128,7 +144,7 @@ impl SyncState {
             "INSERT INTO portal_sync_state (portal_key, object_type, status, error_count, synced_last_run, updated_at)
              VALUES ($3, $1, 'idle', 0, 0, $2) ON CONFLICT (portal_key, object_type) DO NOTHING",
         )
-        .bind(TYPE)
+        .bind(self.object_type.as_str())
         .bind(self.db.now_ms())
         .bind(self.key())
         .execute(&mut *w.tx)
@@ -153,7 +169,7 @@ impl SyncState {
                     OR (status = 'syncing' AND (started_at < $3 OR updated_at < $4)))",
         )
         .bind(now)
-        .bind(TYPE)
+        .bind(self.object_type.as_str())
         .bind(now - STUCK_AFTER.as_millis() as i64)
         .bind(now - ABANDONED_AFTER.as_millis() as i64)
         .bind(self.key())
@@ -164,7 +180,7 @@ impl SyncState {
             "SELECT status, started_at, position, cursor_ms, run_until FROM portal_sync_state
              WHERE object_type = $1 AND portal_key = $2",
         )
-        .bind(TYPE)
+        .bind(self.object_type.as_str())
         .bind(self.key())
         .fetch_one(&mut *w.tx)
         .await?;
@@ -206,7 +222,7 @@ impl SyncState {
         .bind(serde_json::to_string(position)?)
         .bind(self.db.now_ms())
         .bind(synced as i64)
-        .bind(TYPE)
+        .bind(self.object_type.as_str())
         .bind(self.key())
         .execute(&mut *w.tx)
         .await?;
@@ -222,10 +238,68 @@ impl SyncState {
         )
         .bind(cursor)
         .bind(self.db.now_ms())
-        .bind(TYPE)
+        .bind(self.object_type.as_str())
         .bind(self.key())
         .execute(&mut *w.tx)
         .await?;
+        w.commit().await
+    }
+
+    /// Makes the next run list every record again (its fields changed meaning: new mappings).
+    /// Returns false while a run is going (its finish would set the cursor again).
+    pub async fn relist(&self) -> StoreResult<bool> {
+        self.ensure_row().await?;
+        let mut w = self.db.write().await?;
+        let done = sqlx::query(
+            "UPDATE portal_sync_state SET cursor_ms = NULL, position = NULL, run_until = NULL, updated_at = $1
+             WHERE object_type = $2 AND portal_key = $3 AND status <> 'syncing'",
+        )
+        .bind(self.db.now_ms())
+        .bind(self.object_type.as_str())
+        .bind(self.key())
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(done > 0)
+    }
+
+    /// The object types this portal chose to sync; `None`: the default (`SYNC_OBJECTS`).
+    pub async fn objects(&self) -> StoreResult<Option<Vec<ObjectType>>> {
+        let row = sqlx::query("SELECT objects FROM portal_sync_objects WHERE portal_key = $1")
+            .bind(self.key())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(|r| {
+            crate::domain::object::parse_list(r.get::<&str, _>("objects"))
+                .map_err(|e| StoreError::Data(e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// Sets the object types this portal syncs (`None`: back to the default).
+    pub async fn set_objects(&self, objects: Option<&[ObjectType]>) -> StoreResult<()> {
+        let mut w = self.db.write().await?;
+        match objects {
+            Some(list) => {
+                let text: Vec<&str> = list.iter().map(|t| t.as_str()).collect();
+                sqlx::query(
+                    "INSERT INTO portal_sync_objects (portal_key, objects, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (portal_key) DO UPDATE SET objects = excluded.objects, updated_at = excluded.updated_at",
+                )
+                .bind(self.key())
+                .bind(text.join(","))
+                .bind(self.db.now_ms())
+                .execute(&mut *w.tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM portal_sync_objects WHERE portal_key = $1")
+                    .bind(self.key())
+                    .execute(&mut *w.tx)
+                    .await?;
+            }
+        }
         w.commit().await
     }
 
@@ -238,7 +312,7 @@ impl SyncState {
         )
         .bind(crate::mask::text(error))
         .bind(self.db.now_ms())
-        .bind(TYPE)
+        .bind(self.object_type.as_str())
         .bind(self.key())
         .execute(&mut *w.tx)
         .await?;

@@ -52,10 +52,7 @@ async fn list_contacts_pages_through_everything_once() {
 /// together, and each gets calls through.
 #[tokio::test]
 async fn two_processes_share_one_budget_window() {
-    let dir = std::env::temp_dir().join(format!("app-budget-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/app.db", dir.display());
+    let url = common::temp_db_url("budget");
     let (a, b) = (
         app::store::Db::connect(&url).await.unwrap(),
         app::store::Db::connect(&url).await.unwrap(),
@@ -82,7 +79,6 @@ async fn two_processes_share_one_budget_window() {
             "{at:?}"
         );
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// HubSpot failing call after call: after `HUBSPOT_BREAKER`'s count the calls fail at once (no

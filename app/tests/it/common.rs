@@ -6,6 +6,14 @@ pub const ENCRYPTION_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 use app::config::Settings;
 use serde_json::Value;
 
+/// A fresh SQLite database file for one test (`name` keeps tests apart; the pid keeps runs apart).
+pub fn temp_db_url(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("app-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}/app.db", dir.display())
+}
+
 /// Settings from `(VARIABLE, value)` pairs, as if they were the environment.
 pub fn settings<K: AsRef<str>, V: AsRef<str>>(vars: &[(K, V)]) -> Settings {
     Settings::from_lookup(|k| {

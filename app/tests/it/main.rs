@@ -15,4 +15,5 @@ mod outbox;
 mod postgres;
 mod schema;
 mod sync;
+mod two_way;
 mod webhooks;

@@ -2,7 +2,7 @@
 //! back, dead letters and replay, two workers on one SQLite file, and the real `app` process
 //! killed with SIGKILL mid-batch then restarted.
 
-use crate::common::{self, contact};
+use crate::common::{self, contact, temp_db_url};
 
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,6 @@ use app::jobs::supervise;
 use app::store::outbox::{Outbox, OutboxConfig};
 use hubspot_sim::SimConfig;
 use serde_json::{json, Value};
-
-fn temp_db_url(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("app-outbox-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    format!("sqlite://{}/app.db", dir.display())
-}
 
 fn client(sim: &hubspot_sim::RunningSim) -> Arc<HubSpotClient> {
     let vars = [

@@ -43,10 +43,7 @@ fn app_schema_prints_the_newest_migration_and_the_oldest_compatible_schema() {
 
 #[tokio::test]
 async fn a_release_starts_on_a_database_a_newer_release_migrated_further() {
-    let dir = std::env::temp_dir().join(format!("app-schema-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/app.db", dir.display());
+    let url = crate::common::temp_db_url("schema");
     let db = Db::connect(&url).await.unwrap();
     // A newer release applied migration 9999 (it only added a table), then was rolled back.
     sqlx::query("CREATE TABLE from_the_future (id INTEGER PRIMARY KEY)")
@@ -67,5 +64,4 @@ async fn a_release_starts_on_a_database_a_newer_release_migrated_further() {
         "this release runs on the newer schema: {:?}",
         db.err()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
