@@ -894,6 +894,32 @@ impl Drop for Container {
     }
 }
 
+impl Host {
+    /// The service's network, made before the first deploy so HubSpot can be on it.
+    fn create_network(&self) {
+        assert!(
+            docker(&["network", "create", &format!("{}-net", self.service)])
+                .status
+                .success()
+        );
+    }
+
+    /// The simulator as container `<service>-<name>` on the service's network, listening on
+    /// 8090 there; `docker_options` go to `docker run`, `sim_args` to the simulator.
+    fn run_sim(&self, name: &str, docker_options: &[&str], sim_args: &[&str]) -> Container {
+        let sim = Container(format!("{}-{name}", self.service));
+        let network = format!("{}-net", self.service);
+        let image = sim_image();
+        let mut args = vec!["run", "-d", "--name", &sim.0, "--network", &network];
+        args.extend(docker_options);
+        args.extend([image.as_str(), "--listen", "0.0.0.0:8090"]);
+        args.extend(sim_args);
+        let out = docker(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        sim
+    }
+}
+
 /// Everything the outside reaches goes through the real front door: the app deployed behind
 /// nginx with HubSpot (the simulator, in a container on the service network) delivering signed
 /// webhooks to nginx's HTTPS server, which must verify against the certificate's name; the
@@ -981,40 +1007,32 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
     host.write_config(&[
         (
             "  HUBSPOT_ENABLED: \"false\"\n",
-            &format!("  HUBSPOT_BASE_URL: http://{s}-sim:8090\n  SYNC_SCHEDULE: \"off\"\nenv_file: {}/app.env\n", host.dir.display()),
+            &format!("  HUBSPOT_BASE_URL: http://{s}-sim:8090\n  SYNC_SCHEDULE: \"off\"\n  SYNC_OBJECTS: contacts,companies,deals\nenv_file: {}/app.env\n", host.dir.display()),
         ),
         (&format!("ssl_dir: {}/ssl", root().display()), &format!("ssl_dir: {}", ssl.display())),
     ]);
     // HubSpot on the service network, delivering webhooks to nginx's public HTTPS server.
-    assert!(docker(&["network", "create", &format!("{s}-net")])
-        .status
-        .success());
+    host.create_network();
     let sim_port = 21000 + 9 * 10 + 5;
-    let sim = Container(format!("{s}-sim"));
-    let out = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &sim.0,
-        "--network",
-        &format!("{s}-net"),
-        "-p",
-        &format!("127.0.0.1:{sim_port}:8090"),
-        "-v",
-        &format!("{}:/ssl:ro", ssl.display()),
-        &sim_image(),
-        "--listen",
-        "0.0.0.0:8090",
-        "--webhook-url",
-        &format!("https://{nginx_name}/webhooks/hubspot"),
-        "--webhook-secret",
-        secret,
-        "--webhook-ca",
-        "/ssl/ca.pem",
-        "--webhook-retry-delay",
-        "300ms",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    let _sim = host.run_sim(
+        "sim",
+        &[
+            "-p",
+            &format!("127.0.0.1:{sim_port}:8090"),
+            "-v",
+            &format!("{}:/ssl:ro", ssl.display()),
+        ],
+        &[
+            "--webhook-url",
+            &format!("https://{nginx_name}/webhooks/hubspot"),
+            "--webhook-secret",
+            secret,
+            "--webhook-ca",
+            "/ssl/ca.pem",
+            "--webhook-retry-delay",
+            "300ms",
+        ],
+    );
     host.up();
 
     let front = format!("https://127.0.0.1:{}", host.https);
@@ -1125,6 +1143,108 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
         .json()
         .unwrap();
     assert!(r.to_string().contains("Door"), "{r}");
+
+    // A deal made in HubSpot with its company, synced on request and read back with its
+    // association, all through the front door.
+    let sim = format!("http://127.0.0.1:{sim_port}");
+    let create = |object_type: &str, body: Value| -> String {
+        let r: Value = http
+            .post(format!("{sim}/crm/objects/2026-03/{object_type}"))
+            .bearer_auth("pat-front")
+            .json(&body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        r["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string()
+    };
+    let company = create(
+        "companies",
+        serde_json::json!({"properties": {"name": "Front Door Inc"}}),
+    );
+    let deal = create(
+        "deals",
+        serde_json::json!({"properties": {"dealname": "Through nginx", "amount": "42"},
+            "associations": [{"to": {"id": company}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]}),
+    );
+    let r = http
+        .post(format!("{front}/api/sync/run?object_type=deals"))
+        .bearer_auth("admin-front")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let r = http
+            .get(format!("{front}/api/objects/deals/{deal}"))
+            .bearer_auth("admin-front")
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap();
+        // The run stores the deal, then reads its associations: wait for both.
+        if status == 200 && body["associations_pending"] == false {
+            break body;
+        }
+        assert!(
+            (status == 404 || status == 200) && Instant::now() < deadline,
+            "the synced deal through nginx: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(body["properties"]["dealname"], "Through nginx");
+    assert_eq!(body["associations"]["companies"][0]["id"], company.as_str());
+    assert_eq!(
+        body["associations"]["companies"][0]["types"][0]["label"],
+        "Primary"
+    );
+
+    // Two-way through the front door: an app-owned field mapped (checked against HubSpot's
+    // definitions), changed here, and in HubSpot moments later.
+    let r = http
+        .post(format!("{sim}/crm/properties/2026-03/deals"))
+        .bearer_auth("pat-front")
+        .json(&serde_json::json!({"name": "commission_amount", "label": "Commission", "type": "number", "fieldType": "number"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    let r = http
+        .put(format!("{front}/api/mappings/deals"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"mappings": [{"field": "commission", "hubspot": "commission_amount", "owner": "app"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let r = http
+        .patch(format!("{front}/api/objects/deals/{deal}"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"fields": {"commission": "42.5"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d: Value = http
+            .get(format!(
+                "{sim}/crm/objects/2026-03/deals/{deal}?properties=commission_amount"
+            ))
+            .bearer_auth("pat-front")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if d["properties"]["commission_amount"] == "42.5" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change did not reach HubSpot: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The dashboard, signed into over HTTPS with the admin token (a session cookie).
     let browser = reqwest::blocking::Client::builder()
@@ -1573,28 +1693,14 @@ fn a_release_whose_hubspot_token_is_refused_fails_at_the_smoke_step() {
         ),
         ("nginx:\n", "smoke:\n  - path: /api/hubspot/test\nnginx:\n"),
     ]);
-    assert!(docker(&["network", "create", &format!("{s}-net")])
-        .status
-        .success());
-    let sim = Container(format!("{s}-sim"));
-    let out = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &sim.0,
-        "--network",
-        &format!("{s}-net"),
-        &sim_image(),
-        "--listen",
-        "0.0.0.0:8090",
-        "--token",
-        "pat-current",
-        // The load below asks /api/hubspot/test as fast as it can: not a test of HubSpot's
-        // budget, so neither side holds it back.
-        "--rate-limit",
-        "100000/10s",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    host.create_network();
+    // The load below asks /api/hubspot/test as fast as it can: not a test of HubSpot's budget,
+    // so neither side holds it back.
+    let _sim = host.run_sim(
+        "sim",
+        &[],
+        &["--token", "pat-current", "--rate-limit", "100000/10s"],
+    );
     let out = host.ok(&["up", "--image", &app_image()]);
     assert!(out.contains("/api/hubspot/test -> 200: 200"), "{out}");
     // The release's record holds its preflight verdicts and its smoke results.
@@ -1800,38 +1906,18 @@ fn canary_shares_are_sticky_and_change_without_a_failed_request() {
 fn a_release_that_goes_bad_during_its_bake_is_rolled_back_automatically() {
     let host = Host::new("bake", 18);
     let s = host.service.clone();
-    assert!(docker(&["network", "create", &format!("{s}-net")])
-        .status
-        .success());
+    host.create_network();
     // One simulator per release: the old one's stays healthy.
     let sim_port = host.blue + 5;
-    let mut sims = Vec::new();
-    for (name, publish) in [("sim-old", None), ("sim-new", Some(sim_port))] {
-        let sim = Container(format!("{s}-{name}"));
-        let mut args = vec![
-            "run".to_string(),
-            "-d".into(),
-            "--name".into(),
-            sim.0.clone(),
-        ];
-        args.extend(["--network".into(), format!("{s}-net")]);
-        if let Some(port) = publish {
-            args.extend(["-p".into(), format!("127.0.0.1:{port}:8090")]);
-        }
-        args.extend([
-            sim_image(),
-            "--listen".into(),
-            "0.0.0.0:8090".into(),
-            "--token".into(),
-            "pat-test".into(),
-            "--rate-limit".into(),
-            "100000/10s".into(),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = docker(&args);
-        assert!(out.status.success(), "{}", text(&out));
-        sims.push(sim);
-    }
+    let sim_args = ["--token", "pat-test", "--rate-limit", "100000/10s"];
+    let sims = [
+        host.run_sim("sim-old", &[], &sim_args),
+        host.run_sim(
+            "sim-new",
+            &["-p", &format!("127.0.0.1:{sim_port}:8090")],
+            &sim_args,
+        ),
+    ];
     let env = host.dir.join("app.env");
     std::fs::write(&env, "HUBSPOT_ACCESS_TOKEN=pat-test\n").unwrap();
     let release = |sim: &str, bake: &str| {
