@@ -255,40 +255,46 @@ fn upsert(
     changes: &mut Vec<crate::store::Change>,
 ) -> Result<Response, ApiError> {
     let unique = table.schema.unique_property;
-    let mut ids = Vec::with_capacity(body.inputs.len());
+    let mut keys = Vec::with_capacity(body.inputs.len());
     for (i, input) in body.inputs.iter().enumerate() {
         let id = input.id_text().ok_or_else(|| missing_id(i))?;
         let id_property = input.id_property.as_deref().or(body.id_property.as_deref());
-        match (id_property, unique) {
-            (Some(p), Some(u)) if p == u => {}
-            (Some("hs_object_id"), _) | (None, _) => {
+        let property = match id_property {
+            Some(p) if Some(p) == unique => p.to_string(),
+            Some(p) if table.schema.custom.get(p).is_some_and(|c| c.unique) => p.to_string(),
+            Some("hs_object_id") | None => {
                 return Err(ApiError::validation(format!(
                     "inputs[{i}]: upsert needs idProperty set to a unique-value property{}; hs_object_id cannot be used.",
                     unique.map(|u| format!(" ({u})")).unwrap_or_default()
                 )))
             }
-            (Some(p), _) => {
+            Some(p) => {
                 return Err(ApiError::validation(format!(
                     "inputs[{i}]: {p} is not a unique-value property of {} and cannot be used as idProperty.",
                     table.schema.name
                 )))
             }
-        }
-        ids.push(id);
+        };
+        keys.push((property, id));
     }
-    reject_duplicates(ids.iter().map(|id| id.trim().to_string()))?;
-    let unique = unique.unwrap_or("email");
+    reject_duplicates(
+        keys.iter()
+            .map(|(p, id)| format!("{p}={}", id.trim().to_lowercase())),
+    )?;
     let mut results = Vec::new();
     let mut errors = Vec::new();
-    for (id, input) in ids.iter().zip(&body.inputs) {
+    for ((property, id), input) in keys.iter().zip(&body.inputs) {
         let mut properties = input.properties.clone();
-        properties.insert(unique.to_string(), Value::String(id.clone()));
-        let existing = table.find_unique(id).map(|e| e.to_string());
+        properties.insert(property.clone(), Value::String(id.clone()));
+        let existing = Key::from_id_property(&table.schema, id, Some(property))
+            .ok()
+            .and_then(|key| table.resolve(key))
+            .map(|e| e.to_string());
         let outcome = table
             .check_write(&properties, existing.as_deref().map(Key::Id), enforce)
-            .and_then(|props| match table.find_unique(id) {
+            .and_then(|props| match &existing {
                 Some(existing) => table
-                    .update(Key::Id(&existing.to_string()), props, changes)
+                    .update(Key::Id(existing), props, changes)
                     .map(|r| (r, false)),
                 None => table.create(props, changes).map(|r| (r, true)),
             });

@@ -10,6 +10,7 @@
 //! - [`api`], [`batch`]: HubSpot's routes.
 //! - [`associations`]: associations v4 (labelled edges, both directions in step).
 //! - [`currencies`]: the multi-currency settings (company currency, exchange rates).
+//! - [`events`]: custom event definitions and occurrences (HubSpot's timeline events).
 //! - [`gate`]: faults → auth → rate limit, in front of every HubSpot route.
 //! - [`ratelimit`], [`faults`], [`stats`], [`webhooks`]: one concern each.
 //! - [`oauth`]: HubSpot's OAuth: install, token grants, introspection, revocation; each access
@@ -28,6 +29,7 @@ pub mod batch;
 pub mod config;
 pub mod currencies;
 pub mod error;
+pub mod events;
 pub mod faults;
 pub mod gate;
 pub mod model;
@@ -141,6 +143,20 @@ pub fn router(state: Shared) -> Router {
                 &format!("{currencies}/exchange-rates/current"),
                 get(currencies::current),
             );
+    }
+    for events in ["/events/v3", "/events/2026-03"] {
+        hubspot = hubspot
+            .route(
+                &format!("{events}/event-definitions"),
+                get(events::list_definitions).post(events::create_definition),
+            )
+            .route(
+                &format!("{events}/event-definitions/{{name}}"),
+                get(events::get_definition),
+            )
+            .route(&format!("{events}/send"), post(events::send))
+            .route(&format!("{events}/send/batch"), post(events::send_batch))
+            .route(&format!("{events}/events"), get(events::occurrences));
     }
     let hubspot = hubspot
         .fallback(api::not_found)

@@ -49,6 +49,8 @@ pub struct CustomProperty {
     /// `(label, value)` of each option (enumerations).
     pub options: Vec<(String, String)>,
     pub created_ms: i64,
+    /// Created with `hasUniqueValue`: usable as `idProperty`.
+    pub unique: bool,
 }
 
 /// The API version whose writes enforce required properties.

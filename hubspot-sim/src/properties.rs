@@ -120,7 +120,7 @@ pub fn definition(schema: &ObjectSchema, name: &str) -> Value {
         "displayOrder": -1,
         "calculated": false,
         "externalOptions": false,
-        "hasUniqueValue": schema.unique_property == Some(name),
+        "hasUniqueValue": schema.unique_property == Some(name) || custom.is_some_and(|c| c.unique),
         "hidden": false,
         "hubspotDefined": custom.is_none(),
         "formField": !read_only,
@@ -236,6 +236,9 @@ pub struct NewProperty {
     pub group_name: Option<String>,
     #[serde(default)]
     pub options: Vec<NewOption>,
+    /// No two records may share a value; usable as `idProperty` (string and number only).
+    #[serde(default)]
+    pub has_unique_value: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,6 +302,11 @@ pub async fn create(
             "An enumeration property needs options: [{label, value}].",
         ));
     }
+    if body.has_unique_value && !matches!(*kind, "string" | "number") {
+        return Err(ApiError::validation(format!(
+            "hasUniqueValue cannot be used with type '{kind}': only string and number properties can be unique."
+        )));
+    }
     let mut store = state.store(portal);
     let table = store.table(canonical)?;
     if table.schema.knows(name) {
@@ -322,8 +330,12 @@ pub async fn create(
             .map(|o| (o.label.clone(), o.value.clone()))
             .collect(),
         created_ms: crate::model::now_ms(),
+        unique: body.has_unique_value,
     };
     table.schema.custom.insert(name.to_string(), property);
+    if body.has_unique_value {
+        table.add_unique_property(name);
+    }
     Ok((StatusCode::CREATED, Json(definition(&table.schema, name))))
 }
 

@@ -47,7 +47,13 @@ pub struct Change {
 #[derive(Debug, Clone, Copy)]
 pub enum Key<'a> {
     Id(&'a str),
+    /// A value of the type's built-in unique property (contacts' email).
     Unique(&'a str),
+    /// A value of a custom property created with `hasUniqueValue`.
+    UniqueIn {
+        property: &'a str,
+        value: &'a str,
+    },
 }
 
 impl<'a> Key<'a> {
@@ -56,11 +62,14 @@ impl<'a> Key<'a> {
     pub fn from_id_property(
         schema: &ObjectSchema,
         value: &'a str,
-        id_property: Option<&str>,
+        id_property: Option<&'a str>,
     ) -> Result<Self, ApiError> {
         match id_property {
             None | Some("") | Some("hs_object_id") => Ok(Key::Id(value)),
             Some(p) if Some(p) == schema.unique_property => Ok(Key::Unique(value)),
+            Some(p) if schema.custom.get(p).is_some_and(|c| c.unique) => {
+                Ok(Key::UniqueIn { property: p, value })
+            }
             Some(p) if schema.knows(p) => Err(ApiError::validation(format!(
                 "{p} is not a unique property and cannot be used as idProperty for {}.",
                 schema.name
@@ -131,6 +140,8 @@ pub struct Table {
     archived: BTreeMap<u64, Record>,
     /// Lower-cased unique value → id.
     unique: HashMap<String, u64>,
+    /// Per custom property with `hasUniqueValue`: lower-cased value → id.
+    custom_unique: HashMap<String, HashMap<String, u64>>,
     next_id: u64,
     index: SearchIndex,
 }
@@ -148,6 +159,7 @@ impl Table {
             records: BTreeMap::new(),
             archived: BTreeMap::new(),
             unique: HashMap::new(),
+            custom_unique: HashMap::new(),
             next_id,
             index: SearchIndex {
                 lag,
@@ -283,6 +295,52 @@ impl Table {
             .filter(|v| !v.is_empty())
     }
 
+    /// Makes `property` (a custom property just created, so held by no record) unique-valued:
+    /// usable as `idProperty`, and no two live records may share a value of it.
+    pub fn add_unique_property(&mut self, property: &str) {
+        self.custom_unique.entry(property.to_string()).or_default();
+    }
+
+    /// The custom unique values `props` sets: (property, lower-cased value).
+    fn custom_values(&self, props: &Properties) -> Vec<(String, String)> {
+        props
+            .iter()
+            .filter(|(name, value)| !value.is_empty() && self.custom_unique.contains_key(*name))
+            .map(|(name, value)| (name.clone(), value.trim().to_lowercase()))
+            .collect()
+    }
+
+    /// A 409 when a record other than `except` holds a custom unique value `props` sets.
+    fn check_custom_unique(&self, props: &Properties, except: Option<u64>) -> Result<(), ApiError> {
+        for (property, value) in self.custom_values(props) {
+            if let Some(&other) = self.custom_unique[&property].get(&value) {
+                if Some(other) != except {
+                    return Err(ApiError::conflict_existing(other, self.schema.label));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn index_custom(&mut self, id: u64, props: &Properties) {
+        for (property, value) in self.custom_values(props) {
+            self.custom_unique
+                .entry(property)
+                .or_default()
+                .insert(value, id);
+        }
+    }
+
+    fn unindex_custom(&mut self, id: u64, props: &Properties) {
+        for (property, value) in self.custom_values(props) {
+            if let Some(values) = self.custom_unique.get_mut(&property) {
+                if values.get(&value) == Some(&id) {
+                    values.remove(&value);
+                }
+            }
+        }
+    }
+
     /// The id of the live record holding `value` in the unique property, if any.
     pub fn find_unique(&self, value: &str) -> Option<u64> {
         self.unique.get(&value.trim().to_lowercase()).copied()
@@ -296,6 +354,11 @@ impl Table {
                 .ok()
                 .filter(|id| self.records.contains_key(id)),
             Key::Unique(value) => self.find_unique(value),
+            Key::UniqueIn { property, value } => self
+                .custom_unique
+                .get(property)
+                .and_then(|values| values.get(&value.trim().to_lowercase()))
+                .copied(),
         }
     }
 
@@ -321,6 +384,7 @@ impl Table {
                 return Err(ApiError::conflict_existing(existing, self.schema.label));
             }
         }
+        self.check_custom_unique(&props, None)?;
         Ok(self.insert_new(props, now_ms(), changes))
     }
 
@@ -347,6 +411,7 @@ impl Table {
         if let Some(value) = self.unique_value(&record.properties) {
             self.unique.insert(value.to_lowercase(), id);
         }
+        self.index_custom(id, &record.properties);
         self.records.insert(id, record.clone());
         self.index.write(id, Some(record.clone()));
         changes.push(self.change(id, at_ms, ChangeKind::Created));
@@ -369,6 +434,9 @@ impl Table {
                 return Err(ApiError::conflict_existing(other, self.schema.label));
             }
         }
+        self.check_custom_unique(&props, Some(id))?;
+        let before = self.records[&id].properties.clone();
+        self.unindex_custom(id, &before);
         let at_ms = now_ms().max(self.records[&id].updated_ms);
         let unique_property = self.schema.unique_property;
         let last_modified = self.schema.last_modified_property;
@@ -399,6 +467,7 @@ impl Table {
             .properties
             .insert(last_modified.into(), crate::model::format_ms(at_ms));
         let record = record.clone();
+        self.index_custom(id, &record.properties);
         self.index.write(id, Some(record.clone()));
         for kind in changed {
             changes.push(self.change(id, at_ms, kind));
@@ -418,6 +487,7 @@ impl Table {
             let value = value.to_lowercase();
             self.unique.remove(&value);
         }
+        self.unindex_custom(id, &record.properties);
         let at_ms = now_ms();
         record.archived_ms = Some(at_ms);
         self.archived.insert(id, record);
@@ -438,10 +508,12 @@ impl Table {
                 return Err(ApiError::conflict_existing(other, self.schema.label));
             }
         }
+        self.check_custom_unique(&record.properties, None)?;
         let mut record = self.archived.remove(&id).expect("checked above");
         if let Some(value) = self.unique_value(&record.properties) {
             self.unique.insert(value.to_lowercase(), id);
         }
+        self.index_custom(id, &record.properties);
         let at_ms = now_ms().max(record.updated_ms);
         record.archived_ms = None;
         record.updated_ms = at_ms;
@@ -485,8 +557,10 @@ impl Table {
             .records
             .get_mut(&primary_id)
             .expect("resolved id exists");
+        let custom_unique: Vec<String> = self.custom_unique.keys().cloned().collect();
         for (name, value) in taken {
             if Some(name.as_str()) != unique_property
+                && !custom_unique.contains(&name)
                 && !READ_ONLY.contains(&name.as_str())
                 && name != last_modified
                 && name != "hs_merged_object_ids"
@@ -532,6 +606,7 @@ impl Table {
             if self
                 .unique_value(&props)
                 .is_some_and(|v| self.find_unique(v).is_some())
+                || self.check_custom_unique(&props, None).is_err()
             {
                 continue;
             }
@@ -601,7 +676,7 @@ impl Table {
 
 fn key_text(key: Key<'_>) -> &str {
     match key {
-        Key::Id(s) | Key::Unique(s) => s,
+        Key::Id(s) | Key::Unique(s) | Key::UniqueIn { value: s, .. } => s,
     }
 }
 
@@ -621,6 +696,8 @@ pub struct Store {
     pub associations: crate::associations::Associations,
     /// The portal's company currency and exchange rates.
     pub currencies: crate::currencies::Currencies,
+    /// The portal's custom event definitions and occurrences.
+    pub events: crate::events::Events,
 }
 
 impl Store {
@@ -645,6 +722,7 @@ impl Store {
             tables,
             associations: Default::default(),
             currencies: Default::default(),
+            events: Default::default(),
         }
     }
 

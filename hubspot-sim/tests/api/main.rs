@@ -5,6 +5,7 @@ mod helpers;
 
 mod associations;
 mod batch;
+mod events;
 mod faults;
 mod oauth;
 mod objects;
