@@ -24,6 +24,7 @@ pub mod config;
 pub mod connections;
 pub mod crypto;
 pub mod domain;
+pub mod events;
 pub mod healthcheck;
 pub mod http;
 pub mod hubspot;
@@ -149,6 +150,16 @@ impl Application {
             ),
         );
         let portals = portals(&settings, &db, hubspot.clone())?;
+        let lifecycle = crate::store::lifecycle::Lifecycle::new(
+            db.clone(),
+            settings.lifecycle.external_id_property.clone(),
+        )
+        .with_wake(outbox.wake());
+        let events = crate::events::Events::new(
+            lifecycle.clone(),
+            Arc::new(settings.lifecycle.clone()),
+            portals.clone(),
+        );
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {} (set APP_LISTEN)", settings.listen))?;
@@ -171,6 +182,8 @@ impl Application {
                 object_writes,
                 sync,
                 portals,
+                lifecycle,
+                events,
                 drain: Arc::default(),
             }),
         })
@@ -216,9 +229,22 @@ impl Application {
             let s = &self.state;
             if s.settings.outbox_worker {
                 let owner = crate::identity::this_process();
+                let live = s.settings.hubspot.send_live;
+                if live {
+                    // Previewed in a dry run before: sent now.
+                    if let Err(e) = s.lifecycle.resume_previewed().await {
+                        tracing::warn!(error = %e, "could not queue previewed lifecycle deliveries");
+                    }
+                }
+                let delivery = jobs::lifecycle::Delivery::new(
+                    s.lifecycle.clone(),
+                    s.events.config().clone(),
+                    live,
+                );
                 let worker =
                     jobs::outbox::Worker::for_portals(s.outbox.clone(), s.portals.clone(), owner)
                         .with_concurrency(s.settings.outbox_concurrency)
+                        .with_lifecycle(delivery)
                         .with_stop(jobs_stopped.clone());
                 jobs.push(tokio::spawn(supervise(
                     worker,

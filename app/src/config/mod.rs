@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod lifecycle;
 mod oauth;
 
 pub use crate::hubspot::HubSpotSettings;
@@ -50,6 +51,10 @@ pub struct Settings {
     /// The default property mappings of every portal (`MAPPINGS_FILE`, YAML: `{deals: [{field,
     /// hubspot?, owner?, calculated?}]}`); a portal's own, set through the API, replace them.
     pub mappings: Vec<crate::domain::mapping::MappingSet>,
+    /// Lifecycle events: property names, the external id property, the timeline types
+    /// (`LIFECYCLE_FILE`, YAML; `LIFECYCLE_TIMELINE=nova_earned,redemption` sets the timeline
+    /// types on top).
+    pub lifecycle: crate::domain::lifecycle::config::LifecycleConfig,
     pub hubspot: HubSpotSettings,
     /// Customers connect portals by OAuth (`HUBSPOT_CLIENT_ID` and the rest); `None`: only the
     /// private-app token of `HUBSPOT_ACCESS_TOKEN`.
@@ -326,9 +331,11 @@ impl Settings {
                     .map_err(|e| bad("MAPPINGS_FILE", format!("'{path}': {e}")))?
             }
         };
+        let lifecycle = lifecycle::lifecycle(get("LIFECYCLE_FILE"), get("LIFECYCLE_TIMELINE"))?;
         Ok(Settings {
             listen,
             mappings,
+            lifecycle,
             outbox_lease,
             outbox_concurrency,
             sync_schedule,

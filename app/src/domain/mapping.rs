@@ -45,6 +45,8 @@ pub struct Definition {
     pub kind: String,
     /// HubSpot maintains the value (`hs_lastmodifieddate`): it cannot be app-owned.
     pub read_only: bool,
+    /// An enumeration's option values (empty for other kinds).
+    pub options: Vec<String>,
 }
 
 /// A problem with one mapping, naming where it is (`deals[2].hubspot`).
@@ -290,6 +292,7 @@ mod tests {
                 Definition {
                     kind: k.into(),
                     read_only: r,
+                    options: Vec::new(),
                 },
             )
         })

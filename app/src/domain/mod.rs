@@ -10,6 +10,7 @@ pub mod budget;
 pub mod contact;
 pub mod currency;
 pub mod event;
+pub mod lifecycle;
 pub mod mapping;
 pub mod object;
 pub mod outbox;

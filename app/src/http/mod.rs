@@ -9,6 +9,7 @@ pub mod auth;
 pub mod contacts;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod integrations;
 pub mod mappings;
 pub mod objects;
@@ -93,6 +94,12 @@ fn table() -> Table {
         Public,
         get(contacts::lookup_phone).post(contacts::lookup_phones),
     )
+    .route(
+        "/api/events",
+        Public,
+        post(events::track).layer(DefaultBodyLimit::max(events::MAX_BODY)),
+    )
+    .route("/api/events/{event_id}", Public, get(events::show))
     .route("/api/outbox", Public, get(outbox::list))
     .route("/api/outbox/{id}/retry", Public, post(outbox::retry))
     .route("/api/stats", Public, get(system::stats))
@@ -191,6 +198,7 @@ pub fn router(state: Shared) -> Router {
         contacts::by_email, contacts::search, contacts::enqueue, contacts::lookup_phone,
         contacts::lookup_phones,
         outbox::list, outbox::retry,
+        events::track, events::show,
         sync::run, sync::objects, sync::set_objects,
         objects::list, objects::get, objects::change, mappings::get, mappings::put,
         webhooks::receive,
@@ -204,6 +212,7 @@ pub fn router(state: Shared) -> Router {
         (name = "hubspot", description = "Is HubSpot reachable with our token"),
         (name = "contacts", description = "Reads, searches, phone lookups, queued writes"),
         (name = "outbox", description = "The queue of writes to HubSpot"),
+        (name = "events", description = "The product's lifecycle events, and what they changed in HubSpot"),
         (name = "sync", description = "The pull sync from HubSpot"),
         (name = "objects", description = "The synced CRM records and their associations"),
         (name = "webhooks", description = "HubSpot's signed event deliveries"),

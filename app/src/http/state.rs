@@ -23,6 +23,9 @@ pub struct AppState {
     pub sync: crate::jobs::sync::Sync,
     /// The portals connected by OAuth.
     pub portals: crate::connections::Portals,
+    /// Lifecycle events: the store (the worker delivers from it) and the use case.
+    pub lifecycle: crate::store::lifecycle::Lifecycle,
+    pub events: crate::events::Events,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: Arc<crate::serve::Drain>,
 }

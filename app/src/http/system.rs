@@ -114,6 +114,9 @@ pub struct Stats {
     /// Local changes of app-owned fields on their way to HubSpot; `null` when the database
     /// could not be read.
     pub object_writes: Option<crate::store::object_writes::WriteDepth>,
+    /// Lifecycle events stored and their subjects' deliveries; `null` when the database could
+    /// not be read.
+    pub lifecycle: Option<crate::store::lifecycle::Depth>,
     pub hubspot: HubSpotStats,
     pub connections: u64,
 }
@@ -174,6 +177,7 @@ pub async fn collect_stats(s: &AppState) -> Stats {
         sync: s.sync.status().await.ok(),
         syncs: s.sync.statuses().await.unwrap_or_default(),
         object_writes: s.object_writes.depth().await.ok(),
+        lifecycle: s.lifecycle.depth().await.ok(),
         hubspot: match &s.hubspot {
             Some(h) => {
                 let st = &h.stats;

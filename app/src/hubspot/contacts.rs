@@ -1,12 +1,11 @@
 //! HubSpot's contacts endpoints: batch upsert by email, read by id or email; search and the
 //! paged listing through the generic ones of [`super::objects`]. Each goes through the client's one send loop (`call`).
 
-use reqwest::Method;
 use serde_json::Value;
 
 use super::limiter::Permit;
 use super::objects::Page;
-use super::{Bucket, HubSpotClient, HubSpotError};
+use super::{HubSpotClient, HubSpotError};
 use crate::domain::object::ObjectType;
 
 /// The outcome of upserting one contact.
@@ -33,74 +32,26 @@ impl HubSpotClient {
         reserved: Option<Permit<'_>>,
         contacts: &[crate::domain::contact::ContactInput],
     ) -> Result<Vec<Result<Upserted, String>>, HubSpotError> {
-        assert!(
-            contacts.len() <= 100,
-            "HubSpot takes at most 100 inputs per batch"
-        );
-        let inputs: Vec<Value> = contacts
+        let inputs: Vec<(String, std::collections::BTreeMap<String, String>)> = contacts
             .iter()
             .map(|c| {
-                serde_json::json!({
-                    "id": c.email.as_str(),
-                    "idProperty": "email",
-                    "properties": c.properties,
-                })
+                let properties = c
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
+                (c.email.as_str().to_string(), properties)
             })
             .collect();
-        let body = serde_json::json!({ "inputs": inputs });
-        let value = self
-            .call_reserved(
-                reserved,
-                Method::POST,
-                &self.paths.batch("contacts", "upsert"),
-                &[],
-                Some(&body),
-                Bucket::General,
-                true,
-            )
-            .await?;
-        let mut done: std::collections::HashMap<String, Upserted> =
-            std::collections::HashMap::new();
-        for r in value["results"].as_array().into_iter().flatten() {
-            let (Some(id), Some(email)) = (r["id"].as_str(), r["properties"]["email"].as_str())
-            else {
-                return Err(HubSpotError::Decode(format!(
-                    "upsert result without id or email: {r}"
-                )));
-            };
-            let created = r["new"].as_bool().unwrap_or(false);
-            done.insert(
-                email.to_lowercase(),
-                Upserted {
-                    id: id.into(),
-                    email: email.into(),
-                    created,
-                },
-            );
-        }
-        let mut refused: std::collections::HashMap<String, String> =
-            std::collections::HashMap::new();
-        for e in value["errors"].as_array().into_iter().flatten() {
-            let message = e["message"]
-                .as_str()
-                .unwrap_or("refused by HubSpot")
-                .to_string();
-            for id in e["context"]["id"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                refused.insert(id.to_lowercase(), message.clone());
-            }
-        }
-        Ok(contacts
-            .iter()
-            .map(|c| {
-                done.remove(c.email.as_str()).ok_or_else(|| {
-                    refused
-                        .remove(c.email.as_str())
-                        .unwrap_or_else(|| "HubSpot did not report this input".into())
+        Ok(self
+            .upsert_objects(reserved, ObjectType::Contacts, "email", &inputs)
+            .await?
+            .into_iter()
+            .map(|r| {
+                r.map(|u| Upserted {
+                    id: u.id,
+                    email: u.key,
+                    created: u.created,
                 })
             })
             .collect())

@@ -5,6 +5,7 @@
 pub mod breaker;
 mod contacts;
 mod error;
+pub mod events;
 pub mod limiter;
 pub mod oauth;
 pub mod objects;
@@ -13,6 +14,7 @@ pub mod retry;
 pub mod search;
 pub mod signature;
 mod transport;
+pub mod upsert;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

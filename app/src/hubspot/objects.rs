@@ -125,6 +125,12 @@ impl HubSpotClient {
                         read_only: d["modificationMetadata"]["readOnlyValue"]
                             .as_bool()
                             .unwrap_or(false),
+                        options: d["options"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|o| o["value"].as_str().map(str::to_string))
+                            .collect(),
                     },
                 ))
             })

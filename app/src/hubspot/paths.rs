@@ -52,6 +52,11 @@ impl Paths {
         format!("/crm/associations/{}/{from}/{to}/{action}", self.version)
     }
 
+    /// Custom events: `event-definitions`, `send/batch`.
+    pub fn events(&self, what: &str) -> String {
+        format!("/events/{}/{what}", self.version)
+    }
+
     pub fn account_details(&self) -> String {
         format!("/account-info/{}/details", self.version)
     }

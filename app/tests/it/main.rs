@@ -10,6 +10,7 @@ mod client;
 mod dashboard;
 mod image;
 mod layers;
+mod lifecycle;
 mod oauth;
 mod outbox;
 mod postgres;

@@ -16,6 +16,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+mod leases;
+
 use super::{Job, Next};
 use crate::connections::Portals;
 use crate::domain::outbox::{self as order, Claimed};
@@ -26,8 +28,6 @@ use crate::hubspot::{HubSpotClient, HubSpotError};
 use crate::store::outbox::{restore, Item, Outbox, Outcome};
 use crate::store::StoreResult;
 
-/// How often a worker looks for leases held by workers that died.
-const DEAD_LEASE_CHECK: Duration = Duration::from_secs(1);
 /// How long an idle worker waits when nothing wakes it (an enqueue does).
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -74,6 +74,8 @@ pub struct Worker {
     cursor: Arc<Mutex<Option<Queue>>>,
     /// Turns true at shutdown: no new batch starts, those in flight finish.
     stopping: Option<watch::Receiver<bool>>,
+    /// Lifecycle events' deliveries, served by this same worker after the contact writes.
+    lifecycle: Option<super::lifecycle::Delivery>,
 }
 
 impl Worker {
@@ -87,6 +89,10 @@ impl Worker {
         Self::with(outbox, Clients::Portals(Box::new(portals)), owner.into())
     }
 
+    pub(super) fn owner(&self) -> &str {
+        &self.owner
+    }
+
     fn with(outbox: Outbox, clients: Clients, owner: String) -> Self {
         Self {
             outbox,
@@ -96,6 +102,22 @@ impl Worker {
             concurrency: 1,
             cursor: Arc::default(),
             stopping: None,
+            lifecycle: None,
+        }
+    }
+
+    /// Also delivers lifecycle events ([`super::lifecycle`]): a round of one batch per portal
+    /// with due subjects after each round of contact writes.
+    pub fn with_lifecycle(mut self, delivery: super::lifecycle::Delivery) -> Self {
+        self.lifecycle = Some(delivery);
+        self
+    }
+
+    /// One round of lifecycle deliveries ([`super::lifecycle::Delivery::round`]).
+    pub async fn lifecycle_round(&self) -> StoreResult<bool> {
+        match &self.lifecycle {
+            Some(delivery) => delivery.round(self).await,
+            None => Ok(false),
         }
     }
 
@@ -111,7 +133,7 @@ impl Worker {
         self
     }
 
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.stopping.as_ref().is_some_and(|s| *s.borrow())
     }
 
@@ -135,7 +157,10 @@ impl Worker {
         }
     }
 
-    async fn client(&self, portal: Option<PortalId>) -> Result<Arc<HubSpotClient>, HubSpotError> {
+    pub(super) async fn client(
+        &self,
+        portal: Option<PortalId>,
+    ) -> Result<Arc<HubSpotClient>, HubSpotError> {
         match &self.clients {
             Clients::One(client) => Ok(client.clone()),
             Clients::Portals(portals) => portals.client_for(portal).await,
@@ -331,23 +356,6 @@ impl Worker {
     }
 }
 
-impl Worker {
-    /// Every [`DEAD_LEASE_CHECK`], releases the leases of workers that died.
-    async fn release_dead_leases(&mut self) {
-        let now = self.outbox.now_ms();
-        if self
-            .checked_at
-            .is_some_and(|at| now - at < DEAD_LEASE_CHECK.as_millis() as i64)
-        {
-            return;
-        }
-        self.checked_at = Some(now);
-        if let Err(e) = self.outbox.release_dead_leases(&self.owner).await {
-            tracing::warn!(error = %e, "outbox worker: could not check for dead workers' leases");
-        }
-    }
-}
-
 impl Job for Worker {
     const NAME: &'static str = "outbox worker";
 
@@ -357,6 +365,12 @@ impl Job for Worker {
         // Read before the batches: an item that came due while they ran wakes the next step.
         let now = self.outbox.now_ms();
         let result = self.run_batches().await;
+        let result = match (result, self.lifecycle_round().await) {
+            // Lifecycle work settled: go round again at once (contacts first).
+            (Ok(()), Ok(true)) => return Next::After(Duration::ZERO),
+            (Ok(()), Ok(false)) => Ok(()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         match result {
             // Nothing more to send: sleep until the next item comes due, or IDLE at most (a
             // due item can wait behind an older one of its email that another worker holds).

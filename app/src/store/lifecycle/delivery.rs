@@ -1,0 +1,377 @@
+//! The delivery side of `lifecycle_subjects` and the timeline side of `lifecycle_events`:
+//! leased claims of due subjects (up to 100 of one upsert key), their histories, settling
+//! each subject's outcome; due timeline occurrences and their settling; the figures.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{stored_event, Lifecycle, StoredEvent};
+use crate::domain::portal::PortalId;
+use crate::store::{placeholders, portal_key, StoreResult};
+
+/// Subjects per claim (HubSpot's batch limit).
+pub const BATCH: i64 = 100;
+/// How long a claim is held.
+const LEASE: Duration = Duration::from_secs(60);
+/// Attempts before a subject is dead (until its next event).
+const MAX_ATTEMPTS: i64 = 8;
+
+/// A claimed subject with its history.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub key: String,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub hubspot_id: Option<String>,
+    pub sent_once: BTreeSet<String>,
+    pub attempts: i64,
+    pub events: Vec<StoredEvent>,
+}
+
+impl Claimed {
+    /// The newest event this claim read.
+    pub fn through(&self) -> i64 {
+        self.events.iter().map(|e| e.seq).max().unwrap_or(0)
+    }
+}
+
+/// How a subject's delivery ended.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    /// In HubSpot: the contact's id, the payload, the set-once properties now delivered.
+    Done {
+        hubspot_id: String,
+        payload: BTreeMap<String, String>,
+        sent_once: BTreeSet<String>,
+    },
+    /// A dry run: checked, not sent; `problems` is what HubSpot would refuse.
+    Previewed {
+        payload: BTreeMap<String, String>,
+        problems: Vec<String>,
+    },
+    /// Failed: retried with backoff, or dead when `fatal` or out of attempts.
+    Failed { error: String, fatal: bool },
+    /// Not sent, no attempt counted (the portal is not connected): again after `wait`.
+    Held { reason: String, wait: Duration },
+}
+
+/// One due timeline occurrence: its event and the subject's contact.
+#[derive(Debug, Clone)]
+pub struct TimelineItem {
+    pub seq: i64,
+    pub event: StoredEvent,
+    pub contact_id: String,
+}
+
+/// The figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Depth {
+    pub events: i64,
+    pub subjects_pending: i64,
+    pub subjects_sent: i64,
+    pub subjects_dead: i64,
+    pub subjects_previewed: i64,
+    pub timeline_due: i64,
+}
+
+impl Lifecycle {
+    /// The next portal (after `after`, in hub id order, the private-app account first) with due
+    /// subjects or due timeline occurrences. `None`: none anywhere.
+    pub async fn next_portal_after(
+        &self,
+        after: Option<Option<PortalId>>,
+    ) -> StoreResult<Option<Option<PortalId>>> {
+        let now = self.db.now_ms();
+        let floor = match after {
+            None => -1,
+            Some(p) => portal_key(p),
+        };
+        let row = sqlx::query(
+            "SELECT MIN(p) AS p FROM (
+               SELECT MIN(portal_key) AS p FROM lifecycle_subjects
+                WHERE state = 'pending' AND portal_key > $1 AND next_attempt_at <= $2
+                  AND (lease_until IS NULL OR lease_until < $2)
+               UNION ALL
+               SELECT MIN(e.portal_key) AS p FROM lifecycle_events e
+                WHERE e.timeline = 1 AND e.portal_key > $1) t",
+        )
+        .bind(floor)
+        .bind(now)
+        .fetch_one(self.db.pool())
+        .await?;
+        match row.get::<Option<i64>, _>("p") {
+            Some(p) => Ok(Some((p != 0).then_some(PortalId(p as u64)))),
+            None if after.is_some() => Box::pin(self.next_portal_after(None)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Claims up to [`BATCH`] due subjects of `portal` that share one upsert key (the key of
+    /// the one due longest), with their histories. Returns the key and the claims.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        portal: Option<PortalId>,
+    ) -> StoreResult<(String, Vec<Claimed>)> {
+        let key = portal_key(portal);
+        let now = self.db.now_ms();
+        let mut w = self.db.write().await?;
+        let first = sqlx::query(
+            "SELECT id_property FROM lifecycle_subjects
+             WHERE state = 'pending' AND portal_key = $1 AND next_attempt_at <= $2
+               AND (lease_until IS NULL OR lease_until < $2)
+             ORDER BY next_attempt_at LIMIT 1",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        let Some(first) = first else {
+            return Ok((String::new(), Vec::new()));
+        };
+        let id_property: String = first.get("id_property");
+        // The lease condition is repeated outside the subquery (PostgreSQL re-checks it on a
+        // row another claim took meanwhile, and skips it).
+        let rows = sqlx::query(
+            "UPDATE lifecycle_subjects SET lease_owner = $1, lease_until = $2
+             WHERE portal_key = $3 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $4)
+               AND subject IN (
+                 SELECT subject FROM lifecycle_subjects
+                 WHERE state = 'pending' AND portal_key = $3 AND next_attempt_at <= $4
+                   AND id_property = $5 AND (lease_until IS NULL OR lease_until < $4)
+                 ORDER BY next_attempt_at LIMIT $6)
+             RETURNING subject, external_id, email, hubspot_id, sent_once, attempts",
+        )
+        .bind(owner)
+        .bind(now + LEASE.as_millis() as i64)
+        .bind(key)
+        .bind(now)
+        .bind(&id_property)
+        .bind(BATCH)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        w.commit().await?;
+        let mut claims: Vec<Claimed> = rows
+            .iter()
+            .map(|r| {
+                Ok(Claimed {
+                    key: r.get("subject"),
+                    external_id: r.get("external_id"),
+                    email: r.get("email"),
+                    hubspot_id: r.get("hubspot_id"),
+                    sent_once: serde_json::from_str(r.get::<&str, _>("sent_once"))?,
+                    attempts: r.get("attempts"),
+                    events: Vec::new(),
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        if claims.is_empty() {
+            return Ok((id_property, claims));
+        }
+        // Their histories, read after the claim: whatever is stored now is in this delivery.
+        let sql = format!(
+            "SELECT seq, event_id, event_type, occurred_at, subject, body, received_at, timeline
+             FROM lifecycle_events WHERE portal_key = $1 AND subject IN ({})",
+            placeholders(2, claims.len())
+        );
+        let mut q = sqlx::query(&sql).bind(key);
+        for c in &claims {
+            q = q.bind(c.key.clone());
+        }
+        let mut by_subject: BTreeMap<String, Vec<StoredEvent>> = BTreeMap::new();
+        for r in q.fetch_all(self.db.pool()).await? {
+            let e = stored_event(portal, &r)?;
+            by_subject.entry(e.subject_key.clone()).or_default().push(e);
+        }
+        for c in &mut claims {
+            c.events = by_subject.remove(&c.key).unwrap_or_default();
+        }
+        Ok((id_property, claims))
+    }
+
+    /// Records each claimed subject's outcome in one transaction (only the lease holder's).
+    pub async fn settle(
+        &self,
+        owner: &str,
+        portal: Option<PortalId>,
+        outcomes: &[(&Claimed, Sent)],
+    ) -> StoreResult<()> {
+        let key = portal_key(portal);
+        let now = self.db.now_ms();
+        let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2);
+        let mut w = self.db.write().await?;
+        for (c, outcome) in outcomes {
+            let through = c.through();
+            let q = match outcome {
+                Sent::Done {
+                    hubspot_id,
+                    payload,
+                    sent_once,
+                } => sqlx::query(
+                    "UPDATE lifecycle_subjects SET
+                        sent_seq = CASE WHEN $1 > sent_seq THEN $1 ELSE sent_seq END,
+                        state = CASE WHEN last_seq <= $1 THEN 'sent' ELSE 'pending' END,
+                        hubspot_id = $2, last_payload = $3, sent_once = $4, problems = NULL,
+                        attempts = 0, next_attempt_at = $5, last_error = NULL,
+                        lease_owner = NULL, lease_until = NULL
+                     WHERE portal_key = $6 AND subject = $7 AND lease_owner = $8",
+                )
+                .bind(through)
+                .bind(hubspot_id.clone())
+                .bind(serde_json::to_string(payload)?)
+                .bind(serde_json::to_string(sent_once)?),
+                Sent::Previewed { payload, problems } => sqlx::query(
+                    "UPDATE lifecycle_subjects SET
+                        state = CASE WHEN last_seq <= $1 THEN 'previewed' ELSE 'pending' END,
+                        hubspot_id = COALESCE(hubspot_id, $2), last_payload = $3, problems = $4,
+                        attempts = 0, next_attempt_at = $5, last_error = NULL,
+                        lease_owner = NULL, lease_until = NULL
+                     WHERE portal_key = $6 AND subject = $7 AND lease_owner = $8",
+                )
+                .bind(through)
+                .bind(None::<String>)
+                .bind(serde_json::to_string(payload)?)
+                .bind(serde_json::to_string(problems)?),
+                Sent::Failed { error, fatal } => {
+                    let attempts = c.attempts + 1;
+                    let dead = *fatal || attempts >= MAX_ATTEMPTS;
+                    let backoff = (1_000f64 * 2f64.powi(attempts.min(20) as i32) * jitter)
+                        .min(300_000.0) as i64;
+                    sqlx::query(
+                        "UPDATE lifecycle_subjects SET state = $1, attempts = $2, last_error = $3,
+                            problems = NULL, next_attempt_at = $4,
+                            lease_owner = NULL, lease_until = NULL
+                         WHERE portal_key = $5 AND subject = $6 AND lease_owner = $7",
+                    )
+                    .bind(if dead { "dead" } else { "pending" })
+                    .bind(attempts)
+                    .bind(crate::mask::text(error))
+                    .bind(now + backoff)
+                    .bind(key)
+                    .bind(c.key.clone())
+                    .bind(owner)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    continue;
+                }
+                Sent::Held { reason, wait } => {
+                    sqlx::query(
+                        "UPDATE lifecycle_subjects SET last_error = $1, next_attempt_at = $2,
+                            lease_owner = NULL, lease_until = NULL
+                         WHERE portal_key = $3 AND subject = $4 AND lease_owner = $5",
+                    )
+                    .bind(crate::mask::text(reason))
+                    .bind(now + wait.as_millis() as i64)
+                    .bind(key)
+                    .bind(c.key.clone())
+                    .bind(owner)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    continue;
+                }
+            };
+            q.bind(now)
+                .bind(key)
+                .bind(c.key.clone())
+                .bind(owner)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        w.commit().await
+    }
+
+    /// Sending live again after a dry run: every previewed subject is due.
+    pub async fn resume_previewed(&self) -> StoreResult<u64> {
+        let now = self.db.now_ms();
+        let mut w = self.db.write().await?;
+        let n = sqlx::query(
+            "UPDATE lifecycle_subjects SET state = 'pending', next_attempt_at = $1 WHERE state = 'previewed'",
+        )
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n)
+    }
+
+    /// Up to `limit` due timeline occurrences of `portal` whose subject's contact exists in
+    /// HubSpot (sent at least once), oldest first.
+    pub async fn timeline_due(
+        &self,
+        portal: Option<PortalId>,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineItem>> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.event_id, e.event_type, e.occurred_at, e.subject, e.body, e.received_at,
+                    e.timeline, s.hubspot_id
+             FROM lifecycle_events e JOIN lifecycle_subjects s
+               ON s.portal_key = e.portal_key AND s.subject = e.subject
+             WHERE e.timeline = 1 AND e.portal_key = $1 AND s.hubspot_id IS NOT NULL
+               AND s.sent_seq >= e.seq
+             ORDER BY e.seq LIMIT $2",
+        )
+        .bind(portal_key(portal))
+        .bind(limit as i64)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TimelineItem {
+                    seq: r.get("seq"),
+                    event: stored_event(portal, r)?,
+                    contact_id: r.get("hubspot_id"),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks timeline occurrences sent.
+    pub async fn timeline_sent(&self, seqs: &[i64]) -> StoreResult<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.db.write().await?;
+        let sql = format!(
+            "UPDATE lifecycle_events SET timeline = 2 WHERE seq IN ({})",
+            placeholders(1, seqs.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for s in seqs {
+            q = q.bind(*s);
+        }
+        q.execute(&mut *w.tx).await?;
+        w.commit().await
+    }
+
+    /// The figures.
+    pub async fn depth(&self) -> StoreResult<Depth> {
+        let mut d = Depth::default();
+        for r in sqlx::query("SELECT state, COUNT(*) AS n FROM lifecycle_subjects GROUP BY state")
+            .fetch_all(self.db.pool())
+            .await?
+        {
+            let n: i64 = r.get("n");
+            match r.get::<&str, _>("state") {
+                "pending" => d.subjects_pending = n,
+                "sent" => d.subjects_sent = n,
+                "dead" => d.subjects_dead = n,
+                "previewed" => d.subjects_previewed = n,
+                _ => {}
+            }
+        }
+        d.events = sqlx::query("SELECT COUNT(*) AS n FROM lifecycle_events")
+            .fetch_one(self.db.pool())
+            .await?
+            .get("n");
+        d.timeline_due =
+            sqlx::query("SELECT COUNT(*) AS n FROM lifecycle_events WHERE timeline = 1")
+                .fetch_one(self.db.pool())
+                .await?
+                .get("n");
+        Ok(d)
+    }
+}
