@@ -152,7 +152,10 @@ impl Application {
         let portals = portals(&settings, &db, hubspot.clone())?;
         let lifecycle = crate::store::lifecycle::Lifecycle::new(
             db.clone(),
-            settings.lifecycle.external_id_property.clone(),
+            crate::store::lifecycle::Keys {
+                external_id_property: settings.lifecycle.external_id_property.clone(),
+                merchant_id_property: settings.lifecycle.merchant_id_property.clone(),
+            },
         )
         .with_wake(outbox.wake());
         let events = crate::events::Events::new(

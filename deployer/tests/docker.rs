@@ -1246,6 +1246,53 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // Lifecycle events through the front door: stored (202), delivered by the worker to
+    // HubSpot, and shown with what they changed.
+    let r = http
+        .post(format!("{front}/api/events"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"events": [
+            {"event_id": "front-1", "type": "user_signup", "occurred_at": "2026-11-01T10:00:00Z",
+             "subject": {"external_id": "front-user"}, "data": {"email": "front-user@example.com", "firstname": "Front"}},
+            {"event_id": "front-2", "type": "nova_earned", "occurred_at": "2026-11-01T10:05:00Z",
+             "subject": {"external_id": "front-user"}, "data": {"amount": 12}}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let view: Value = http
+            .get(format!("{front}/api/events/front-2"))
+            .bearer_auth("admin-front")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if view["delivery"]["state"] == "sent" {
+            break view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event was not delivered: {view}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(view["changes"]["nova_balance"], "12", "{view}");
+    let contact: Value = http
+        .get(format!(
+            "{sim}/crm/objects/2026-03/contacts/front-user?idProperty=product_user_id&properties=email,nova_balance"
+        ))
+        .bearer_auth("pat-front")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        contact["properties"]["email"], "front-user@example.com",
+        "{contact}"
+    );
+    assert_eq!(contact["properties"]["nova_balance"], "12", "{contact}");
+
     // The dashboard, signed into over HTTPS with the admin token (a session cookie).
     let browser = reqwest::blocking::Client::builder()
         .danger_accept_invalid_certs(true)

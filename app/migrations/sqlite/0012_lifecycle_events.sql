@@ -1,7 +1,8 @@
 -- Lifecycle events (issue 14), per portal (portal_key: the hub id, 0 for the private-app
 -- account). An event is stored once per (portal, event_id); subject names who it is about:
 -- 'u:<external id>' or 'e:<email>' (see lifecycle_subjects). body: {subject, data} as
--- validated. timeline: 0 not for the timeline, 1 due there, 2 sent there.
+-- validated. timeline: 0 not for the timeline, 1 due there, 2 sent there. merchant_id: the
+-- merchant a merchant_exclusive_enabled event is about (its company's history).
 CREATE TABLE IF NOT EXISTS lifecycle_events (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     portal_key  BIGINT NOT NULL,
@@ -12,12 +13,15 @@ CREATE TABLE IF NOT EXISTS lifecycle_events (
     body        TEXT   NOT NULL,
     received_at BIGINT NOT NULL,
     timeline    BIGINT NOT NULL DEFAULT 0,
+    merchant_id TEXT,
     UNIQUE (portal_key, event_id)
 );
+CREATE INDEX IF NOT EXISTS lifecycle_events_merchant ON lifecycle_events (portal_key, merchant_id);
 CREATE INDEX IF NOT EXISTS lifecycle_events_subject ON lifecycle_events (portal_key, subject);
 CREATE INDEX IF NOT EXISTS lifecycle_events_timeline ON lifecycle_events (timeline, portal_key);
 
--- One row per subject: its identity and the delivery of its derived properties. The outbox
+-- One row per subject (a user: 'u:'/'e:', or a merchant's company: 'm:<merchant id>'): its
+-- identity and the delivery of its derived properties. The outbox
 -- worker sends a subject when last_seq > sent_seq (state 'pending'), deriving the properties
 -- from every stored event at send time; sent_seq is the newest event that delivery read.
 -- id_property: what keys its HubSpot contact ('email', or the external id property), fixed when

@@ -15,8 +15,8 @@ use super::error::{unreadable_body, ApiError};
 use super::state::Shared;
 use crate::events::{EventView, TrackError};
 
-/// 500 events of a few hundred bytes each, with room.
-pub const MAX_BODY: usize = 2 * 1024 * 1024;
+/// 500 events of a few hundred bytes each, with room (nginx in front takes up to 1100 KiB).
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// What a `POST /api/events` stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,7 +83,7 @@ fn tracked(err: TrackError) -> ApiError {
     (status = 400, description = "A bad event, named by its field (`events[3].data.amount`)", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
     (status = 404, description = "A portal not connected here", body = ApiError),
-    (status = 413, description = "Body over 2 MiB", body = ApiError),
+    (status = 413, description = "Body over 1 MiB", body = ApiError),
     (status = 503, description = "The database failed: send again", body = ApiError)))]
 pub async fn track(
     _: AdminAuth,

@@ -1,6 +1,6 @@
 //! Batch upsert of any object type by a unique-value property (`email`, or a custom property
-//! created with `hasUniqueValue`, such as the product's user id), and the creation of the
-//! custom properties the app writes.
+//! created with `hasUniqueValue`, such as the product's user id), the default association of
+//! upserted records, and the creation of the custom properties the app writes.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -116,6 +116,34 @@ impl HubSpotClient {
                 })
             })
             .collect())
+    }
+
+    /// `POST /crm/associations/{version}/{from}/{to}/batch/associate/default`: the pair's
+    /// unlabelled association for each `(from id, to id)`, 100 a call (idempotent: an edge
+    /// that exists stays one edge).
+    pub async fn associate_default(
+        &self,
+        from: ObjectType,
+        to: ObjectType,
+        pairs: &[(String, String)],
+    ) -> Result<(), HubSpotError> {
+        for chunk in pairs.chunks(100) {
+            let body = json!({
+                "inputs": chunk.iter().map(|(f, t)| json!({"from": {"id": f}, "to": {"id": t}})).collect::<Vec<_>>(),
+            });
+            self.call(
+                Method::POST,
+                &self
+                    .paths
+                    .associations(from.as_str(), to.as_str(), "batch/associate/default"),
+                &[],
+                Some(&body),
+                Bucket::General,
+                true,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// `POST /crm/properties/{version}/{type}`: creates a custom property. A name another

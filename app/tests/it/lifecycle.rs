@@ -596,3 +596,113 @@ async fn timeline_occurrences_go_once_per_event_and_the_api_names_bad_input() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn a_merchant_s_company_is_upserted_by_its_id_and_associated_with_its_users() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let base = app(&sim, &common::temp_db_url("lifecycle-merchant"), &[]).await;
+    let http = reqwest::Client::new();
+    let enable = |id: &str, at, user: &str, name: &str, x: &str| {
+        event(
+            id,
+            "merchant_exclusive_enabled",
+            at,
+            json!({"external_id": user}),
+            json!({"merchant_id": "m-1", "merchant_name": name, "exclusive_id": x}),
+        )
+    };
+    // Two of the merchant's users, the second one's event first; one exclusive twice.
+    let (s, body) = post(
+        &http,
+        &base,
+        &json!({"events": [
+            enable("m2", 2_000, "owner-2", "Cafe Nova", "x2"),
+            enable("m1", 1_000, "owner-1", "Cafe", "x1"),
+            enable("m3", 3_000, "owner-1", "Cafe Nova", "x1"),
+        ]}),
+    )
+    .await;
+    assert_eq!(s, 202, "{body}");
+    wait_delivered(&http, &base, Duration::from_secs(20)).await;
+    let companies = common::sim_records(&sim, "companies").await;
+    assert_eq!(companies["count"], 1, "{companies}");
+    let company = &companies["results"][0];
+    assert_eq!(company["properties"]["product_merchant_id"], "m-1");
+    assert_eq!(
+        company["properties"]["name"], "Cafe Nova",
+        "the latest name"
+    );
+    assert_eq!(company["properties"]["exclusives_enabled"], "2");
+    let company_id = company["id"].as_str().unwrap();
+    let users = contacts(&sim).await;
+    for user in ["owner-1", "owner-2"] {
+        let id = users[user]["id"].as_str().unwrap();
+        let r: Value = http
+            .post(format!(
+                "{}/crm/associations/2026-03/contacts/companies/batch/read",
+                sim.base_url()
+            ))
+            .bearer_auth(TOKEN)
+            .json(&json!({"inputs": [{"id": id}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let to: Vec<String> = r["results"][0]["to"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|t| t["toObjectId"].to_string().trim_matches('"').to_string())
+            .collect();
+        assert_eq!(to, vec![company_id.to_string()], "{user}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn code_inside_the_app_tracks_events_with_the_same_checks() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let settings = common::settings(&[
+        ("APP_LISTEN", "127.0.0.1:0".to_string()),
+        ("HUBSPOT_ACCESS_TOKEN", TOKEN.to_string()),
+        ("HUBSPOT_BASE_URL", sim.base_url()),
+        ("DATABASE_URL", common::temp_db_url("lifecycle-track")),
+        ("ADMIN_TOKEN", ADMIN.to_string()),
+        ("SYNC_SCHEDULE", "off".to_string()),
+    ]);
+    let app = app::Application::build(settings).await.unwrap();
+    let events = &app.state().events;
+    let bad = events
+        .track(&event(
+            "in-1",
+            "nova_earned",
+            1,
+            json!({"external_id": "in-user"}),
+            json!({"amount": "ten"}),
+        ))
+        .await
+        .unwrap_err();
+    match bad {
+        app::events::TrackError::Invalid(i) => assert_eq!(i.field, "data.amount"),
+        other => panic!("{other}"),
+    }
+    let good = event(
+        "in-1",
+        "nova_earned",
+        1,
+        json!({"external_id": "in-user"}),
+        json!({"amount": 10}),
+    );
+    assert!(!events.track(&good).await.unwrap().duplicate);
+    assert!(
+        events.track(&good).await.unwrap().duplicate,
+        "the same event_id again"
+    );
+    let view = events.show(None, "in-1").await.unwrap().unwrap();
+    assert_eq!(view.changes["nova_balance"], "10");
+    assert_eq!(
+        view.delivery.state, "pending",
+        "no worker runs: stored, not sent"
+    );
+}

@@ -93,6 +93,11 @@ pub struct LifecycleConfig {
     /// The unique contact property holding the product's user id (created with
     /// `hasUniqueValue` when the portal lacks it); the upsert key of subjects that have one.
     pub external_id_property: String,
+    /// The unique company property holding the product's merchant id (created with
+    /// `hasUniqueValue` when missing): a merchant's company is upserted by it.
+    pub merchant_id_property: String,
+    /// The company property counting the exclusives a merchant enabled (`null`: not sent).
+    pub exclusives_enabled_property: Option<String>,
     /// Fact → property name (`null`: not sent). Facts left out keep their default name.
     pub properties: BTreeMap<Fact, Option<String>>,
     /// The stage the first `exclusive_completed` sets.
@@ -110,6 +115,8 @@ impl Default for LifecycleConfig {
     fn default() -> Self {
         Self {
             external_id_property: "product_user_id".into(),
+            merchant_id_property: "product_merchant_id".into(),
+            exclusives_enabled_property: Some("exclusives_enabled".into()),
             properties: BTreeMap::new(),
             engaged_stage: "engaged_driver".into(),
             stages: vec![
@@ -143,6 +150,19 @@ impl LifecycleConfig {
                 "external_id_property '{}': a HubSpot property name (lowercase letters, digits, _)",
                 self.external_id_property
             ));
+        }
+        if !valid(&self.merchant_id_property) {
+            return Err(format!(
+                "merchant_id_property '{}': a HubSpot property name (lowercase letters, digits, _)",
+                self.merchant_id_property
+            ));
+        }
+        if let Some(p) = &self.exclusives_enabled_property {
+            if !valid(p) || *p == self.merchant_id_property {
+                return Err(format!(
+                    "exclusives_enabled_property '{p}': a HubSpot property name of its own"
+                ));
+            }
         }
         let mut seen = BTreeSet::new();
         for fact in Fact::ALL {

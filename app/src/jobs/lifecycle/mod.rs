@@ -15,28 +15,22 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+mod schema;
 mod timeline;
 
+use schema::Schema;
+
+use crate::domain::lifecycle::adapters::merchant::company_properties;
 use crate::domain::lifecycle::adapters::{fold, set_once};
 use crate::domain::lifecycle::check::check;
-use crate::domain::lifecycle::config::{Fact, LifecycleConfig};
-use crate::domain::mapping::Definition;
+use crate::domain::lifecycle::config::LifecycleConfig;
+use crate::domain::lifecycle::Data;
 use crate::domain::object::ObjectType;
 use crate::domain::portal::PortalId;
 use crate::hubspot::limiter::Permit;
-use crate::hubspot::upsert::NewProperty;
 use crate::hubspot::{HubSpotClient, HubSpotError};
-use crate::store::lifecycle::{Claimed, Lifecycle, Sent};
+use crate::store::lifecycle::{Claimed, Keys, Lifecycle, Sent};
 use crate::store::StoreResult;
-
-/// What the app knows of a portal's schema: its contact property definitions (after the
-/// app's own were created, when live) and its timeline event definitions.
-#[derive(Debug, Clone, Default)]
-struct Schema {
-    contacts: BTreeMap<String, Definition>,
-    /// `pe{hubId}_` and the event definitions there, once the timeline was used.
-    events: Option<(String, std::collections::BTreeSet<String>)>,
-}
 
 /// The lifecycle side of the outbox worker.
 #[derive(Debug, Clone)]
@@ -59,72 +53,6 @@ impl Delivery {
 
     pub fn store(&self) -> &Lifecycle {
         &self.store
-    }
-
-    /// The properties the app writes, as they must exist on a portal.
-    fn needed(&self) -> Vec<NewProperty> {
-        let mut out = vec![NewProperty {
-            name: self.config.external_id_property.clone(),
-            label: "Product user id".into(),
-            kind: "string".into(),
-            options: Vec::new(),
-            unique: true,
-        }];
-        for fact in Fact::ALL {
-            if let Some(name) = self.config.property(fact) {
-                let (kind, options) = fact.kind(&self.config);
-                out.push(NewProperty {
-                    name: name.to_string(),
-                    label: name.replace('_', " "),
-                    kind: kind.into(),
-                    options,
-                    unique: false,
-                });
-            }
-        }
-        out
-    }
-
-    /// The portal's contact definitions, the app's properties created first when live.
-    async fn schema(
-        &self,
-        portal: Option<PortalId>,
-        client: &HubSpotClient,
-    ) -> Result<Schema, HubSpotError> {
-        if let Some(s) = self.schemas.lock().get(&portal) {
-            return Ok(s.clone());
-        }
-        let mut contacts = client.property_definitions(ObjectType::Contacts).await?;
-        if !self.live {
-            // A dry run checks the app's own properties against what it would create.
-            for p in self.needed() {
-                contacts.entry(p.name.clone()).or_insert(Definition {
-                    kind: p.kind,
-                    read_only: false,
-                    options: p.options,
-                });
-            }
-        }
-        if self.live {
-            let missing: Vec<NewProperty> = self
-                .needed()
-                .into_iter()
-                .filter(|p| !contacts.contains_key(&p.name))
-                .collect();
-            for p in &missing {
-                client.create_property(ObjectType::Contacts, p).await?;
-                tracing::info!(property = %p.name, "created a contact property for lifecycle events");
-            }
-            if !missing.is_empty() {
-                contacts = client.property_definitions(ObjectType::Contacts).await?;
-            }
-        }
-        let schema = Schema {
-            contacts,
-            events: None,
-        };
-        self.schemas.lock().insert(portal, schema.clone());
-        Ok(schema)
     }
 
     /// One round for `worker`: a batch for each portal with due work, each portal once.
@@ -190,9 +118,21 @@ impl Delivery {
         let (id_property, claims) = self.store.claim(owner, portal).await?;
         let mut settled = claims.len();
         if !claims.is_empty() {
-            let outcomes = self
+            let mut outcomes = self
                 .send(&client, permit, &id_property, &claims, &schema)
                 .await;
+            if let Err(e) = self.associate(&client, portal, &claims, &outcomes).await {
+                // The records are in HubSpot, their edges not: sent again, edges and all.
+                tracing::warn!(error = %crate::mask::text(&e), "lifecycle: associations failed; will retry");
+                for o in &mut outcomes {
+                    if matches!(o, Sent::Done { .. }) {
+                        *o = Sent::Failed {
+                            error: format!("associating: {e}"),
+                            fatal: false,
+                        };
+                    }
+                }
+            }
             let pairs: Vec<(&Claimed, Sent)> = claims.iter().zip(outcomes).collect();
             self.store.settle(owner, portal, &pairs).await?;
         } else {
@@ -211,6 +151,12 @@ impl Delivery {
         id_property: &str,
         c: &Claimed,
     ) -> Option<(String, BTreeMap<String, String>)> {
+        if let Some(merchant) = c.key.strip_prefix("m:") {
+            let events = c.events.iter().map(|e| &e.event);
+            let mut props = company_properties(merchant, events, &self.config);
+            props.remove(id_property);
+            return Some((merchant.to_string(), props));
+        }
         let profile = fold(c.events.iter().map(|e| &e.event));
         let mut props = profile.properties(&self.config);
         for name in &c.sent_once {
@@ -244,12 +190,17 @@ impl Delivery {
             .iter()
             .map(|c| self.payload(id_property, c))
             .collect();
+        let (object_type, definitions) = if claims.iter().all(|c| Keys::is_company(&c.key)) {
+            (ObjectType::Companies, &schema.companies)
+        } else {
+            (ObjectType::Contacts, &schema.contacts)
+        };
         if !self.live {
             return payloads
                 .into_iter()
                 .map(|p| match p {
                     Some((key, mut payload)) => {
-                        let problems = check(&payload, &schema.contacts);
+                        let problems = check(&payload, definitions);
                         payload.insert(id_property.to_string(), key);
                         Sent::Previewed { payload, problems }
                     }
@@ -266,7 +217,7 @@ impl Delivery {
             Ok(Vec::new())
         } else {
             client
-                .upsert_objects(Some(permit), ObjectType::Contacts, id_property, &inputs)
+                .upsert_objects(Some(permit), object_type, id_property, &inputs)
                 .await
         };
         let once = set_once(&self.config);
@@ -323,5 +274,65 @@ impl Delivery {
                     .collect()
             }
         }
+    }
+
+    /// Associates the records just delivered with their counterparts already in HubSpot: a
+    /// user's contact with the companies of the merchants it enabled exclusives for, a
+    /// merchant's company with those users' contacts (whichever is delivered second makes the
+    /// edge; the default association is idempotent).
+    async fn associate(
+        &self,
+        client: &HubSpotClient,
+        portal: Option<PortalId>,
+        claims: &[Claimed],
+        outcomes: &[Sent],
+    ) -> Result<(), String> {
+        let companies = claims.iter().all(|c| Keys::is_company(&c.key));
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for (c, o) in claims.iter().zip(outcomes) {
+            let Sent::Done { hubspot_id, .. } = o else {
+                continue;
+            };
+            for e in &c.events {
+                if let Data::MerchantExclusiveEnabled { merchant_id, .. } = &e.event.data {
+                    let other = if companies {
+                        e.subject_key.clone()
+                    } else {
+                        format!("m:{merchant_id}")
+                    };
+                    wanted.push((hubspot_id.clone(), other));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let others: Vec<String> = wanted
+            .iter()
+            .map(|(_, k)| k.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let ids = self
+            .store
+            .hubspot_ids(portal, &others)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pairs: std::collections::BTreeSet<(String, String)> = wanted
+            .into_iter()
+            .filter_map(|(this, other)| {
+                let other = ids.get(&other)?.clone();
+                Some(if companies {
+                    (other, this)
+                } else {
+                    (this, other)
+                })
+            })
+            .collect();
+        let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        client
+            .associate_default(ObjectType::Contacts, ObjectType::Companies, &pairs)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

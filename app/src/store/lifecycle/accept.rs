@@ -45,15 +45,15 @@ impl Lifecycle {
             let mut last_seq: HashMap<String, i64> = HashMap::new();
             for chunk in rows.chunks(500) {
                 let mut sql = String::from(
-                    "INSERT INTO lifecycle_events (portal_key, event_id, event_type, occurred_at, subject, body, received_at, timeline) VALUES ",
+                    "INSERT INTO lifecycle_events (portal_key, event_id, event_type, occurred_at, subject, body, received_at, timeline, merchant_id) VALUES ",
                 );
                 for i in 0..chunk.len() {
                     if i > 0 {
                         sql.push_str(", ");
                     }
-                    sql.push_str(&format!("({})", placeholders(i * 8 + 1, 8)));
+                    sql.push_str(&format!("({})", placeholders(i * 9 + 1, 9)));
                 }
-                sql.push_str(" ON CONFLICT (portal_key, event_id) DO NOTHING RETURNING seq, event_id, subject");
+                sql.push_str(" ON CONFLICT (portal_key, event_id) DO NOTHING RETURNING seq, event_id, subject, merchant_id");
                 let mut q = sqlx::query(&sql);
                 for (e, key) in chunk {
                     q = q
@@ -64,7 +64,8 @@ impl Lifecycle {
                         .bind(key.clone())
                         .bind(body(e).to_string())
                         .bind(now)
-                        .bind(if on_timeline(e.event_type) { 1i64 } else { 0 });
+                        .bind(if on_timeline(e.event_type) { 1i64 } else { 0 })
+                        .bind(merchant_of(e));
                 }
                 for row in q.fetch_all(&mut *w.tx).await? {
                     let seq: i64 = row.get("seq");
@@ -72,6 +73,17 @@ impl Lifecycle {
                     inserted.insert((portal, row.get("event_id")));
                     let slot = last_seq.entry(subject).or_insert(seq);
                     *slot = (*slot).max(seq);
+                    // A merchant's event is also its company's history.
+                    if let Some(m) = row.get::<Option<String>, _>("merchant_id") {
+                        let key = format!("m:{m}");
+                        fresh.entry(key.clone()).or_insert(Known {
+                            key: key.clone(),
+                            external_id: Some(m),
+                            email: None,
+                        });
+                        let slot = last_seq.entry(key).or_insert(seq);
+                        *slot = (*slot).max(seq);
+                    }
                 }
             }
             // Mark each touched subject due (new ones created), its identity completed.
@@ -109,11 +121,7 @@ impl Lifecycle {
                             external_id: None,
                             email: None,
                         });
-                    let id_property = if key.starts_with("u:") {
-                        self.external_id_property.clone()
-                    } else {
-                        "email".to_string()
-                    };
+                    let id_property = self.keys.id_property(key).to_string();
                     q = q
                         .bind(portal)
                         .bind((*key).clone())
@@ -161,7 +169,7 @@ impl Lifecycle {
             for chunk in values.chunks(500) {
                 let sql = format!(
                     "SELECT subject, external_id, email FROM lifecycle_subjects
-                     WHERE portal_key = $1 AND {column} IN ({})",
+                     WHERE portal_key = $1 AND subject NOT LIKE 'm:%' AND {column} IN ({})",
                     placeholders(2, chunk.len())
                 );
                 let mut q = sqlx::query(&sql).bind(portal);
@@ -224,4 +232,14 @@ fn resolve(
     known.remove(&k.key);
     fresh.insert(k.key.clone(), k.clone());
     k.key
+}
+
+/// The merchant a `merchant_exclusive_enabled` event is about.
+fn merchant_of(e: &Event) -> Option<String> {
+    match &e.data {
+        crate::domain::lifecycle::Data::MerchantExclusiveEnabled { merchant_id, .. } => {
+            Some(merchant_id.clone())
+        }
+        _ => None,
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{stored_event, Lifecycle, StoredEvent};
+use super::{stored_event, Keys, Lifecycle, StoredEvent};
 use crate::domain::portal::PortalId;
 use crate::store::{placeholders, portal_key, StoreResult};
 
@@ -56,14 +56,6 @@ pub enum Sent {
     Failed { error: String, fatal: bool },
     /// Not sent, no attempt counted (the portal is not connected): again after `wait`.
     Held { reason: String, wait: Duration },
-}
-
-/// One due timeline occurrence: its event and the subject's contact.
-#[derive(Debug, Clone)]
-pub struct TimelineItem {
-    pub seq: i64,
-    pub event: StoredEvent,
-    pub contact_id: String,
 }
 
 /// The figures.
@@ -172,19 +164,31 @@ impl Lifecycle {
             return Ok((id_property, claims));
         }
         // Their histories, read after the claim: whatever is stored now is in this delivery.
+        // A user's are its events; a merchant's company's, the events naming the merchant.
+        let companies = claims.iter().all(|c| Keys::is_company(&c.key));
+        let (column, strip) = if companies {
+            ("merchant_id", "m:")
+        } else {
+            ("subject", "")
+        };
         let sql = format!(
-            "SELECT seq, event_id, event_type, occurred_at, subject, body, received_at, timeline
-             FROM lifecycle_events WHERE portal_key = $1 AND subject IN ({})",
+            "SELECT seq, event_id, event_type, occurred_at, subject, body, received_at, timeline, merchant_id
+             FROM lifecycle_events WHERE portal_key = $1 AND {column} IN ({})",
             placeholders(2, claims.len())
         );
         let mut q = sqlx::query(&sql).bind(key);
         for c in &claims {
-            q = q.bind(c.key.clone());
+            q = q.bind(c.key.trim_start_matches(strip).to_string());
         }
         let mut by_subject: BTreeMap<String, Vec<StoredEvent>> = BTreeMap::new();
         for r in q.fetch_all(self.db.pool()).await? {
             let e = stored_event(portal, &r)?;
-            by_subject.entry(e.subject_key.clone()).or_default().push(e);
+            let owner = if companies {
+                format!("m:{}", r.get::<String, _>("merchant_id"))
+            } else {
+                e.subject_key.clone()
+            };
+            by_subject.entry(owner).or_default().push(e);
         }
         for c in &mut claims {
             c.events = by_subject.remove(&c.key).unwrap_or_default();
@@ -283,6 +287,30 @@ impl Lifecycle {
         w.commit().await
     }
 
+    /// The HubSpot ids of those of `subjects` delivered at least once.
+    pub async fn hubspot_ids(
+        &self,
+        portal: Option<PortalId>,
+        subjects: &[String],
+    ) -> StoreResult<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for chunk in subjects.chunks(500) {
+            let sql = format!(
+                "SELECT subject, hubspot_id FROM lifecycle_subjects
+                 WHERE portal_key = $1 AND hubspot_id IS NOT NULL AND subject IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(portal_key(portal));
+            for s in chunk {
+                q = q.bind(s.clone());
+            }
+            for r in q.fetch_all(self.db.pool()).await? {
+                out.insert(r.get("subject"), r.get("hubspot_id"));
+            }
+        }
+        Ok(out)
+    }
+
     /// Sending live again after a dry run: every previewed subject is due.
     pub async fn resume_previewed(&self) -> StoreResult<u64> {
         let now = self.db.now_ms();
@@ -296,55 +324,6 @@ impl Lifecycle {
         .rows_affected();
         w.commit().await?;
         Ok(n)
-    }
-
-    /// Up to `limit` due timeline occurrences of `portal` whose subject's contact exists in
-    /// HubSpot (sent at least once), oldest first.
-    pub async fn timeline_due(
-        &self,
-        portal: Option<PortalId>,
-        limit: usize,
-    ) -> StoreResult<Vec<TimelineItem>> {
-        let rows = sqlx::query(
-            "SELECT e.seq, e.event_id, e.event_type, e.occurred_at, e.subject, e.body, e.received_at,
-                    e.timeline, s.hubspot_id
-             FROM lifecycle_events e JOIN lifecycle_subjects s
-               ON s.portal_key = e.portal_key AND s.subject = e.subject
-             WHERE e.timeline = 1 AND e.portal_key = $1 AND s.hubspot_id IS NOT NULL
-               AND s.sent_seq >= e.seq
-             ORDER BY e.seq LIMIT $2",
-        )
-        .bind(portal_key(portal))
-        .bind(limit as i64)
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TimelineItem {
-                    seq: r.get("seq"),
-                    event: stored_event(portal, r)?,
-                    contact_id: r.get("hubspot_id"),
-                })
-            })
-            .collect()
-    }
-
-    /// Marks timeline occurrences sent.
-    pub async fn timeline_sent(&self, seqs: &[i64]) -> StoreResult<()> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let mut w = self.db.write().await?;
-        let sql = format!(
-            "UPDATE lifecycle_events SET timeline = 2 WHERE seq IN ({})",
-            placeholders(1, seqs.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for s in seqs {
-            q = q.bind(*s);
-        }
-        q.execute(&mut *w.tx).await?;
-        w.commit().await
     }
 
     /// The figures.

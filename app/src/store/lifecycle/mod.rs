@@ -13,6 +13,7 @@
 
 mod accept;
 mod delivery;
+mod timeline;
 
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -22,7 +23,8 @@ use crate::domain::contact::Email;
 use crate::domain::lifecycle::{Data, Event, EventType, Subject};
 use crate::domain::portal::PortalId;
 
-pub use delivery::{Claimed, Depth, Sent, TimelineItem};
+pub use delivery::{Claimed, Depth, Sent};
+pub use timeline::TimelineItem;
 
 /// What became of one accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +64,30 @@ pub struct SubjectRow {
 pub struct Lifecycle {
     db: Db,
     wake: std::sync::Arc<tokio::sync::Notify>,
-    /// The property keying subjects that have an external id.
-    external_id_property: String,
+    keys: Keys,
+}
+
+/// What keys a subject's HubSpot record, by the prefix of its key: `u:` the user's external
+/// id property, `e:` email, `m:` the merchant id property (a company).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub external_id_property: String,
+    pub merchant_id_property: String,
+}
+
+impl Keys {
+    pub fn id_property<'a>(&'a self, subject: &str) -> &'a str {
+        match subject.split_once(':').map(|(p, _)| p) {
+            Some("u") => &self.external_id_property,
+            Some("m") => &self.merchant_id_property,
+            _ => "email",
+        }
+    }
+
+    /// Whether the subject is a merchant's company.
+    pub fn is_company(subject: &str) -> bool {
+        subject.starts_with("m:")
+    }
 }
 
 /// A subject as resolved while accepting.
@@ -75,11 +99,11 @@ struct Known {
 }
 
 impl Lifecycle {
-    pub fn new(db: Db, external_id_property: impl Into<String>) -> Self {
+    pub fn new(db: Db, keys: Keys) -> Self {
         Self {
             db,
             wake: Default::default(),
-            external_id_property: external_id_property.into(),
+            keys,
         }
     }
 

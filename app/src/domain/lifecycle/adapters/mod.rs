@@ -7,7 +7,7 @@
 //! repeated `event_id`s: a history gives one profile however it was delivered.
 
 mod exclusive;
-mod merchant;
+pub mod merchant;
 mod nova;
 mod otp;
 mod redemption;
@@ -134,7 +134,7 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 /// The canonical order of a history: `(occurred_at, event_id)`.
-fn canonical(events: &mut Vec<&Event>) {
+pub(crate) fn canonical(events: &mut Vec<&Event>) {
     events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
     events.dedup_by(|a, b| a.event_id == b.event_id);
 }
