@@ -10,6 +10,11 @@ use crate::domain::lifecycle::{Event, EventType};
 use crate::domain::portal::PortalId;
 use crate::store::{placeholders, portal_key, StoreResult, WriteTx};
 
+/// Rows per multi-row statement. SQLite's driver looks parameters up by name at each bind,
+/// so a statement's cost grows with the square of its parameters: many small statements
+/// beat one large one (measured with scripts/bench-events.sh: 32 rows of 9 parameters).
+const ROWS: usize = 32;
+
 impl Lifecycle {
     /// Stores `events` (validated) in one transaction; `on_timeline` says which types also go to
     /// HubSpot's timeline. Returns each event's outcome, in order.
@@ -43,7 +48,7 @@ impl Lifecycle {
             }
             // Insert the events; RETURNING names the new ones.
             let mut last_seq: HashMap<String, i64> = HashMap::new();
-            for chunk in rows.chunks(500) {
+            for chunk in rows.chunks(ROWS) {
                 let mut sql = String::from(
                     "INSERT INTO lifecycle_events (portal_key, event_id, event_type, occurred_at, subject, body, received_at, timeline, merchant_id) VALUES ",
                 );
@@ -88,7 +93,7 @@ impl Lifecycle {
             }
             // Mark each touched subject due (new ones created), its identity completed.
             let touched: Vec<(&String, i64)> = last_seq.iter().map(|(k, s)| (k, *s)).collect();
-            for chunk in touched.chunks(100) {
+            for chunk in touched.chunks(ROWS) {
                 let mut sql = String::from(
                     "INSERT INTO lifecycle_subjects (portal_key, subject, external_id, email, id_property, last_seq, next_attempt_at) VALUES ",
                 );
@@ -166,7 +171,7 @@ impl Lifecycle {
             .collect();
         let mut out = HashMap::new();
         for (column, values) in [("external_id", &ids), ("email", &emails)] {
-            for chunk in values.chunks(500) {
+            for chunk in values.chunks(ROWS * 4) {
                 let sql = format!(
                     "SELECT subject, external_id, email FROM lifecycle_subjects
                      WHERE portal_key = $1 AND subject NOT LIKE 'm:%' AND {column} IN ({})",
