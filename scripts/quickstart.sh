@@ -76,6 +76,22 @@ echo
 echo "the same contact as a synced CRM record, read locally (GET /api/objects/contacts?email=…):"
 curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" "https://localhost/api/objects/contacts?email=$email"
 echo
+step "lifecycle events through nginx: POST /api/events, then GET /api/events/{id}"
+user="quickstart-user-$(date +%s)"
+curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d "{\"events\": [
+        {\"event_id\": \"$user-signup\", \"type\": \"user_signup\", \"occurred_at\": \"2026-11-24T10:00:00Z\",
+         \"subject\": {\"external_id\": \"$user\"}, \"data\": {\"email\": \"$user@example.com\", \"firstname\": \"Quick\"}},
+        {\"event_id\": \"$user-nova\", \"type\": \"nova_earned\", \"occurred_at\": \"2026-11-24T10:01:00Z\",
+         \"subject\": {\"external_id\": \"$user\"}, \"data\": {\"amount\": 25}}]}" \
+  https://localhost/api/events
+echo
+for i in $(seq 100); do
+  event="$(curl -sS -k --fail-with-body -H "Authorization: Bearer $admin" "https://localhost/api/events/$user-nova")"
+  case "$event" in *'"state":"sent"'*) break ;; *) sleep 0.2 ;; esac
+  [ "$i" = 100 ] && { echo "quickstart: the event was not delivered to HubSpot: $event" >&2; exit 1; }
+done
+echo "$event"
 step "the API's contract: curl -k https://localhost/openapi.json"
 curl -sS -k --fail-with-body https://localhost/openapi.json | python3 -c '
 import json, sys

@@ -137,6 +137,7 @@ pub struct EventQuery {
 #[utoipa::path(get, path = "/api/events/{event_id}", tag = "events", params(("event_id" = String, Path), EventQuery),
     security(("admin" = [])), responses(
     (status = 200, description = "The event", body = EventView),
+    (status = 400, description = "An invalid portal", body = ApiError),
     (status = 401, description = "No or a wrong admin token", body = ApiError),
     (status = 404, description = "No such event (or portal) here", body = ApiError),
     (status = 503, description = "The database failed", body = ApiError)))]

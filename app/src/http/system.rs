@@ -116,7 +116,7 @@ pub struct Stats {
     pub object_writes: Option<crate::store::object_writes::WriteDepth>,
     /// Lifecycle events stored and their subjects' deliveries; `null` when the database could
     /// not be read.
-    pub lifecycle: Option<crate::store::lifecycle::Depth>,
+    pub lifecycle: Option<crate::store::lifecycle::LifecycleDepth>,
     pub hubspot: HubSpotStats,
     pub connections: u64,
 }

@@ -292,6 +292,10 @@ impl Connections {
                 "DELETE FROM crm_associations WHERE portal_key = $1",
                 "DELETE FROM crm_fields WHERE portal_key = $1",
                 "DELETE FROM portal_mappings WHERE portal_key = $1",
+                "DELETE FROM portal_sync_objects WHERE portal_key = $1",
+                "DELETE FROM object_writes WHERE portal_key = $1",
+                "DELETE FROM lifecycle_events WHERE portal_key = $1",
+                "DELETE FROM lifecycle_subjects WHERE portal_key = $1",
                 "DELETE FROM outbox WHERE portal_id = $1",
                 "DELETE FROM webhook_events WHERE portal_id = $1",
             ] {

@@ -60,7 +60,7 @@ pub enum Sent {
 
 /// The figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Depth {
+pub struct LifecycleDepth {
     pub events: i64,
     pub subjects_pending: i64,
     pub subjects_sent: i64,
@@ -327,8 +327,8 @@ impl Lifecycle {
     }
 
     /// The figures.
-    pub async fn depth(&self) -> StoreResult<Depth> {
-        let mut d = Depth::default();
+    pub async fn depth(&self) -> StoreResult<LifecycleDepth> {
+        let mut d = LifecycleDepth::default();
         for r in sqlx::query("SELECT state, COUNT(*) AS n FROM lifecycle_subjects GROUP BY state")
             .fetch_all(self.db.pool())
             .await?

@@ -23,7 +23,7 @@ use crate::domain::contact::Email;
 use crate::domain::lifecycle::{Data, Event, EventType, Subject};
 use crate::domain::portal::PortalId;
 
-pub use delivery::{Claimed, Depth, Sent};
+pub use delivery::{Claimed, LifecycleDepth, Sent};
 pub use timeline::TimelineItem;
 
 /// What became of one accepted event.
