@@ -90,6 +90,19 @@ impl From<serde_json::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// PostgreSQL aborted the transaction as a deadlock (40P01) or a serialization failure
+    /// (40001): running it again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+}
+
 impl WriteTx {
     pub async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await?;

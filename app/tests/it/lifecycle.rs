@@ -107,12 +107,18 @@ struct Expected {
 
 #[tokio::test]
 async fn a_hundred_thousand_events_twice_shuffled_through_failures_end_as_the_reference() {
+    twice_shuffled_scenario(&common::temp_db_url("lifecycle-many"), 10_000, 100_000).await;
+}
+
+/// `EVENTS` events of `USERS` users, each delivered twice, shuffled, in batches of 500 that
+/// alternate between two app processes on the database `db`, while HubSpot fails 25 batch
+/// upserts: every contact must end as a reference computed here from the events.
+pub async fn twice_shuffled_scenario(db: &str, users: u64, events: u64) {
     let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
-    let db = common::temp_db_url("lifecycle-many");
-    let bases = [app(&sim, &db, &[]).await, app(&sim, &db, &[]).await];
+    let bases = [app(&sim, db, &[]).await, app(&sim, db, &[]).await];
     let http = reqwest::Client::new();
-    const USERS: u64 = 10_000;
-    const EVENTS: u64 = 100_000;
+    #[allow(non_snake_case)]
+    let (USERS, EVENTS) = (users, events);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut expected: HashMap<String, Expected> = HashMap::new();
     let mut events = Vec::with_capacity(EVENTS as usize);
@@ -192,7 +198,11 @@ async fn a_hundred_thousand_events_twice_shuffled_through_failures_end_as_the_re
         "each event stored once"
     );
     let figures = wait_delivered(&http, &bases[0], Duration::from_secs(300)).await;
-    eprintln!("200,000 deliveries in {:?}: {figures}", started.elapsed());
+    eprintln!(
+        "{} events delivered twice, in {:?}: {figures}",
+        EVENTS,
+        started.elapsed()
+    );
     assert_eq!(figures["subjects_dead"], 0, "{figures}");
 
     let found = contacts(&sim).await;

@@ -164,3 +164,11 @@ async fn interleaved_writes_across_two_processes_a_crash_and_a_storm_end_with_th
     eprintln!("postgres scenario: {figures:?}");
     assert!(figures.batch_calls_ok <= 60, "{figures:?}");
 }
+
+/// Lifecycle events on PostgreSQL: 20,000 events of 2,000 users, twice, shuffled, through two
+/// processes and 25 failed batches, end exactly as the reference (`lifecycle.rs`'s scenario).
+#[tokio::test]
+async fn lifecycle_events_twice_shuffled_through_two_processes_end_as_the_reference_on_postgres() {
+    let url = fresh_database("lifecycle").await;
+    crate::lifecycle::twice_shuffled_scenario(&url, 2_000, 20_000).await;
+}

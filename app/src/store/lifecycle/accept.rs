@@ -18,10 +18,29 @@ const ROWS: usize = 32;
 impl Lifecycle {
     /// Stores `events` (validated) in one transaction; `on_timeline` says which types also go to
     /// HubSpot's timeline. Returns each event's outcome, in order.
+    ///
+    /// Rows are written in key order (events by id, subjects by key), so two processes storing
+    /// overlapping batches on PostgreSQL wait for each other instead of deadlocking; a
+    /// transaction PostgreSQL still aborts as a deadlock or serialization failure (against a
+    /// claim, which locks in its own order) is run again, up to 3 times in all.
     pub async fn accept(
         &self,
         events: &[Event],
         on_timeline: impl Fn(EventType) -> bool,
+    ) -> StoreResult<Vec<Accepted>> {
+        let mut attempt = 1;
+        loop {
+            match self.accept_once(events, &on_timeline).await {
+                Err(e) if e.is_transient() && attempt < 3 => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    async fn accept_once(
+        &self,
+        events: &[Event],
+        on_timeline: &impl Fn(EventType) -> bool,
     ) -> StoreResult<Vec<Accepted>> {
         let now = self.db.now_ms();
         let mut by_portal: BTreeMap<i64, Vec<&Event>> = BTreeMap::new();
@@ -46,6 +65,7 @@ impl Lifecycle {
                 let key = resolve(&mut known, &mut fresh, e);
                 rows.push((e, key));
             }
+            rows.sort_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
             // Insert the events; RETURNING names the new ones.
             let mut last_seq: HashMap<String, i64> = HashMap::new();
             for chunk in rows.chunks(ROWS) {
@@ -92,7 +112,8 @@ impl Lifecycle {
                 }
             }
             // Mark each touched subject due (new ones created), its identity completed.
-            let touched: Vec<(&String, i64)> = last_seq.iter().map(|(k, s)| (k, *s)).collect();
+            let mut touched: Vec<(&String, i64)> = last_seq.iter().map(|(k, s)| (k, *s)).collect();
+            touched.sort();
             for chunk in touched.chunks(ROWS) {
                 let mut sql = String::from(
                     "INSERT INTO lifecycle_subjects (portal_key, subject, external_id, email, id_property, last_seq, next_attempt_at) VALUES ",
