@@ -157,6 +157,7 @@ impl Application {
                 merchant_id_property: settings.lifecycle.merchant_id_property.clone(),
             },
         )
+        .with_lease(settings.outbox_lease)
         .with_wake(outbox.wake());
         let events = crate::events::Events::new(
             lifecycle.clone(),

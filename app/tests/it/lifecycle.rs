@@ -716,3 +716,67 @@ async fn code_inside_the_app_tracks_events_with_the_same_checks() {
         "no worker runs: stored, not sent"
     );
 }
+
+/// A process killed (SIGKILL) while a lifecycle batch is in flight: the next process releases
+/// the dead one's leases and delivers everything, each contact with its full history.
+#[tokio::test]
+async fn a_process_killed_mid_delivery_leaves_nothing_behind() {
+    let sim = hubspot_sim::spawn(SimConfig::unthrottled()).await.unwrap();
+    let db = common::temp_db_url("lifecycle-killed");
+    let port = common::free_port();
+    let start = || common::app_process(port, &db, &sim, ADMIN);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    // The first batch upsert hangs for 3 s at HubSpot: the kill lands while it is in flight.
+    common::sim_fault(
+        &sim,
+        json!({"path": "/crm/objects/2026-03/contacts/batch/upsert", "times": 1, "latency_ms": 3000}),
+    )
+    .await;
+    let mut app = start();
+    common::wait_ready(&http, &base).await;
+    let events: Vec<Value> = (0..300)
+        .flat_map(|u| {
+            let who = json!({"external_id": format!("k-{u}")});
+            [
+                event(
+                    &format!("k{u}-a"),
+                    "nova_earned",
+                    1_000,
+                    who.clone(),
+                    json!({"amount": 7}),
+                ),
+                event(
+                    &format!("k{u}-b"),
+                    "nova_redeemed",
+                    2_000,
+                    who,
+                    json!({"amount": 2}),
+                ),
+            ]
+        })
+        .collect();
+    for chunk in events.chunks(500) {
+        let (s, body) = post(&http, &base, &json!({"events": chunk})).await;
+        assert_eq!(s, 202, "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.kill().unwrap(); // SIGKILL, mid-batch
+    app.wait().unwrap();
+
+    let started = Instant::now();
+    let mut app = start();
+    common::wait_ready(&http, &base).await;
+    let figures = wait_delivered(&http, &base, Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    app.kill().unwrap();
+    app.wait().unwrap();
+    assert_eq!(figures["subjects_sent"], 300, "{figures}");
+    let found = contacts(&sim).await;
+    assert_eq!(found.len(), 300, "one contact per user, none twice");
+    assert!(found
+        .values()
+        .all(|c| c["properties"]["nova_balance"] == "5"));
+    // Within the lease (6 s here) plus a margin: the dead worker's leases were released.
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+}

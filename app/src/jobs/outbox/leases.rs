@@ -22,5 +22,10 @@ impl Worker {
         if let Err(e) = self.outbox.release_dead_leases(&self.owner).await {
             tracing::warn!(error = %e, "outbox worker: could not check for dead workers' leases");
         }
+        if let Some(delivery) = &self.lifecycle {
+            if let Err(e) = delivery.store().release_dead_leases(&self.owner).await {
+                tracing::warn!(error = %e, "outbox worker: could not check for dead workers' lifecycle leases");
+            }
+        }
     }
 }

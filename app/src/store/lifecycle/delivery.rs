@@ -14,8 +14,6 @@ use crate::store::{placeholders, portal_key, StoreResult};
 
 /// Subjects per claim (HubSpot's batch limit).
 pub const BATCH: i64 = 100;
-/// How long a claim is held.
-const LEASE: Duration = Duration::from_secs(60);
 /// Attempts before a subject is dead (until its next event).
 const MAX_ATTEMPTS: i64 = 8;
 
@@ -138,7 +136,7 @@ impl Lifecycle {
              RETURNING subject, external_id, email, hubspot_id, sent_once, attempts",
         )
         .bind(owner)
-        .bind(now + LEASE.as_millis() as i64)
+        .bind(now + self.lease.as_millis() as i64)
         .bind(key)
         .bind(now)
         .bind(&id_property)

@@ -13,6 +13,7 @@
 
 mod accept;
 mod delivery;
+mod leases;
 mod timeline;
 
 use serde_json::{json, Value};
@@ -65,6 +66,8 @@ pub struct Lifecycle {
     db: Db,
     wake: std::sync::Arc<tokio::sync::Notify>,
     keys: Keys,
+    /// How long a claim is held (`OUTBOX_LEASE`, as the contact writes').
+    lease: std::time::Duration,
 }
 
 /// What keys a subject's HubSpot record, by the prefix of its key: `u:` the user's external
@@ -104,7 +107,14 @@ impl Lifecycle {
             db,
             wake: Default::default(),
             keys,
+            lease: std::time::Duration::from_secs(60),
         }
+    }
+
+    /// Claims held this long (longer than a call to HubSpot may take).
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Shared with the outbox worker: notified when events are accepted.
