@@ -28,6 +28,7 @@ pub mod budget;
 pub mod cache;
 pub mod connections;
 pub mod inbox;
+pub mod leases;
 pub mod lifecycle;
 pub mod mappings;
 pub mod oauth_states;

@@ -131,35 +131,6 @@ impl Outbox {
     /// process gone: [`crate::identity`]), so their items are sent now instead of when the
     /// lease expires. Returns how many items were released.
     pub async fn release_dead_leases(&self, me: &str) -> StoreResult<u64> {
-        let now = self.db.now_ms();
-        let owners: Vec<String> = sqlx::query(
-            "SELECT DISTINCT lease_owner FROM outbox
-             WHERE state = 'pending' AND lease_until >= $1 AND lease_owner <> $2",
-        )
-        .bind(now)
-        .bind(me)
-        .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|row| row.get("lease_owner"))
-        .collect();
-        let mut released = 0;
-        for owner in owners
-            .iter()
-            .filter(|o| crate::identity::is_provably_dead(o))
-        {
-            let mut w = self.db.write().await?;
-            released += sqlx::query(
-                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
-                 WHERE state = 'pending' AND lease_owner = $1",
-            )
-            .bind(owner)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-            w.commit().await?;
-            tracing::warn!(owner, "released the outbox leases of a worker that died");
-        }
-        Ok(released)
+        crate::store::leases::release_dead(&self.db, crate::store::leases::Leased::Outbox, me).await
     }
 }
