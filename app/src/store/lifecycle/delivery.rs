@@ -14,8 +14,6 @@ use crate::store::{placeholders, portal_key, StoreResult};
 
 /// Subjects per claim (HubSpot's batch limit).
 pub const BATCH: i64 = 100;
-/// Attempts before a subject is dead (until its next event).
-const MAX_ATTEMPTS: i64 = 8;
 
 /// A claimed subject with its history.
 #[derive(Debug, Clone)]
@@ -192,97 +190,6 @@ impl Lifecycle {
             c.events = by_subject.remove(&c.key).unwrap_or_default();
         }
         Ok((id_property, claims))
-    }
-
-    /// Records each claimed subject's outcome in one transaction (only the lease holder's).
-    pub async fn settle(
-        &self,
-        owner: &str,
-        portal: Option<PortalId>,
-        outcomes: &[(&Claimed, Sent)],
-    ) -> StoreResult<()> {
-        let key = portal_key(portal);
-        let now = self.db.now_ms();
-        let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..1.2);
-        let mut w = self.db.write().await?;
-        for (c, outcome) in outcomes {
-            let through = c.through();
-            let q = match outcome {
-                Sent::Done {
-                    hubspot_id,
-                    payload,
-                    sent_once,
-                } => sqlx::query(
-                    "UPDATE lifecycle_subjects SET
-                        sent_seq = CASE WHEN $1 > sent_seq THEN $1 ELSE sent_seq END,
-                        state = CASE WHEN last_seq <= $1 THEN 'sent' ELSE 'pending' END,
-                        hubspot_id = $2, last_payload = $3, sent_once = $4, problems = NULL,
-                        attempts = 0, next_attempt_at = $5, last_error = NULL,
-                        lease_owner = NULL, lease_until = NULL
-                     WHERE portal_key = $6 AND subject = $7 AND lease_owner = $8",
-                )
-                .bind(through)
-                .bind(hubspot_id.clone())
-                .bind(serde_json::to_string(payload)?)
-                .bind(serde_json::to_string(sent_once)?),
-                Sent::Previewed { payload, problems } => sqlx::query(
-                    "UPDATE lifecycle_subjects SET
-                        state = CASE WHEN last_seq <= $1 THEN 'previewed' ELSE 'pending' END,
-                        hubspot_id = COALESCE(hubspot_id, $2), last_payload = $3, problems = $4,
-                        attempts = 0, next_attempt_at = $5, last_error = NULL,
-                        lease_owner = NULL, lease_until = NULL
-                     WHERE portal_key = $6 AND subject = $7 AND lease_owner = $8",
-                )
-                .bind(through)
-                .bind(None::<String>)
-                .bind(serde_json::to_string(payload)?)
-                .bind(serde_json::to_string(problems)?),
-                Sent::Failed { error, fatal } => {
-                    let attempts = c.attempts + 1;
-                    let dead = *fatal || attempts >= MAX_ATTEMPTS;
-                    let backoff = (1_000f64 * 2f64.powi(attempts.min(20) as i32) * jitter)
-                        .min(300_000.0) as i64;
-                    sqlx::query(
-                        "UPDATE lifecycle_subjects SET state = $1, attempts = $2, last_error = $3,
-                            problems = NULL, next_attempt_at = $4,
-                            lease_owner = NULL, lease_until = NULL
-                         WHERE portal_key = $5 AND subject = $6 AND lease_owner = $7",
-                    )
-                    .bind(if dead { "dead" } else { "pending" })
-                    .bind(attempts)
-                    .bind(crate::mask::text(error))
-                    .bind(now + backoff)
-                    .bind(key)
-                    .bind(c.key.clone())
-                    .bind(owner)
-                    .execute(&mut *w.tx)
-                    .await?;
-                    continue;
-                }
-                Sent::Held { reason, wait } => {
-                    sqlx::query(
-                        "UPDATE lifecycle_subjects SET last_error = $1, next_attempt_at = $2,
-                            lease_owner = NULL, lease_until = NULL
-                         WHERE portal_key = $3 AND subject = $4 AND lease_owner = $5",
-                    )
-                    .bind(crate::mask::text(reason))
-                    .bind(now + wait.as_millis() as i64)
-                    .bind(key)
-                    .bind(c.key.clone())
-                    .bind(owner)
-                    .execute(&mut *w.tx)
-                    .await?;
-                    continue;
-                }
-            };
-            q.bind(now)
-                .bind(key)
-                .bind(c.key.clone())
-                .bind(owner)
-                .execute(&mut *w.tx)
-                .await?;
-        }
-        w.commit().await
     }
 
     /// The HubSpot ids of those of `subjects` delivered at least once.

@@ -14,6 +14,7 @@
 mod accept;
 mod delivery;
 mod leases;
+mod settle;
 mod timeline;
 
 use serde_json::{json, Value};
