@@ -239,6 +239,49 @@ pub async fn merge(
     Ok(Json(record.to_json(None)))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GdprBody {
+    pub object_id: Value,
+    #[serde(default)]
+    pub id_property: Option<String>,
+}
+
+/// `POST …/contacts/gdpr-delete` (`{objectId[, idProperty]}`): the contact deleted for good,
+/// with its associations; 204, or 404 when no live contact has that key. Contacts only.
+pub async fn gdpr_delete(
+    State(state): State<Shared>,
+    Extension(Portal(portal)): Extension<Portal>,
+    Path(object_type): Path<String>,
+    HsJson(body): HsJson<GdprBody>,
+) -> Result<StatusCode, ApiError> {
+    let canonical = crate::associations::canonical(&object_type)?;
+    if canonical != "contacts" {
+        return Err(ApiError::validation(format!(
+            "GDPR delete is for contacts, not {canonical}."
+        )));
+    }
+    let key_text = id_text(&body.object_id);
+    let mut changes = Vec::new();
+    {
+        let mut store = state.store(portal);
+        let table = store.table("contacts")?;
+        let key = Key::from_id_property(&table.schema, &key_text, body.id_property.as_deref())?;
+        let id = table
+            .gdpr_delete(key, &mut changes)
+            .ok_or_else(|| ApiError::object_not_found(&key_text))?;
+        let mut edges = Vec::new();
+        for (to, to_id, _) in store.associations.of("contacts", id) {
+            store
+                .associations
+                .remove(("contacts", id), (to, to_id), &mut edges);
+        }
+        changes.extend(crate::associations::as_changes(portal, edges));
+    }
+    state.emit(changes);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::route_not_found(uri.path())
 }

@@ -97,6 +97,10 @@ pub fn router(state: Shared) -> Router {
                 post(api::merge),
             )
             .route(
+                &format!("{objects}/{{object_type}}/gdpr-delete"),
+                post(api::gdpr_delete),
+            )
+            .route(
                 &format!("{objects}/{{object_type}}/batch/{{action}}"),
                 post(batch::batch),
             )
@@ -156,7 +160,9 @@ pub fn router(state: Shared) -> Router {
             )
             .route(&format!("{events}/send"), post(events::send))
             .route(&format!("{events}/send/batch"), post(events::send_batch))
-            .route(&format!("{events}/events"), get(events::occurrences));
+            .route(&format!("{events}/events"), get(events::occurrences))
+            // The official Python client asks for it with a trailing slash.
+            .route(&format!("{events}/events/"), get(events::occurrences));
     }
     let hubspot = hubspot
         .fallback(api::not_found)

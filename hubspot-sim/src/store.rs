@@ -30,6 +30,8 @@ pub enum ChangeKind {
     },
     /// An association type added to or removed from an edge of this record.
     Association(crate::associations::EdgeChange),
+    /// Deleted for good at the person's request (GDPR): not in the recycle bin.
+    PrivacyDeleted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -494,6 +496,20 @@ impl Table {
         self.index.write(id, None);
         changes.push(self.change(id, at_ms, ChangeKind::Deleted));
         true
+    }
+
+    /// Deletes a live record for good (HubSpot's GDPR delete): gone from the table, the unique
+    /// indexes and search, never in the recycle bin. Returns its id, `None` when not found.
+    pub fn gdpr_delete(&mut self, key: Key<'_>, changes: &mut Vec<Change>) -> Option<u64> {
+        let id = self.resolve(key)?;
+        let record = self.records.remove(&id)?;
+        if let Some(value) = self.unique_value(&record.properties) {
+            self.unique.remove(&value.to_lowercase());
+        }
+        self.unindex_custom(id, &record.properties);
+        self.index.write(id, None);
+        changes.push(self.change(id, now_ms(), ChangeKind::PrivacyDeleted));
+        Some(id)
     }
 
     /// Brings an archived record back (HubSpot's recycle bin), its unique value included when

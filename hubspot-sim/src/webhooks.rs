@@ -159,6 +159,9 @@ impl Dispatcher {
             ChangeKind::Created => ("creation", json!({"changeFlag": "CREATED"})),
             ChangeKind::Deleted => ("deletion", json!({"changeFlag": "DELETED"})),
             ChangeKind::Restored => ("restore", json!({"changeFlag": "RESTORED"})),
+            ChangeKind::PrivacyDeleted => {
+                ("privacyDeletion", json!({"changeFlag": "PRIVACY_DELETED"}))
+            }
             ChangeKind::Merged { merged } => (
                 "merge",
                 json!({

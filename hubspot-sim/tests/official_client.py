@@ -247,6 +247,33 @@ def main():
         )
         assert [str(t.to_object_id) for t in read.results[0].to] == [contact.id], read
 
+    @check("custom events: occurrences sent one and in a batch, once per uuid, read back")
+    def _():
+        from hubspot.events.send import BehavioralEventHttpCompletionRequest, BatchedBehavioralEventHttpCompletionRequest
+        # Event definitions have no API class in this client: created over HTTP.
+        req = urllib.request.Request(
+            f"{base}/events/v3/event-definitions", method="POST",
+            data=json.dumps({"label": "Nova", "name": f"nova_{run}", "primaryObject": "CONTACT",
+                             "propertyDefinitions": [{"name": "amount", "label": "Amount", "type": "number"}]}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer pat-na1-main"})
+        full = json.loads(urllib.request.urlopen(req).read())["fullyQualifiedName"]
+        contact = api.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": f"ev.{run}@example.com"}))
+        one = BehavioralEventHttpCompletionRequest(event_name=full, object_id=contact.id, uuid=f"u1-{run}", properties={"amount": "5"})
+        api.events.send.basic_api.send(one)
+        api.events.send.batch_api.send(BatchedBehavioralEventHttpCompletionRequest(inputs=[
+            one, BehavioralEventHttpCompletionRequest(event_name=full, email=f"ev.{run}@example.com", uuid=f"u2-{run}", properties={"amount": "7"}),
+        ]))
+        page = api.events.events_api.get_page(object_type="contact", object_id=int(contact.id), event_type=full)
+        assert sorted(e.properties["amount"] for e in page.results) == ["5", "7"], page
+        from hubspot.events.send import ApiException as SendException
+        try:
+            api.events.send.basic_api.send(
+                BehavioralEventHttpCompletionRequest(event_name=full, object_id=contact.id, properties={"colour": "red"}))
+        except SendException as e:
+            assert e.status == 400 and json.loads(e.body)["category"] == "VALIDATION_ERROR", e.body
+            return
+        raise AssertionError("an undefined event property was accepted")
+
     @check("bad token is 401")
     def _():
         expect_error(lambda: client(base, "").crm.contacts.basic_api.get_page(limit=1), 401, "INVALID_AUTHENTICATION")

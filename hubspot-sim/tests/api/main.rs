@@ -7,6 +7,7 @@ mod associations;
 mod batch;
 mod events;
 mod faults;
+mod gdpr;
 mod oauth;
 mod objects;
 mod official_client;

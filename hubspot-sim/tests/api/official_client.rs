@@ -59,5 +59,5 @@ async fn hubspot_api_client_python_works_against_the_simulator() {
         out.status.success(),
         "official client checks failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("19 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("20 passed, 0 failed"), "{stdout}");
 }
