@@ -62,6 +62,20 @@ impl EventType {
         }
     }
 
+    /// The fields this type's `data` may carry (the parser refuses any other; the timeline
+    /// defines its event properties from them).
+    pub fn data_fields(self) -> &'static [&'static str] {
+        match self {
+            Self::UserSignup => &["email", "firstname", "lastname", "phone"],
+            Self::OtpVerified => &[],
+            Self::WalletPassInstalled => &["platform"],
+            Self::NovaEarned | Self::NovaRedeemed => &["amount"],
+            Self::FirstRedemptionCompleted | Self::Redemption => &["merchant_id", "amount"],
+            Self::ExclusiveCompleted => &["exclusive_id"],
+            Self::MerchantExclusiveEnabled => &["merchant_id", "merchant_name", "exclusive_id"],
+        }
+    }
+
     pub(crate) fn valid_list() -> String {
         Self::ALL.map(Self::as_str).join(", ")
     }

@@ -238,7 +238,7 @@ fn data(t: EventType, m: &Map<String, Value>) -> Result<Data, Invalid> {
     const AT: &str = "data";
     Ok(match t {
         EventType::UserSignup => {
-            only(m, &["email", "firstname", "lastname", "phone"], AT)?;
+            only(m, t.data_fields(), AT)?;
             Data::UserSignup {
                 email: email_in(m, "email", AT)?,
                 firstname: optional_text(m, "firstname", AT)?,
@@ -247,11 +247,11 @@ fn data(t: EventType, m: &Map<String, Value>) -> Result<Data, Invalid> {
             }
         }
         EventType::OtpVerified => {
-            only(m, &[], AT)?;
+            only(m, t.data_fields(), AT)?;
             Data::OtpVerified
         }
         EventType::WalletPassInstalled => {
-            only(m, &["platform"], AT)?;
+            only(m, t.data_fields(), AT)?;
             let platform = optional_text(m, "platform", AT)?
                 .map(|p| p.to_lowercase())
                 .filter(|p| matches!(p.as_str(), "apple" | "google"))
@@ -259,7 +259,7 @@ fn data(t: EventType, m: &Map<String, Value>) -> Result<Data, Invalid> {
             Data::WalletPassInstalled { platform }
         }
         EventType::NovaEarned | EventType::NovaRedeemed => {
-            only(m, &["amount"], AT)?;
+            only(m, t.data_fields(), AT)?;
             let amount = positive(m, "amount", AT, true)?.expect("required");
             if t == EventType::NovaEarned {
                 Data::NovaEarned { amount }
@@ -268,7 +268,7 @@ fn data(t: EventType, m: &Map<String, Value>) -> Result<Data, Invalid> {
             }
         }
         EventType::FirstRedemptionCompleted | EventType::Redemption => {
-            only(m, &["merchant_id", "amount"], AT)?;
+            only(m, t.data_fields(), AT)?;
             let merchant_id = required_id(m, "merchant_id", AT)?;
             let amount = positive(m, "amount", AT, false)?;
             if t == EventType::Redemption {
@@ -284,13 +284,13 @@ fn data(t: EventType, m: &Map<String, Value>) -> Result<Data, Invalid> {
             }
         }
         EventType::ExclusiveCompleted => {
-            only(m, &["exclusive_id"], AT)?;
+            only(m, t.data_fields(), AT)?;
             Data::ExclusiveCompleted {
                 exclusive_id: required_id(m, "exclusive_id", AT)?,
             }
         }
         EventType::MerchantExclusiveEnabled => {
-            only(m, &["merchant_id", "merchant_name", "exclusive_id"], AT)?;
+            only(m, t.data_fields(), AT)?;
             Data::MerchantExclusiveEnabled {
                 merchant_id: required_id(m, "merchant_id", AT)?,
                 merchant_name: optional_text(m, "merchant_name", AT)?

@@ -85,7 +85,7 @@ impl Delivery {
                 continue;
             }
             let full = client
-                .create_event_definition(t.as_str(), &t.as_str().replace('_', " "), data_keys(t))
+                .create_event_definition(t.as_str(), &t.as_str().replace('_', " "), t.data_fields())
                 .await?;
             if let Some(p) = full.strip_suffix(t.as_str()) {
                 prefix = p.to_string();
@@ -96,20 +96,6 @@ impl Delivery {
         Ok(prefix)
     }
 }
-/// The data fields a type's occurrences carry.
-fn data_keys(t: crate::domain::lifecycle::EventType) -> &'static [&'static str] {
-    use crate::domain::lifecycle::EventType as T;
-    match t {
-        T::UserSignup => &["email", "firstname", "lastname", "phone"],
-        T::OtpVerified => &[],
-        T::WalletPassInstalled => &["platform"],
-        T::NovaEarned | T::NovaRedeemed => &["amount"],
-        T::FirstRedemptionCompleted | T::Redemption => &["merchant_id", "amount"],
-        T::ExclusiveCompleted => &["exclusive_id"],
-        T::MerchantExclusiveEnabled => &["merchant_id", "merchant_name", "exclusive_id"],
-    }
-}
-
 /// An occurrence's properties: the event's data as strings.
 fn timeline_properties(
     e: &crate::domain::lifecycle::Event,
