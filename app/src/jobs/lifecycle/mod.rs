@@ -83,7 +83,10 @@ impl Delivery {
         let client = match client {
             Ok(c) => c,
             Err(e @ HubSpotError::NotConnected(_)) => {
-                let (_, claims) = self.store.claim(owner, portal).await?;
+                let mut claims = Vec::new();
+                if let Some(id_property) = self.store.due_key(portal).await? {
+                    claims = self.store.claim(owner, portal, &id_property).await?;
+                }
                 let held: Vec<(&Claimed, Sent)> = claims
                     .iter()
                     .map(|c| {
@@ -114,10 +117,13 @@ impl Delivery {
                 return Ok(0);
             }
         };
-        let permit = client.reserve().await;
-        let (id_property, claims) = self.store.claim(owner, portal).await?;
-        let mut settled = claims.len();
-        if !claims.is_empty() {
+        // A budget slot only when subjects are due (the portal may be here for its timeline).
+        let mut settled = 0;
+        if let Some(id_property) = self.store.due_key(portal).await? {
+            let permit = client.reserve().await;
+            let claims = self.store.claim(owner, portal, &id_property).await?;
+            settled = claims.len();
+            // Empty when another worker took them: the slot goes unused.
             let mut outcomes = self
                 .send(&client, permit, &id_property, &claims, &schema)
                 .await;
@@ -135,8 +141,6 @@ impl Delivery {
             }
             let pairs: Vec<(&Claimed, Sent)> = claims.iter().zip(outcomes).collect();
             self.store.settle(owner, portal, &pairs).await?;
-        } else {
-            drop(permit);
         }
         if self.live {
             settled += self.timeline(portal, &client).await?;
@@ -151,7 +155,7 @@ impl Delivery {
         id_property: &str,
         c: &Claimed,
     ) -> Option<(String, BTreeMap<String, String>)> {
-        if let Some(merchant) = c.key.strip_prefix("m:") {
+        if let Some(merchant) = Keys::merchant_of(&c.key) {
             let events = c.events.iter().map(|e| &e.event);
             let mut props = company_properties(merchant, events, &self.config);
             props.remove(id_property);
@@ -298,7 +302,7 @@ impl Delivery {
                     let other = if companies {
                         e.subject_key.clone()
                     } else {
-                        format!("m:{merchant_id}")
+                        Keys::company(merchant_id)
                     };
                     wanted.push((hubspot_id.clone(), other));
                 }

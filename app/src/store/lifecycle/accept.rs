@@ -100,7 +100,7 @@ impl Lifecycle {
                     *slot = (*slot).max(seq);
                     // A merchant's event is also its company's history.
                     if let Some(m) = row.get::<Option<String>, _>("merchant_id") {
-                        let key = format!("m:{m}");
+                        let key = super::Keys::company(&m);
                         fresh.entry(key.clone()).or_insert(Known {
                             key: key.clone(),
                             external_id: Some(m),
@@ -138,15 +138,8 @@ impl Lifecycle {
                 );
                 let mut q = sqlx::query(&sql);
                 for (key, seq) in chunk {
-                    let k = fresh
-                        .get(*key)
-                        .or_else(|| known.values().find(|k| &k.key == *key))
-                        .cloned()
-                        .unwrap_or_else(|| Known {
-                            key: (*key).clone(),
-                            external_id: None,
-                            email: None,
-                        });
+                    // Every touched subject was resolved (or, a merchant's, added) into `fresh`.
+                    let k = fresh[*key].clone();
                     let id_property = self.keys.id_property(key).to_string();
                     q = q
                         .bind(portal)

@@ -84,7 +84,9 @@ impl Lifecycle {
                   AND (lease_until IS NULL OR lease_until < $2)
                UNION ALL
                SELECT MIN(e.portal_key) AS p FROM lifecycle_events e
-                WHERE e.timeline = 1 AND e.portal_key > $1) t",
+                 JOIN lifecycle_subjects s ON s.portal_key = e.portal_key AND s.subject = e.subject
+                WHERE e.timeline = 1 AND e.portal_key > $1
+                  AND s.hubspot_id IS NOT NULL AND s.sent_seq >= e.seq) t",
         )
         .bind(floor)
         .bind(now)
@@ -97,30 +99,33 @@ impl Lifecycle {
         }
     }
 
-    /// Claims up to [`BATCH`] due subjects of `portal` that share one upsert key (the key of
-    /// the one due longest), with their histories. Returns the key and the claims.
-    pub async fn claim(
-        &self,
-        owner: &str,
-        portal: Option<PortalId>,
-    ) -> StoreResult<(String, Vec<Claimed>)> {
-        let key = portal_key(portal);
-        let now = self.db.now_ms();
-        let mut w = self.db.write().await?;
-        let first = sqlx::query(
+    /// The upsert key of `portal`'s subject due longest, unclaimed; `None` when none is due
+    /// (so no budget slot is taken for nothing).
+    pub async fn due_key(&self, portal: Option<PortalId>) -> StoreResult<Option<String>> {
+        Ok(sqlx::query(
             "SELECT id_property FROM lifecycle_subjects
              WHERE state = 'pending' AND portal_key = $1 AND next_attempt_at <= $2
                AND (lease_until IS NULL OR lease_until < $2)
              ORDER BY next_attempt_at LIMIT 1",
         )
-        .bind(key)
-        .bind(now)
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        let Some(first) = first else {
-            return Ok((String::new(), Vec::new()));
-        };
-        let id_property: String = first.get("id_property");
+        .bind(portal_key(portal))
+        .bind(self.db.now_ms())
+        .fetch_optional(self.db.pool())
+        .await?
+        .map(|r| r.get("id_property")))
+    }
+
+    /// Claims up to [`BATCH`] due subjects of `portal` keyed by `id_property` (see
+    /// [`due_key`](Self::due_key)), with their histories.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        portal: Option<PortalId>,
+        id_property: &str,
+    ) -> StoreResult<Vec<Claimed>> {
+        let key = portal_key(portal);
+        let now = self.db.now_ms();
+        let mut w = self.db.write().await?;
         // The lease condition is repeated outside the subquery (PostgreSQL re-checks it on a
         // row another claim took meanwhile, and skips it).
         let rows = sqlx::query(
@@ -137,7 +142,7 @@ impl Lifecycle {
         .bind(now + self.lease.as_millis() as i64)
         .bind(key)
         .bind(now)
-        .bind(&id_property)
+        .bind(id_property)
         .bind(BATCH)
         .fetch_all(&mut *w.tx)
         .await?;
@@ -157,16 +162,12 @@ impl Lifecycle {
             })
             .collect::<StoreResult<_>>()?;
         if claims.is_empty() {
-            return Ok((id_property, claims));
+            return Ok(claims);
         }
         // Their histories, read after the claim: whatever is stored now is in this delivery.
         // A user's are its events; a merchant's company's, the events naming the merchant.
         let companies = claims.iter().all(|c| Keys::is_company(&c.key));
-        let (column, strip) = if companies {
-            ("merchant_id", "m:")
-        } else {
-            ("subject", "")
-        };
+        let column = if companies { "merchant_id" } else { "subject" };
         let sql = format!(
             "SELECT seq, event_id, event_type, occurred_at, subject, body, received_at, timeline, merchant_id
              FROM lifecycle_events WHERE portal_key = $1 AND {column} IN ({})",
@@ -174,13 +175,13 @@ impl Lifecycle {
         );
         let mut q = sqlx::query(&sql).bind(key);
         for c in &claims {
-            q = q.bind(c.key.trim_start_matches(strip).to_string());
+            q = q.bind(Keys::merchant_of(&c.key).unwrap_or(&c.key).to_string());
         }
         let mut by_subject: BTreeMap<String, Vec<StoredEvent>> = BTreeMap::new();
         for r in q.fetch_all(self.db.pool()).await? {
             let e = stored_event(portal, &r)?;
             let owner = if companies {
-                format!("m:{}", r.get::<String, _>("merchant_id"))
+                Keys::company(r.get::<&str, _>("merchant_id"))
             } else {
                 e.subject_key.clone()
             };
@@ -189,7 +190,7 @@ impl Lifecycle {
         for c in &mut claims {
             c.events = by_subject.remove(&c.key).unwrap_or_default();
         }
-        Ok((id_property, claims))
+        Ok(claims)
     }
 
     /// The HubSpot ids of those of `subjects` delivered at least once.

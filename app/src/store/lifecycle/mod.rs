@@ -90,7 +90,17 @@ impl Keys {
 
     /// Whether the subject is a merchant's company.
     pub fn is_company(subject: &str) -> bool {
-        subject.starts_with("m:")
+        Self::merchant_of(subject).is_some()
+    }
+
+    /// The subject key of a merchant's company.
+    pub fn company(merchant_id: &str) -> String {
+        format!("m:{merchant_id}")
+    }
+
+    /// The merchant id of a company's subject key; `None` for a user.
+    pub fn merchant_of(subject: &str) -> Option<&str> {
+        subject.strip_prefix("m:")
     }
 }
 
