@@ -1170,6 +1170,26 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
         serde_json::json!({"properties": {"dealname": "Through nginx", "amount": "42"},
             "associations": [{"to": {"id": company}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]}),
     );
+    // The types this portal syncs, chosen through the front door (and read back).
+    let r = http
+        .put(format!("{front}/api/sync/objects"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"objects": ["deals", "companies", "contacts"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let chosen: Value = http
+        .get(format!("{front}/api/sync/objects"))
+        .bearer_auth("admin-front")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        chosen["objects"],
+        serde_json::json!(["deals", "companies", "contacts"]),
+        "the portal's own order, not SYNC_OBJECTS'"
+    );
     let r = http
         .post(format!("{front}/api/sync/run?object_type=deals"))
         .bearer_auth("admin-front")
