@@ -158,7 +158,8 @@ impl HubSpotClient {
             "label": property.label,
             "type": property.kind,
             "fieldType": property.field_type(),
-            "groupName": "contactinformation",
+            // The type's own default group (`companyinformation` for a company property).
+            "groupName": format!("{}information", object_type.singular()),
             "hasUniqueValue": property.unique,
         });
         if !property.options.is_empty() {

@@ -644,6 +644,21 @@ async fn a_merchant_s_company_is_upserted_by_its_id_and_associated_with_its_user
     );
     assert_eq!(company["properties"]["exclusives_enabled"], "2");
     let company_id = company["id"].as_str().unwrap();
+    // The app made the merchant id property, unique, in the companies' own group.
+    let definition = common::get_json(
+        &http,
+        &format!(
+            "{}/crm/properties/2026-03/companies/product_merchant_id",
+            sim.base_url()
+        ),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(definition["hasUniqueValue"], true, "{definition}");
+    assert_eq!(
+        definition["groupName"], "companyinformation",
+        "{definition}"
+    );
     let users = contacts(&sim).await;
     for user in ["owner-1", "owner-2"] {
         let id = users[user]["id"].as_str().unwrap();
