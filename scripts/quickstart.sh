@@ -24,6 +24,7 @@ sim_image="$("$root/scripts/build-sim-image.sh")"
 docker network inspect hubspot-app-net >/dev/null 2>&1 || docker network create hubspot-app-net >/dev/null
 # A dummy token for the simulator; real secrets go in .env (never committed).
 [ -f .env.local ] || printf 'HUBSPOT_ACCESS_TOKEN=pat-local-simulator\nADMIN_TOKEN=%s\n' "$(openssl rand -hex 16)" > .env.local
+grep -q '^TOKEN_ENCRYPTION_KEY=' .env.local || printf 'TOKEN_ENCRYPTION_KEY=%s\n' "$(openssl rand -base64 32)" >> .env.local
 grep -q '^HUBSPOT_CLIENT_SECRET=' .env.local || printf 'HUBSPOT_CLIENT_SECRET=%s\n' "$(openssl rand -hex 16)" >> .env.local
 secret_of() { sed -n "s/^$1=//p" .env.local; }
 # HubSpot delivers signed webhooks to nginx's public HTTPS server (by its name on the network),

@@ -8,6 +8,12 @@
 //! `refresh_token:62515`) is bound in as associated data: a ciphertext moved to another row or
 //! column does not open.
 //!
+//! A blind index ([`Keyring::blind`]) finds a sealed value without opening it: an HMAC-SHA256
+//! of the value under a key derived from each encryption key, `b1.<key id>.<hex>`. Equal
+//! values give equal indexes under one key; without the key, a phone number's index cannot be
+//! found by trying every number (a plain hash can). A lookup asks for the indexes under every
+//! key of the ring, so rows written before a rotation are still found.
+//!
 //! A leaf: imports nothing of the app but [`crate::secret`].
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -34,11 +40,13 @@ pub enum CryptoError {
     Tampered,
 }
 
-/// One AES-256 key and its id.
+/// One AES-256 key, its id, and the key of its blind index (derived from it, never the key
+/// itself).
 #[derive(Clone)]
 struct EncryptionKey {
     id: String,
     cipher: Aes256Gcm,
+    index_key: [u8; 32],
 }
 
 impl EncryptionKey {
@@ -53,9 +61,13 @@ impl EncryptionKey {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let mut derive = Sha256::new();
+        derive.update(b"blind-index/v1\0");
+        derive.update(&bytes);
         Ok(Self {
             id,
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
+            index_key: derive.finalize().into(),
         })
     }
 }
@@ -154,6 +166,21 @@ impl Keyring {
             .map_err(|_| CryptoError::Tampered)
     }
 
+    /// The blind index of `value` under every key of the ring, the current key's first (the
+    /// one to store).
+    pub fn blind(&self, value: &str) -> Vec<String> {
+        use hmac::{Hmac, Mac};
+        std::iter::once(&self.current)
+            .chain(&self.retired)
+            .map(|k| {
+                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&k.index_key)
+                    .expect("HMAC takes a key of any length");
+                mac.update(value.as_bytes());
+                format!("b1.{}.{}", k.id, hex::encode(mac.finalize().into_bytes()))
+            })
+            .collect()
+    }
+
     /// Whether `sealed` is under a key other than the current one (rotation re-seals those).
     pub fn is_stale(&self, sealed: &str) -> bool {
         sealed.split('.').nth(1) != Some(self.current.id.as_str())
@@ -214,6 +241,25 @@ mod tests {
             forgotten.open(&sealed, "c"),
             Err(CryptoError::UnknownKey(_))
         ));
+    }
+
+    #[test]
+    fn a_blind_index_is_keyed_stable_and_found_across_a_rotation() {
+        let old = Keyring::new(&key(1), None).unwrap();
+        let a = old.blind("+14155550100");
+        assert_eq!(a, old.blind("+14155550100"), "stable");
+        assert_ne!(a, old.blind("+14155550101"));
+        assert!(!a[0].contains("4155550100"));
+        let plain = hex::encode(Sha256::digest(b"+14155550100"));
+        assert!(!a[0].contains(&plain), "keyed, not a plain hash");
+        let new = Keyring::new(&key(2), Some(&key(1))).unwrap();
+        let both = new.blind("+14155550100");
+        assert_eq!(both.len(), 2);
+        assert_ne!(both[0], a[0], "the current key's first");
+        assert_eq!(
+            both[1], a[0],
+            "a row indexed before the rotation is still found"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! counting and the drain that makes a blue-green switch lossless), [`healthcheck`] (`app
 //! healthcheck`, the image's probe) and [`Application`], which assembles everything.
 
+pub mod access;
 pub mod clock;
 pub mod config;
 pub mod connections;
@@ -32,6 +33,8 @@ pub mod identity;
 pub mod jobs;
 pub mod lookup;
 pub mod mask;
+pub mod outbound;
+pub mod privacy;
 pub mod secret;
 pub mod serve;
 pub mod store;
@@ -103,6 +106,18 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<store::SchemaInfo> {
     Ok(store::schema_info())
 }
 
+/// `app users …` (see [`access::cli`]).
+pub async fn users(settings: Settings, args: &[String]) -> anyhow::Result<String> {
+    let p = &settings.privacy;
+    access::cli::users(
+        settings.database_url.expose(),
+        p.keyring.clone(),
+        p.flag_defaults,
+        args,
+    )
+    .await
+}
+
 pub struct Application {
     listener: TcpListener,
     unix: Option<tokio::net::UnixListener>,
@@ -135,7 +150,33 @@ impl Application {
             },
         );
         let inbox = crate::store::inbox::Inbox::new(db.clone());
-        let cache = crate::store::cache::Cache::new(db.clone(), settings.cache_ttl);
+        let crate::access::Parts {
+            access,
+            auditor,
+            flags,
+            sealer,
+        } = crate::access::Parts::new(
+            &db,
+            settings.privacy.keyring.clone(),
+            settings.privacy.flag_defaults,
+            settings.admin_token.clone(),
+        );
+        let cache = crate::store::cache::Cache::new(db.clone(), settings.cache_ttl, sealer.clone());
+        if let Err(e) = flags.refresh().await {
+            tracing::warn!(error = %e, "could not read the feature flags; starting with the environment's");
+        }
+        let history = crate::store::history::History::new(db.clone(), sealer.clone());
+        let outbound = crate::outbound::Outbound::new(
+            history.clone(),
+            settings.privacy.search_cache_ttl,
+            settings.phone_region,
+        );
+        let privacy = crate::privacy::Privacy::new(
+            cache.clone(),
+            history,
+            crate::store::privacy::PrivacyStore::new(db.clone(), sealer.clone()),
+            auditor.clone(),
+        );
         let objects = crate::store::objects::Objects::new(db.clone());
         let object_writes = crate::store::object_writes::ObjectWrites::new(db.clone());
         let sync = crate::jobs::sync::Sync::new(
@@ -176,6 +217,7 @@ impl Application {
             listener,
             unix,
             state: Arc::new(AppState {
+                limits: crate::access::limits::UserLimits::new(settings.privacy.user_rate),
                 settings,
                 hubspot,
                 db,
@@ -188,6 +230,12 @@ impl Application {
                 portals,
                 lifecycle,
                 events,
+                access,
+                auditor,
+                flags,
+                outbound,
+                privacy,
+                sealer,
                 drain: Arc::default(),
             }),
         })
@@ -269,12 +317,44 @@ impl Application {
                 s.objects.clone(),
                 s.sync.clone(),
                 s.portals.clone(),
+                s.privacy.clone(),
             );
             jobs.push(tokio::spawn(supervise(
                 processor,
                 clock.clone(),
                 jobs_stopped.clone(),
             )));
+        }
+        {
+            let s = &self.state;
+            jobs.push(tokio::spawn(supervise(
+                jobs::upkeep::FlagRefresh {
+                    flags: s.flags.clone(),
+                    every: s.settings.privacy.flags_refresh,
+                },
+                clock.clone(),
+                jobs_stopped.clone(),
+            )));
+            jobs.push(tokio::spawn(supervise(
+                jobs::upkeep::AuditRetention {
+                    audit: s.auditor.store().clone(),
+                    keep: s.settings.privacy.audit_retention,
+                },
+                clock.clone(),
+                jobs_stopped.clone(),
+            )));
+            if (s.hubspot.is_some() || s.portals.oauth_enabled()) && s.settings.outbox_worker {
+                jobs.push(tokio::spawn(supervise(
+                    jobs::privacy::Deletes {
+                        store: s.privacy.store().clone(),
+                        portals: s.portals.clone(),
+                        owner: crate::identity::this_process(),
+                        lease: s.settings.outbox_lease,
+                    },
+                    clock.clone(),
+                    jobs_stopped.clone(),
+                )));
+            }
         }
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;

@@ -14,6 +14,16 @@ use crate::hubspot::search::ContactSearch;
 use crate::hubspot::{HubSpotClient, HubSpotError};
 use crate::store::cache::Cache;
 
+/// What the runtime flags allow a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Read and fill the cache (`HUBSPOT_CACHE_ENABLED`).
+    pub cache: bool,
+    /// Ask HubSpot (`HUBSPOT_INTEGRATION_ENABLED` and `HUBSPOT_INBOUND_LOOKUP`); off, cached
+    /// answers still serve, fresh or stale.
+    pub hubspot: bool,
+}
+
 /// Looks up contacts by an E.164 phone: the cache when fresh, else HubSpot's search (which
 /// refreshes the cache), else a stale cache entry marked `stale`.
 /// `portal` is the account whose cache is read and filled (`None`: the private-app token's);
@@ -23,11 +33,17 @@ pub async fn phone(
     portal: Option<PortalId>,
     client: Option<&HubSpotClient>,
     phone: &str,
+    policy: Policy,
 ) -> Result<PhoneLookup, HubSpotError> {
-    let cached = cache.by_phone(portal, phone).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cache read failed");
+    let client = client.filter(|_| policy.hubspot);
+    let cached = if policy.cache {
+        cache.by_phone(portal, phone).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cache read failed");
+            None
+        })
+    } else {
         None
-    });
+    };
     let answer = |source: &'static str, stale: bool, contacts: Vec<Contact>| PhoneLookup {
         phone: phone.to_string(),
         found: !contacts.is_empty(),
@@ -57,12 +73,15 @@ pub async fn phone(
             "HubSpot integration is disabled".into(),
         ));
     };
+    let policy_cache = policy.cache;
     let request = ContactSearch::Phone(phone.to_string()).request(10);
     match client.search_contacts(&request).await {
         Ok(found) => {
             let results = found["results"].as_array().cloned().unwrap_or_default();
-            if let Err(e) = cache.put_all(portal, &results).await {
-                tracing::warn!(error = %e, "cache write failed");
+            if policy_cache {
+                if let Err(e) = cache.put_all(portal, &results).await {
+                    tracing::warn!(error = %e, "cache write failed");
+                }
             }
             let contacts = results.iter().map(Contact::from_hubspot).collect();
             Ok(answer("hubspot", false, contacts))

@@ -52,6 +52,23 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if std::env::args().nth(1).as_deref() == Some("users") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return match app::users(settings, &args).await {
+            Ok(out) => {
+                println!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("app users: {e:#}");
+                ExitCode::from(if e.to_string().starts_with("usage:") {
+                    2
+                } else {
+                    1
+                })
+            }
+        };
+    }
     if std::env::args().nth(1).as_deref() == Some("keys") {
         return match std::env::args().nth(2).as_deref() {
             Some("rotate") => match app::rotate_keys(settings).await {

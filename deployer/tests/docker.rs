@@ -1001,7 +1001,7 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
     let secret = "front-door-client-secret";
     std::fs::write(
         host.dir.join("app.env"),
-        format!("HUBSPOT_ACCESS_TOKEN=pat-front\nHUBSPOT_CLIENT_SECRET={secret}\nADMIN_TOKEN=admin-front\n"),
+        format!("HUBSPOT_ACCESS_TOKEN=pat-front\nHUBSPOT_CLIENT_SECRET={secret}\nADMIN_TOKEN=admin-front\nTOKEN_ENCRYPTION_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"),
     )
     .unwrap();
     host.write_config(&[
@@ -1745,7 +1745,7 @@ fn a_release_whose_hubspot_token_is_refused_fails_at_the_smoke_step() {
     let tokens = |token: &str| {
         std::fs::write(
             &env,
-            format!("HUBSPOT_ACCESS_TOKEN={token}\nADMIN_TOKEN=admin-token\n"),
+            format!("HUBSPOT_ACCESS_TOKEN={token}\nADMIN_TOKEN=admin-token\nTOKEN_ENCRYPTION_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"),
         )
         .unwrap()
     };

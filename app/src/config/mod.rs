@@ -6,10 +6,12 @@ use std::time::Duration;
 
 mod lifecycle;
 mod oauth;
+mod privacy;
 
 pub use crate::hubspot::HubSpotSettings;
 pub use crate::secret::Secret;
 pub use oauth::OAuthSettings;
+pub use privacy::PrivacySettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -59,6 +61,8 @@ pub struct Settings {
     /// Customers connect portals by OAuth (`HUBSPOT_CLIENT_ID` and the rest); `None`: only the
     /// private-app token of `HUBSPOT_ACCESS_TOKEN`.
     pub oauth: Option<OAuthSettings>,
+    /// Users, audit, flags, the key ring for personal data.
+    pub privacy: PrivacySettings,
     pub version: String,
     pub slot: String,
     /// Guards the admin routes (`/api/contacts*`); unset means they answer 503.
@@ -362,6 +366,7 @@ impl Settings {
                 api_version,
             },
             oauth: oauth::from_lookup(&get)?,
+            privacy: privacy::from_lookup(&get)?,
             version: get("APP_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
             slot: get("APP_SLOT").unwrap_or_else(|| "local".into()),
             admin_token: get("ADMIN_TOKEN").map(|t| Secret::new(t.trim())),

@@ -56,15 +56,11 @@ pub fn from_lookup(
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    let key = Secret::new(need("TOKEN_ENCRYPTION_KEY")?);
-    let old = get("TOKEN_ENCRYPTION_OLD_KEYS").map(Secret::new);
-    let keyring = Keyring::new(&key, old.as_ref()).map_err(|e| {
-        let var = if e.to_string().starts_with("TOKEN_ENCRYPTION_OLD_KEYS") {
-            "TOKEN_ENCRYPTION_OLD_KEYS"
-        } else {
-            "TOKEN_ENCRYPTION_KEY"
-        };
-        bad(var, e.to_string())
+    let keyring = super::privacy::keyring(get)?.ok_or_else(|| {
+        bad(
+            "TOKEN_ENCRYPTION_KEY",
+            "required with HUBSPOT_CLIENT_ID (OAuth installs); make one with `openssl rand -base64 32`",
+        )
     })?;
     Ok(Some(OAuthSettings {
         app: OAuthApp {

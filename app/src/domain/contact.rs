@@ -68,6 +68,17 @@ const MAX_FIELD: usize = 256;
 
 /// A phone number in E.164 (`+14155550100`), read with `region` for numbers without a country
 /// code.
+/// A phone as the cache indexes it: E.164 when it is written internationally (`+…`), else as
+/// written, trimmed (HubSpot keeps phones as typed).
+pub fn phone_key(raw: &str) -> String {
+    let raw = raw.trim();
+    phonenumber::parse(None, raw)
+        .ok()
+        .filter(phonenumber::is_valid)
+        .map(|n| n.format().mode(phonenumber::Mode::E164).to_string())
+        .unwrap_or_else(|| raw.to_string())
+}
+
 pub fn normalize_phone(raw: &str, region: phonenumber::country::Id) -> Result<String, String> {
     let invalid = || {
         "phone: not a valid phone number (write it with its country code, e.g. +44 20 7946 0958)"
@@ -110,6 +121,15 @@ impl Contact {
             company: text(&p["company"]),
             updated_at: text(&object["updatedAt"]),
         }
+    }
+}
+
+impl Contact {
+    /// As the support role sees it: email and phone masked.
+    pub fn masked(mut self) -> Self {
+        self.email = self.email.as_deref().map(super::privacy::mask_email);
+        self.phone = self.phone.as_deref().map(super::privacy::mask_phone);
+        self
     }
 }
 

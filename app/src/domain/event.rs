@@ -47,6 +47,9 @@ pub enum Change {
         primary: String,
         merged: Vec<String>,
     },
+    /// HubSpot deleted a contact for good at someone's request (GDPR): what is held here about
+    /// them goes too.
+    PrivacyDeleted { id: String },
     /// A type or an event the app does not sync: recorded, nothing to do.
     Ignored,
 }
@@ -62,6 +65,9 @@ impl Recorded {
         };
         let id = self.object_id.to_string();
         match kind {
+            "privacyDeletion" if object_type == ObjectType::Contacts => {
+                Change::PrivacyDeleted { id }
+            }
             "creation" | "propertyChange" | "deletion" | "restore" | "privacyDeletion" => {
                 Change::Record { object_type, id }
             }

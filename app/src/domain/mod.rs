@@ -6,6 +6,7 @@
 //! the leaves `mask` and `secret`. Everything here can be tested without a database, a server
 //! or HubSpot.
 
+pub mod access;
 pub mod budget;
 pub mod contact;
 pub mod currency;
@@ -15,4 +16,6 @@ pub mod mapping;
 pub mod object;
 pub mod outbox;
 pub mod portal;
+pub mod privacy;
+pub mod search;
 pub mod sync;

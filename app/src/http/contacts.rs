@@ -1,5 +1,5 @@
-//! `/api/contacts…` (admin): read a contact by email, search, look up by phone (through the
-//! cache), and queue writes in the outbox.
+//! `/api/contacts…`: read a contact by email, search (every role), and queue writes in the
+//! outbox (staff). The phone lookups are [`super::lookup`].
 //!
 //! `?portal=HUB_ID` names the portal a request acts in (unset: the single account of
 //! `HUBSPOT_ACCESS_TOKEN`); a portal not connected here is a 404.
@@ -16,16 +16,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::AdminAuth;
+use super::auth::{admit, shown, Anyone, Signed, Staff};
 use super::error::{unreadable_body, ApiError};
-use super::state::{AppState, Shared};
-use std::sync::Arc;
+use super::state::Shared;
 
+use crate::access::audit::{About, Kind};
+use crate::domain::access::Flag;
 use crate::domain::contact::{Contact, ContactInput, ContactRequest, Email};
 use crate::domain::portal::PortalId;
-use crate::hubspot::HubSpotClient;
-use crate::lookup::PhoneLookup;
-use crate::store::AuditSubject;
+use crate::domain::privacy::PersonKey;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -42,13 +41,15 @@ pub struct EmailQuery {
     security(("admin" = [])), responses(
     (status = 200, description = "The contact", body = Contact),
     (status = 400, description = "No or an invalid email", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "No contact has that email, or that portal is not connected here", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
-    (status = 503, description = "Disabled (admin API or HubSpot), or calls to HubSpot paused after repeated failures", body = ApiError),
+    (status = 429, description = "The caller's own limit (USER_RATE_LIMIT) is used up; see Retry-After", body = ApiError),
+    (status = 503, description = "Disabled (HubSpot, or a flag: HUBSPOT_INTEGRATION_ENABLED, HUBSPOT_OUTBOUND_SEARCH), or calls to HubSpot paused after repeated failures", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn by_email(
-    _: AdminAuth,
+    who: Signed<Anyone>,
     State(s): State<Shared>,
     q: Result<Query<EmailQuery>, QueryRejection>,
 ) -> Result<Json<Contact>, ApiError> {
@@ -56,22 +57,33 @@ pub async fn by_email(
         ApiError::invalid("email: missing; call /api/contacts?email=ada@example.com")
     })?;
     let email = Email::parse(&q.email).map_err(ApiError::invalid)?;
+    admit(&s, &who, &[Flag::HubspotIntegrationEnabled])?;
     let client = s.client_of(q.portal).await?;
     let found = client.contact_by_email(&email).await?;
+    let about = About::person(PersonKey::Email(email.as_str().to_string()))
+        .in_portal(q.portal.map(PortalId))
+        .with_hubspot_id(
+            found
+                .as_ref()
+                .and_then(|o| o["id"].as_str().map(str::to_string)),
+        );
     let outcome = if found.is_some() {
         "found"
     } else {
         "not found"
     };
-    s.db.audit(
-        "admin",
-        "lookup",
-        AuditSubject::Email(email.as_str()),
-        outcome,
-    )
-    .await;
+    s.auditor
+        .record(
+            &who.caller,
+            &who.origin,
+            Kind::Lookup,
+            "lookup by email",
+            about,
+            outcome,
+        )
+        .await;
     found
-        .map(|object| Json(Contact::from_hubspot(&object)))
+        .map(|object| Json(shown(who.role(), Contact::from_hubspot(&object))))
         .ok_or_else(|| ApiError::not_found("no contact has that email"))
 }
 
@@ -100,13 +112,15 @@ pub struct SearchResults {
     security(("admin" = [])), responses(
     (status = 200, description = "Matches (up to 100)", body = SearchResults),
     (status = 400, description = "No, an overlong or an invalid query", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
-    (status = 503, description = "Disabled (admin API or HubSpot), or calls to HubSpot paused after repeated failures", body = ApiError),
+    (status = 429, description = "The caller's own limit (USER_RATE_LIMIT) is used up; see Retry-After", body = ApiError),
+    (status = 503, description = "Disabled (HubSpot, or a flag: HUBSPOT_INTEGRATION_ENABLED, HUBSPOT_OUTBOUND_SEARCH), or calls to HubSpot paused after repeated failures", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn search(
-    _: AdminAuth,
+    who: Signed<Anyone>,
     State(s): State<Shared>,
     q: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<SearchResults>, ApiError> {
@@ -119,17 +133,30 @@ pub async fn search(
             "q: give a name, an email or a phone number (at most 3000 characters)",
         ));
     }
-    let (kind, subject, search) = if q.contains('@') {
+    let (kind, person, search) = if q.contains('@') {
         let email = Email::parse(&q).map_err(ApiError::invalid)?;
         let email = email.as_str().to_string();
-        ("email", email.clone(), ContactSearch::Email(email))
+        (
+            "email",
+            Some(PersonKey::Email(email.clone())),
+            ContactSearch::Email(email),
+        )
     } else if q.chars().filter(char::is_ascii_digit).count() >= 7 {
         let phone = crate::domain::contact::normalize_phone(&q, s.settings.phone_region)
             .map_err(ApiError::invalid)?;
-        ("phone", phone.clone(), ContactSearch::Text(phone))
+        (
+            "phone",
+            Some(PersonKey::Phone(phone.clone())),
+            ContactSearch::Text(phone),
+        )
     } else {
-        ("name", q.clone(), ContactSearch::Text(q))
+        ("name", None, ContactSearch::Text(q))
     };
+    admit(
+        &s,
+        &who,
+        &[Flag::HubspotIntegrationEnabled, Flag::HubspotOutboundSearch],
+    )?;
     let found = s
         .client_of(portal)
         .await?
@@ -139,20 +166,22 @@ pub async fn search(
         .as_array()
         .into_iter()
         .flatten()
-        .map(Contact::from_hubspot)
+        .map(|o| shown(who.role(), Contact::from_hubspot(o)))
         .collect();
-    let audited = match kind {
-        "phone" => AuditSubject::Phone(&subject),
-        "email" => AuditSubject::Email(&subject),
-        _ => AuditSubject::Text(&subject),
+    let about = match person {
+        Some(p) => About::person(p),
+        None => About::thing("name query"),
     };
-    s.db.audit(
-        "admin",
-        &format!("search by {kind}"),
-        audited,
-        &format!("{} results", results.len()),
-    )
-    .await;
+    s.auditor
+        .record(
+            &who.caller,
+            &who.origin,
+            Kind::Lookup,
+            &format!("search by {kind}"),
+            about.in_portal(portal.map(PortalId)),
+            &format!("{} results", results.len()),
+        )
+        .await;
     Ok(Json(SearchResults {
         matched_by: kind,
         total: found["total"].as_u64().unwrap_or(results.len() as u64),
@@ -197,7 +226,7 @@ pub struct Queued {
 #[into_params(parameter_in = Query)]
 pub struct PortalQuery {
     /// The portal (hub id); unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
-    portal: Option<u64>,
+    pub portal: Option<u64>,
 }
 
 /// Validates the contacts, stores them in the outbox and answers at once; the worker sends
@@ -206,12 +235,13 @@ pub struct PortalQuery {
     params(PortalQuery), security(("admin" = [])), responses(
     (status = 202, description = "Queued", body = Queued),
     (status = 400, description = "An invalid contact (`fields` names it) or portal; nothing was queued", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here (nor waiting for a reinstall); nothing was queued", body = ApiError),
     (status = 413, description = "Body over 1 MiB", body = ApiError),
-    (status = 503, description = "Admin API off, or the database failed; nothing was queued", body = ApiError)))]
+    (status = 503, description = "The database failed; nothing was queued", body = ApiError)))]
 pub async fn enqueue(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     portal: Result<Query<PortalQuery>, QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -272,124 +302,4 @@ pub async fn enqueue(
             ids,
         }),
     ))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PhoneQuery {
-    /// With its country code, in any format.
-    #[param(example = "+14155550100")]
-    phone: String,
-    /// The portal (hub id) to look in; unset: the single account of `HUBSPOT_ACCESS_TOKEN`.
-    portal: Option<u64>,
-}
-
-async fn lookup_one(
-    s: &AppState,
-    (portal, client): &(Option<PortalId>, Option<Arc<HubSpotClient>>),
-    raw: &str,
-) -> Result<PhoneLookup, ApiError> {
-    let phone = crate::domain::contact::normalize_phone(raw, s.settings.phone_region)
-        .map_err(ApiError::invalid)?;
-    let found = crate::lookup::phone(&s.cache, *portal, client.as_deref(), &phone).await?;
-    let action = match portal {
-        Some(p) => format!("lookup by phone in portal {p}"),
-        None => "lookup by phone".into(),
-    };
-    s.db.audit(
-        "admin",
-        &action,
-        AuditSubject::Phone(&phone),
-        if found.found { "found" } else { "not found" },
-    )
-    .await;
-    Ok(found)
-}
-
-/// From the cache, else HubSpot; a stale cache entry when HubSpot is down.
-#[utoipa::path(get, path = "/api/contacts/lookup", tag = "contacts", params(PhoneQuery),
-    security(("admin" = [])), responses(
-    (status = 200, description = "The lookup (found or not)", body = PhoneLookup),
-    (status = 400, description = "No or an invalid phone, or an invalid portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
-    (status = 404, description = "That portal is not connected here", body = ApiError),
-    (status = 502, description = "HubSpot failed and nothing is cached", body = ApiError),
-    (status = 503, description = "Admin API off, or calls to HubSpot paused after repeated failures and nothing is cached", body = ApiError),
-    (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
-pub async fn lookup_phone(
-    _: AdminAuth,
-    State(s): State<Shared>,
-    q: Result<Query<PhoneQuery>, QueryRejection>,
-) -> Result<Json<PhoneLookup>, ApiError> {
-    let Query(q) = q.map_err(|_| {
-        ApiError::invalid("phone: missing; call /api/contacts/lookup?phone=%2B14155550100")
-    })?;
-    let account = s.account(q.portal).await?;
-    Ok(Json(lookup_one(&s, &account, &q.phone).await?))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PhonesBody {
-    /// 1 to 100 phone numbers.
-    #[schema(min_items = 1, max_items = 100)]
-    phones: Vec<String>,
-}
-
-/// One phone's answer in a batch lookup: its match, or its error.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum PhoneResult {
-    Found(PhoneLookup),
-    Failed(PhoneFailure),
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PhoneFailure {
-    /// The phone as sent.
-    pub phone: String,
-    pub error: String,
-    /// The status this phone alone would have had.
-    pub status: u16,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PhoneResults {
-    /// One per phone, in order.
-    pub results: Vec<PhoneResult>,
-}
-
-/// Up to 100 lookups at once; one answer per phone, in order.
-#[utoipa::path(post, path = "/api/contacts/lookup", tag = "contacts", request_body = PhonesBody,
-    params(PortalQuery), security(("admin" = [])), responses(
-    (status = 200, description = "One result per phone", body = PhoneResults),
-    (status = 400, description = "Not 1 to 100 phones, or a malformed body or portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
-    (status = 404, description = "That portal is not connected here", body = ApiError),
-    (status = 503, description = "Admin API off", body = ApiError)))]
-pub async fn lookup_phones(
-    _: AdminAuth,
-    State(s): State<Shared>,
-    portal: Result<Query<PortalQuery>, QueryRejection>,
-    body: Result<Json<PhonesBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<PhoneResults>, ApiError> {
-    let Query(PortalQuery { portal }) =
-        portal.map_err(|_| ApiError::invalid("portal: a hub id, like 62515"))?;
-    let Json(body) = body.map_err(|e| ApiError::invalid(format!("body: {}", e.body_text())))?;
-    if body.phones.is_empty() || body.phones.len() > 100 {
-        return Err(ApiError::invalid("phones: send 1 to 100 phone numbers"));
-    }
-    let account = s.account(portal).await?;
-    let mut results = Vec::with_capacity(body.phones.len());
-    for raw in &body.phones {
-        results.push(match lookup_one(&s, &account, raw).await {
-            Ok(found) => PhoneResult::Found(found),
-            Err(e) => PhoneResult::Failed(PhoneFailure {
-                phone: raw.clone(),
-                error: e.message,
-                status: e.status,
-            }),
-        });
-    }
-    Ok(Json(PhoneResults { results }))
 }

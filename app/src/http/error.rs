@@ -23,8 +23,12 @@ pub enum ErrorCode {
     Invalid,
     /// The body is over the route's limit.
     TooLarge,
-    /// No or a wrong admin token.
+    /// No or an unknown token.
     Unauthorized,
+    /// The caller's role may not use the route (the message names the roles that may).
+    Forbidden,
+    /// The caller's own rate limit is used up; `Retry-After` says when to try again.
+    RateLimited,
     /// A webhook whose signature, timestamp or shape is refused.
     Rejected,
     /// Nothing has that key.
@@ -65,6 +69,9 @@ pub struct ApiError {
     pub fields: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hubspot: Option<HubSpotReach>,
+    /// Seconds until a retry can succeed (sent as `Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -75,6 +82,19 @@ impl ApiError {
             message: message.into(),
             fields: BTreeMap::new(),
             hubspot: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429: the caller's own limit; `Retry-After` in whole seconds (at least 1).
+    pub fn rate_limited(wait: std::time::Duration, message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                message,
+            )
         }
     }
 
@@ -225,7 +245,14 @@ impl From<HubSpotError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status_code(), Json(self)).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (self.status_code(), Json(self)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::AdminAuth;
+use super::auth::{Signed, Staff};
 use super::error::{unreadable_body, ApiError};
 use super::state::Shared;
 use crate::events::{EventView, TrackError};
@@ -81,12 +81,13 @@ fn tracked(err: TrackError) -> ApiError {
     security(("admin" = [])), responses(
     (status = 202, description = "Stored (or already stored)", body = Tracked),
     (status = 400, description = "A bad event, named by its field (`events[3].data.amount`)", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "A portal not connected here", body = ApiError),
     (status = 413, description = "Body over 1 MiB", body = ApiError),
     (status = 503, description = "The database failed: send again", body = ApiError)))]
 pub async fn track(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Tracked>), ApiError> {
@@ -138,11 +139,12 @@ pub struct EventQuery {
     security(("admin" = [])), responses(
     (status = 200, description = "The event", body = EventView),
     (status = 400, description = "An invalid portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "No such event (or portal) here", body = ApiError),
     (status = 503, description = "The database failed", body = ApiError)))]
 pub async fn show(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     Path(event_id): Path<String>,
     q: Result<Query<EventQuery>, QueryRejection>,

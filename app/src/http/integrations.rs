@@ -22,7 +22,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::AdminAuth;
+use super::auth::{Admins, Signed, Staff};
 use super::error::ApiError;
 use super::state::Shared;
 use crate::connections::InstallError;
@@ -178,9 +178,13 @@ pub struct Integrations {
 #[utoipa::path(get, path = "/api/integrations/hubspot/status", tag = "integrations",
     security(("admin" = [])), responses(
     (status = 200, description = "The connections", body = Integrations),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 503, description = "Admin API off, or the database failed", body = ApiError)))]
-pub async fn status(_: AdminAuth, State(s): State<Shared>) -> Result<Json<Integrations>, ApiError> {
+pub async fn status(
+    _: Signed<Staff>,
+    State(s): State<Shared>,
+) -> Result<Json<Integrations>, ApiError> {
     let unreadable = |e: crate::store::StoreError| {
         ApiError::internal(
             &e,
@@ -237,11 +241,12 @@ pub struct DisconnectQuery {
     responses(
     (status = 200, description = "Disconnected", body = Disconnected),
     (status = 400, description = "Not a hub id", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "No such connection", body = ApiError),
     (status = 503, description = "Admin API off, or the database failed", body = ApiError)))]
 pub async fn disconnect(
-    _: AdminAuth,
+    _: Signed<Admins>,
     State(s): State<Shared>,
     portal: Result<Path<u64>, axum::extract::rejection::PathRejection>,
     q: Result<Query<DisconnectQuery>, QueryRejection>,

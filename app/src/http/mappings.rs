@@ -11,7 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::AdminAuth;
+use super::auth::{Admins, Signed, Staff};
 use super::error::ApiError;
 use super::state::Shared;
 use crate::domain::mapping::{Mapping, MappingSet};
@@ -61,11 +61,12 @@ fn store_failed(e: &crate::store::StoreError) -> ApiError {
     security(("admin" = [])), responses(
     (status = 200, description = "The mappings", body = MappingsAnswer),
     (status = 400, description = "An unknown type or a bad portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 503, description = "Disabled, or the database failed", body = ApiError)))]
 pub async fn get(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -96,13 +97,14 @@ pub async fn get(
     security(("admin" = [])), responses(
     (status = 200, description = "Set; the next sync computes the fields", body = MappingsAnswer),
     (status = 400, description = "Mappings HubSpot's definitions refuse, each named", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 502, description = "HubSpot failed", body = ApiError),
     (status = 503, description = "Disabled (admin API or HubSpot), or the database failed", body = ApiError),
     (status = 504, description = "HubSpot did not answer in time", body = ApiError)))]
 pub async fn put(
-    _: AdminAuth,
+    _: Signed<Admins>,
     State(s): State<Shared>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,

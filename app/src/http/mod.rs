@@ -10,14 +10,19 @@ pub mod contacts;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod flags;
 pub mod integrations;
+pub mod lookup;
 pub mod mappings;
 pub mod objects;
 pub mod outbox;
+pub mod privacy;
 pub mod probe;
+pub mod search;
 pub mod state;
 pub mod sync;
 pub mod system;
+pub mod users;
 pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
@@ -88,11 +93,15 @@ fn table() -> Table {
             .post(contacts::enqueue)
             .layer(DefaultBodyLimit::max(contacts::MAX_ENQUEUE_BODY)),
     )
-    .route("/api/contacts/search", Public, get(contacts::search))
+    .route(
+        "/api/contacts/search",
+        Public,
+        get(contacts::search).post(search::outbound),
+    )
     .route(
         "/api/contacts/lookup",
         Public,
-        get(contacts::lookup_phone).post(contacts::lookup_phones),
+        get(lookup::lookup_phone).post(lookup::lookup_phones),
     )
     .route(
         "/api/events",
@@ -100,6 +109,21 @@ fn table() -> Table {
         post(events::track).layer(DefaultBodyLimit::max(events::MAX_BODY)),
     )
     .route("/api/events/{event_id}", Public, get(events::show))
+    .route("/api/users", Public, get(users::list).post(users::add))
+    .route(
+        "/api/users/{name}",
+        Public,
+        axum::routing::delete(users::revoke),
+    )
+    .route("/api/users/{name}/tokens", Public, post(users::add_token))
+    .route("/api/audit", Public, get(users::audit))
+    .route("/api/flags", Public, get(flags::list))
+    .route("/api/flags/{name}", Public, axum::routing::put(flags::put))
+    .route(
+        "/api/privacy/subjects",
+        Public,
+        get(privacy::export).delete(privacy::erase),
+    )
     .route("/api/outbox", Public, get(outbox::list))
     .route("/api/outbox/{id}/retry", Public, post(outbox::retry))
     .route("/api/stats", Public, get(system::stats))
@@ -147,6 +171,7 @@ fn table() -> Table {
     )
     .route("/dashboard", Public, get(dashboard::page))
     .route("/dashboard/login", Public, post(dashboard::login))
+    .route("/dashboard/flags", Public, post(dashboard::set_flag))
     .route("/metrics", Internal, get(system::metrics))
 }
 
@@ -190,13 +215,15 @@ pub fn router(state: Shared) -> Router {
 #[openapi(
     info(
         title = "HubSpot integration service",
-        description = "CRM sync with HubSpot (contacts, companies, deals, line items, activities): a durable outbox, signed webhooks, a phone-lookup cache and a dashboard. Admin routes take `Authorization: Bearer $ADMIN_TOKEN`. Every error has one shape: `ApiError`."
+        description = "CRM sync with HubSpot (contacts, companies, deals, line items, activities): a durable outbox, signed webhooks, an encrypted phone-lookup cache, contact search, GDPR tools and a dashboard. Protected routes take `Authorization: Bearer <token>`: a user's own (`app users add NAME --role admin|operator|support`) or the bootstrap `ADMIN_TOKEN`; each route says which roles it allows (403 otherwise). Every error has one shape: `ApiError`."
     ),
     paths(
         system::health, system::ready, system::openapi, system::stats, system::metrics,
         probe::check, probe::upsert,
-        contacts::by_email, contacts::search, contacts::enqueue, contacts::lookup_phone,
-        contacts::lookup_phones,
+        contacts::by_email, contacts::search, contacts::enqueue, lookup::lookup_phone,
+        lookup::lookup_phones, search::outbound,
+        users::list, users::add, users::add_token, users::revoke, users::audit,
+        flags::list, flags::put, privacy::export, privacy::erase,
         outbox::list, outbox::retry,
         events::track, events::show,
         sync::run, sync::objects, sync::set_objects,
@@ -204,7 +231,7 @@ pub fn router(state: Shared) -> Router {
         webhooks::receive,
         integrations::install, integrations::callback, integrations::status,
         integrations::disconnect,
-        dashboard::page, dashboard::login,
+        dashboard::page, dashboard::login, dashboard::set_flag,
     ),
     modifiers(&Security),
     tags(
@@ -218,6 +245,8 @@ pub fn router(state: Shared) -> Router {
         (name = "webhooks", description = "HubSpot's signed event deliveries"),
         (name = "integrations", description = "HubSpot portals connected by OAuth"),
         (name = "dashboard", description = "The operators' page"),
+        (name = "access", description = "Users and their roles, the audit, the runtime feature flags"),
+        (name = "privacy", description = "GDPR access and erasure"),
     )
 )]
 pub struct ApiDoc;
@@ -236,7 +265,7 @@ impl utoipa::Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("ADMIN_TOKEN"))
+                    .description(Some("a user's token, or ADMIN_TOKEN"))
                     .build(),
             ),
         );

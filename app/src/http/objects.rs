@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::AdminAuth;
+use super::auth::{Signed, Staff};
 use super::error::ApiError;
 use super::state::Shared;
 use crate::domain::object::ObjectType;
@@ -130,11 +130,12 @@ fn read_failed(e: &crate::store::StoreError) -> ApiError {
     security(("admin" = [])), responses(
     (status = 200, description = "The page", body = ObjectPage),
     (status = 400, description = "An unknown type, or a bad limit, cursor or portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 503, description = "Disabled, or the database failed", body = ApiError)))]
 pub async fn list(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -181,11 +182,12 @@ pub async fn list(
     security(("admin" = [])), responses(
     (status = 200, description = "The record", body = ObjectWithAssociations),
     (status = 400, description = "An unknown type or a bad portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "Not synced here (or that portal is not connected here)", body = ApiError),
     (status = 503, description = "Disabled, or the database failed", body = ApiError)))]
 pub async fn get(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -256,11 +258,12 @@ pub struct ChangeAccepted {
     security(("admin" = [])), responses(
     (status = 202, description = "Accepted: stored, queued for HubSpot", body = ChangeAccepted),
     (status = 400, description = "An unknown type, a field that is not app-owned, or a bad body", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "Not synced here (or that portal is not connected here)", body = ApiError),
     (status = 503, description = "Disabled, or the database failed", body = ApiError)))]
 pub async fn change(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,

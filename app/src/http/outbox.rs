@@ -9,7 +9,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::AdminAuth;
+use super::auth::{Signed, Staff};
 use super::error::ApiError;
 use super::state::Shared;
 use crate::domain::outbox::ItemState;
@@ -72,10 +72,11 @@ pub struct OutboxListing {
     security(("admin" = [])), responses(
     (status = 200, description = "Depth and items", body = OutboxListing),
     (status = 400, description = "An unknown state", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 503, description = "Admin API off, or the database failed", body = ApiError)))]
 pub async fn list(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     q: Result<Query<OutboxQuery>, QueryRejection>,
 ) -> Result<Json<OutboxListing>, ApiError> {
@@ -113,11 +114,12 @@ pub struct Replay {
     security(("admin" = [])), responses(
     (status = 200, description = "Queued again, or superseded", body = Replay),
     (status = 400, description = "The id is not a number", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 409, description = "No such item, or it is not dead", body = ApiError),
     (status = 503, description = "Admin API off, or the database failed", body = ApiError)))]
 pub async fn retry(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Replay>, ApiError> {

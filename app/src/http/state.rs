@@ -26,6 +26,16 @@ pub struct AppState {
     /// Lifecycle events: the store (the worker delivers from it) and the use case.
     pub lifecycle: crate::store::lifecycle::Lifecycle,
     pub events: crate::events::Events,
+    /// Who calls (users, tokens), the audit, the runtime flags, per-user limits.
+    pub access: crate::access::Access,
+    pub auditor: crate::access::Auditor,
+    pub flags: Arc<crate::access::Flags>,
+    pub limits: crate::access::limits::UserLimits,
+    /// Contact search for the outbound flow, and GDPR export and erasure.
+    pub outbound: crate::outbound::Outbound,
+    pub privacy: crate::privacy::Privacy,
+    /// Seals personal data (`None`: no `TOKEN_ENCRYPTION_KEY`).
+    pub sealer: Option<crate::domain::privacy::SharedSealer>,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: Arc<crate::serve::Drain>,
 }

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::AdminAuth;
+use super::auth::{Admins, Signed, Staff};
 use super::error::ApiError;
 use super::state::Shared;
 use crate::domain::object::ObjectType;
@@ -34,12 +34,13 @@ pub struct Started {
 #[utoipa::path(post, path = "/api/sync/run", tag = "sync", params(SyncQuery), security(("admin" = [])), responses(
     (status = 202, description = "Started", body = Started),
     (status = 400, description = "An invalid portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 409, description = "A sync is already running", body = ApiError),
     (status = 503, description = "Disabled (admin API or HubSpot), or the database failed", body = ApiError)))]
 pub async fn run(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     q: Result<Query<SyncQuery>, QueryRejection>,
 ) -> Result<(StatusCode, Json<Started>), ApiError> {
@@ -121,11 +122,12 @@ pub struct SyncObjects {
 #[utoipa::path(get, path = "/api/sync/objects", tag = "sync", params(PortalQuery), security(("admin" = [])), responses(
     (status = 200, description = "The types", body = SyncObjects),
     (status = 400, description = "An invalid portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 503, description = "Disabled, or the database failed", body = ApiError)))]
 pub async fn objects(
-    _: AdminAuth,
+    _: Signed<Staff>,
     State(s): State<Shared>,
     q: Result<Query<PortalQuery>, QueryRejection>,
 ) -> Result<Json<SyncObjects>, ApiError> {
@@ -150,11 +152,12 @@ impl SyncObjects {
     security(("admin" = [])), responses(
     (status = 200, description = "Set", body = SyncObjects),
     (status = 400, description = "An unknown type (the valid ones listed), an empty list, or an invalid portal", body = ApiError),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 404, description = "That portal is not connected here", body = ApiError),
     (status = 503, description = "Disabled, or the database failed", body = ApiError)))]
 pub async fn set_objects(
-    _: AdminAuth,
+    _: Signed<Admins>,
     State(s): State<Shared>,
     q: Result<Query<PortalQuery>, QueryRejection>,
     body: Result<Json<SyncObjects>, axum::extract::rejection::JsonRejection>,

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::AdminAuth;
+use super::auth::{Signed, Staff};
 use super::error::ApiError;
 use super::state::{AppState, Shared};
 
@@ -211,9 +211,10 @@ pub async fn collect_stats(s: &AppState) -> Stats {
 /// `GET /api/stats` (admin): the service's figures as JSON.
 #[utoipa::path(get, path = "/api/stats", tag = "system", security(("admin" = [])), responses(
     (status = 200, description = "The figures", body = Stats),
-    (status = 401, description = "No or a wrong admin token", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
     (status = 503, description = "The admin API is off (no ADMIN_TOKEN)", body = ApiError)))]
-pub async fn stats(_: AdminAuth, State(s): State<Shared>) -> Json<Stats> {
+pub async fn stats(_: Signed<Staff>, State(s): State<Shared>) -> Json<Stats> {
     Json(collect_stats(&s).await)
 }
 

@@ -3,9 +3,11 @@
 
 use serde_json::Value;
 
+use reqwest::Method;
+
 use super::limiter::Permit;
 use super::objects::Page;
-use super::{HubSpotClient, HubSpotError};
+use super::{Bucket, HubSpotClient, HubSpotError};
 use crate::domain::object::ObjectType;
 
 /// The outcome of upserting one contact.
@@ -92,5 +94,29 @@ impl HubSpotClient {
         let properties: Vec<&str> = crate::domain::contact::READ_PROPERTIES.split(',').collect();
         self.list_objects(ObjectType::Contacts, &properties, after, false)
             .await
+    }
+
+    /// `POST …/contacts/gdpr-delete`: deletes a contact for good (HubSpot's GDPR delete), by
+    /// its id or, with `by_email`, its email. A contact HubSpot no longer has (404) is done.
+    /// Idempotent (a second delete is a 404), so retried like a read.
+    pub async fn gdpr_delete(&self, key: &str, by_email: bool) -> Result<(), HubSpotError> {
+        let mut body = serde_json::json!({"objectId": key});
+        if by_email {
+            body["idProperty"] = "email".into();
+        }
+        match self
+            .call(
+                Method::POST,
+                &self.paths.object("contacts", "gdpr-delete"),
+                &[],
+                Some(&body),
+                Bucket::General,
+                true,
+            )
+            .await
+        {
+            Err(HubSpotError::Api { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

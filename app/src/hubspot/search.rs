@@ -14,6 +14,9 @@ pub enum ContactSearch {
     Phone(String),
     /// HubSpot's free-text query (names, and phones in any stored format).
     Text(String),
+    /// The outbound flow's free-text query, reading every searched property and when the
+    /// contact was last contacted.
+    Outbound(String),
 }
 
 impl ContactSearch {
@@ -32,6 +35,11 @@ impl ContactSearch {
             ContactSearch::Email(email) => exact("email", email),
             ContactSearch::Phone(phone) => exact("phone", phone),
             ContactSearch::Text(text) => {
+                json!({"query": text, "properties": properties, "limit": limit})
+            }
+            ContactSearch::Outbound(text) => {
+                let mut properties = crate::domain::search::SEARCHED.to_vec();
+                properties.extend(["notes_last_contacted", "lastmodifieddate"]);
                 json!({"query": text, "properties": properties, "limit": limit})
             }
         }

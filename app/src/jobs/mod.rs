@@ -14,8 +14,10 @@
 pub mod lifecycle;
 pub mod object_writes;
 pub mod outbox;
+pub mod privacy;
 pub mod schedule;
 pub mod sync;
+pub mod upkeep;
 pub mod webhooks;
 
 use std::future::Future;

@@ -5,7 +5,8 @@
 //! association change marks both records for an association read, done in the same round; a
 //! merge re-points the merged records' edges to the survivor and archives them. A HubSpot
 //! failure leaves that portal's events for later and rests the portal for [`REST`]; the other
-//! portals' events go on meanwhile. It also deletes expired events hourly.
+//! portals' events go on meanwhile. A contact's `privacyDeletion` erases what is held about
+//! them here ([`crate::privacy`]). It also deletes expired events hourly.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -56,6 +57,8 @@ pub struct Processor {
     sync: Sync,
     /// Each event is read back from its own portal.
     portals: Portals,
+    /// A `privacyDeletion` erases locally.
+    privacy: crate::privacy::Privacy,
     /// When (on the store's clock) expired events were last deleted.
     cleaned_at: Option<i64>,
     /// Portals (`None`: events without one) whose HubSpot failed, until when (store clock).
@@ -63,8 +66,16 @@ pub struct Processor {
 }
 
 impl Processor {
-    pub fn new(inbox: Inbox, cache: Cache, objects: Objects, sync: Sync, portals: Portals) -> Self {
+    pub fn new(
+        inbox: Inbox,
+        cache: Cache,
+        objects: Objects,
+        sync: Sync,
+        portals: Portals,
+        privacy: crate::privacy::Privacy,
+    ) -> Self {
         Self {
+            privacy,
             inbox,
             cache,
             objects,
@@ -119,6 +130,16 @@ impl Processor {
         if change == Change::Ignored {
             return Ok(());
         }
+        if let Change::PrivacyDeleted { id } = &change {
+            // HubSpot has deleted the contact: nothing to read, everything here to erase.
+            let (key, _) = self.portals.connection_for(portal.map(PortalId)).await?;
+            let (reference, erased) = self
+                .privacy
+                .erase_contact(crate::store::portal_key(key), id)
+                .await?;
+            tracing::info!(reference, ?erased, "privacyDeletion: erased locally");
+            return Ok(());
+        }
         let (kept_as, client) = self.portals.connection_for(portal.map(PortalId)).await?;
         let sync = self.sync.for_portal(kept_as).with_portal_types().await?;
         let synced = |t: ObjectType| sync.types().contains(&t);
@@ -127,7 +148,7 @@ impl Processor {
                 *object_type == ObjectType::Contacts || synced(*object_type)
             }
             Change::Association { from, to } => synced(from.0) || synced(to.0),
-            Change::Ignored => false,
+            Change::Ignored | Change::PrivacyDeleted { .. } => false,
         };
         if !relevant {
             return Ok(());
@@ -166,7 +187,7 @@ impl Processor {
                 }
                 self.refresh(kept_as, &client, object_type, &primary).await
             }
-            Change::Ignored => Ok(()),
+            Change::Ignored | Change::PrivacyDeleted { .. } => Ok(()),
         }
     }
 

@@ -3,6 +3,10 @@
 //! portal's contacts are never seen through another portal. A write never replaces a newer
 //! version of a contact (events and reads arrive out of order). The lookup that reads through
 //! it is [`crate::lookup`].
+//!
+//! Encrypted at rest: the contact is sealed by the [`Sealer`] (bound to its portal and HubSpot
+//! id), and found by the blind indexes of its phone and email, never by the values. Without a
+//! sealer (no `TOKEN_ENCRYPTION_KEY`) nothing is cached.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -10,9 +14,10 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{portal_key, Db, StoreError, StoreResult};
-use crate::domain::contact::Contact;
+use super::{placeholders, portal_key, Db, StoreError, StoreResult};
+use crate::domain::contact::{phone_key, Contact};
 use crate::domain::portal::PortalId;
+use crate::domain::privacy::{PersonKey, SharedSealer};
 
 #[derive(Debug, Default)]
 pub struct CacheStats {
@@ -26,15 +31,35 @@ pub struct Cache {
     db: Db,
     ttl: Duration,
     stats: std::sync::Arc<CacheStats>,
+    sealer: Option<SharedSealer>,
+}
+
+/// A cached contact as the privacy tools see it: where it is and what it says.
+#[derive(Debug, Clone)]
+pub struct CachedPerson {
+    pub portal_key: i64,
+    pub hubspot_id: String,
+    pub contact: Contact,
+}
+
+/// The sealing context of a cached contact: its row.
+fn context(portal_key: i64, id: &str) -> String {
+    format!("portal_contacts:{portal_key}:{id}")
 }
 
 impl Cache {
-    pub fn new(db: Db, ttl: Duration) -> Self {
+    pub fn new(db: Db, ttl: Duration, sealer: Option<SharedSealer>) -> Self {
         Self {
             db,
             ttl,
             stats: Default::default(),
+            sealer,
         }
+    }
+
+    /// Whether the cache can hold anything (it has a key).
+    pub fn is_on(&self) -> bool {
+        self.sealer.is_some()
     }
 
     pub fn stats(&self) -> &CacheStats {
@@ -49,8 +74,12 @@ impl Cache {
 
     /// [`put`](Self::put) for many objects (a sync page), in one write transaction.
     pub async fn put_all(&self, portal: Option<PortalId>, objects: &[Value]) -> StoreResult<()> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(());
+        };
         let now = self.db.now_ms();
-        let mut w = self.db.write().await?;
+        let key = portal_key(portal);
+        let mut rows = Vec::with_capacity(objects.len());
         for object in objects {
             let Some(id) = object["id"].as_str() else {
                 return Err(StoreError::Data("a contact without an id".into()));
@@ -59,20 +88,39 @@ impl Cache {
             let updated = object["updatedAt"]
                 .as_str()
                 .or_else(|| p["lastmodifieddate"].as_str());
+            let index = |k: Option<PersonKey>| k.map(|k| sealer.blind(&k.indexed()).swap_remove(0));
+            let email = p["email"]
+                .as_str()
+                .map(|e| PersonKey::Email(e.to_lowercase()));
+            let phone = p["phone"]
+                .as_str()
+                .map(|ph| PersonKey::Phone(phone_key(ph)));
+            let contact = serde_json::to_string(&Contact::from_hubspot(object))?;
+            rows.push((
+                id,
+                index(email),
+                index(phone),
+                sealer.seal(&contact, &context(key, id)),
+                updated,
+            ));
+        }
+        let mut w = self.db.write().await?;
+        for (id, email_hash, phone_hash, sealed, updated) in rows {
             sqlx::query(
-                "INSERT INTO portal_contacts (portal_key, hubspot_id, email, phone, contact, hs_updated_at, fetched_at)
+                "INSERT INTO portal_contacts (portal_key, hubspot_id, email_hash, phone_hash, contact, hs_updated_at, fetched_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (portal_key, hubspot_id) DO UPDATE SET
-                     email = excluded.email, phone = excluded.phone, contact = excluded.contact,
-                     hs_updated_at = excluded.hs_updated_at, fetched_at = excluded.fetched_at
+                     email_hash = excluded.email_hash, phone_hash = excluded.phone_hash,
+                     contact = excluded.contact, hs_updated_at = excluded.hs_updated_at,
+                     fetched_at = excluded.fetched_at, email = NULL, phone = NULL
                  WHERE portal_contacts.hs_updated_at IS NULL OR excluded.hs_updated_at IS NULL
                     OR excluded.hs_updated_at >= portal_contacts.hs_updated_at",
             )
-            .bind(portal_key(portal))
+            .bind(key)
             .bind(id)
-            .bind(p["email"].as_str().map(str::to_lowercase))
-            .bind(p["phone"].as_str())
-            .bind(serde_json::to_string(&Contact::from_hubspot(object))?)
+            .bind(email_hash)
+            .bind(phone_hash)
+            .bind(sealed)
             .bind(updated)
             .bind(now)
             .execute(&mut *w.tx)
@@ -98,14 +146,21 @@ impl Cache {
         portal: Option<PortalId>,
         phone: &str,
     ) -> StoreResult<Option<(Vec<Contact>, bool)>> {
-        let rows = sqlx::query(
-            "SELECT contact, fetched_at FROM portal_contacts WHERE portal_key = $1 AND phone = $2
-             ORDER BY fetched_at DESC",
-        )
-        .bind(portal_key(portal))
-        .bind(phone)
-        .fetch_all(self.db.pool())
-        .await?;
+        let Some(sealer) = &self.sealer else {
+            return Ok(None);
+        };
+        let hashes = sealer.blind(&PersonKey::Phone(phone.to_string()).indexed());
+        let sql = format!(
+            "SELECT hubspot_id, contact, fetched_at FROM portal_contacts
+             WHERE portal_key = $1 AND phone_hash IN ({}) ORDER BY fetched_at DESC",
+            placeholders(2, hashes.len())
+        );
+        let key = portal_key(portal);
+        let mut q = sqlx::query(&sql).bind(key);
+        for h in &hashes {
+            q = q.bind(h);
+        }
+        let rows = q.fetch_all(self.db.pool()).await?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -113,9 +168,65 @@ impl Cache {
         let fresh = self.db.now_ms() - newest < self.ttl.as_millis() as i64;
         let contacts = rows
             .iter()
-            .filter_map(|r| serde_json::from_str(r.get::<&str, _>("contact")).ok())
+            .filter_map(|r| {
+                let id: String = r.get("hubspot_id");
+                let plain = sealer.open(r.get::<&str, _>("contact"), &context(key, &id))?;
+                serde_json::from_str(&plain).ok()
+            })
             .collect();
         Ok(Some((contacts, fresh)))
+    }
+
+    /// Every cached contact, in any portal, whose email or phone has one of these blind
+    /// indexes (a privacy export or erasure).
+    pub async fn people(&self, hashes: &[String]) -> StoreResult<Vec<CachedPerson>> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(Vec::new());
+        };
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = placeholders(1, hashes.len());
+        let sql = format!(
+            "SELECT portal_key, hubspot_id, contact FROM portal_contacts
+             WHERE email_hash IN ({list}) OR phone_hash IN ({list})"
+        );
+        let mut q = sqlx::query(&sql);
+        for h in hashes {
+            q = q.bind(h);
+        }
+        let rows = q.fetch_all(self.db.pool()).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let key: i64 = r.get("portal_key");
+                let id: String = r.get("hubspot_id");
+                let plain = sealer.open(r.get::<&str, _>("contact"), &context(key, &id))?;
+                Some(CachedPerson {
+                    portal_key: key,
+                    contact: serde_json::from_str(&plain).ok()?,
+                    hubspot_id: id,
+                })
+            })
+            .collect())
+    }
+
+    /// The cached contact `id` of a portal, opened.
+    pub async fn by_id(&self, portal_key: i64, id: &str) -> StoreResult<Option<Contact>> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT contact FROM portal_contacts WHERE portal_key = $1 AND hubspot_id = $2",
+        )
+        .bind(portal_key)
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.and_then(|r| {
+            let plain = sealer.open(r.get::<&str, _>("contact"), &context(portal_key, id))?;
+            serde_json::from_str(&plain).ok()
+        }))
     }
 
     /// Cached contacts, of every portal.

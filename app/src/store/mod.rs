@@ -18,15 +18,17 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sha2::Digest;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 pub use crate::clock::Clock;
 
+pub mod audit;
 pub mod budget;
 pub mod cache;
 pub mod connections;
+pub mod flags;
+pub mod history;
 pub mod inbox;
 pub mod leases;
 pub mod lifecycle;
@@ -35,7 +37,9 @@ pub mod oauth_states;
 pub mod object_writes;
 pub mod objects;
 pub mod outbox;
+pub mod privacy;
 pub mod sync;
+pub mod users;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -81,6 +85,12 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data: {0}")]
     Data(String),
+    /// A write that would break a uniqueness the caller cares about (a taken user name).
+    #[error("{0}")]
+    Conflict(String),
+    /// The row a write needs is not there (no such active user).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -194,7 +204,7 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // The busy timeout first: switching to WAL takes a lock another
                         // process may hold for a moment.
-                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;")
                             .await?;
                     }
                     Ok(())
@@ -250,72 +260,8 @@ impl Db {
         }
     }
 
-    /// Records an admin lookup or search. `subject` is masked or hashed by the caller's choice of
-    /// [`AuditSubject`]; a failure to record is logged, never fatal to the lookup.
-    pub async fn audit(&self, actor: &str, action: &str, subject: AuditSubject<'_>, outcome: &str) {
-        let at = chrono::DateTime::from_timestamp_millis(self.now_ms())
-            .unwrap_or_default()
-            .to_rfc3339();
-        let result = async {
-            let mut w = self.write().await?;
-            sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, subject, outcome) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(at)
-            .bind(actor)
-            .bind(action)
-            .bind(subject.stored())
-            .bind(outcome)
-            .execute(&mut *w.tx)
-            .await?;
-            w.commit().await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not write the audit log");
-        }
-    }
-
-    /// The latest audit entries, newest first.
-    pub async fn recent_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        Ok(sqlx::query_as::<_, AuditEntry>(
-            "SELECT at, actor, action, subject, outcome FROM audit_log ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
     pub fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
-pub struct AuditEntry {
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub subject: String,
-    pub outcome: String,
-}
-
-/// What an audit entry says was looked at, in a form that is not personal data.
-pub enum AuditSubject<'a> {
-    /// Stored masked (`a***@example.com`).
-    Email(&'a str),
-    /// Stored as `sha256:` of the E.164 number, so equal numbers can still be matched.
-    Phone(&'a str),
-    /// Free text (a name query), masked like any logged text.
-    Text(&'a str),
-}
-
-impl AuditSubject<'_> {
-    fn stored(&self) -> String {
-        match self {
-            Self::Email(e) | Self::Text(e) => crate::mask::text(e),
-            Self::Phone(p) => format!("sha256:{}", hex::encode(sha2::Sha256::digest(p.as_bytes()))),
-        }
     }
 }
 
@@ -373,7 +319,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn migrates_twice_and_stores_no_personal_data() {
+    async fn migrates_twice_and_audits_filters_pages_and_expires() {
         let dir = std::env::temp_dir().join(format!("app-db-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/app.db", dir.display());
@@ -381,30 +327,43 @@ mod tests {
         drop(db);
         let db = Db::connect(&url).await.unwrap(); // migrations are idempotent
         db.ping(Duration::from_secs(1)).await.unwrap();
-        db.audit(
-            "admin",
-            "lookup",
-            AuditSubject::Email("ada@example.com"),
-            "found",
-        )
-        .await;
-        db.audit(
-            "admin",
-            "search",
-            AuditSubject::Phone("+14155550100"),
-            "2 results",
-        )
-        .await;
-        let rows = db.recent_audit(10).await.unwrap();
+        let audit = audit::Audit::new(db.clone());
+        for action in ["lookup", "search"] {
+            audit
+                .record(&audit::Record {
+                    actor: "ada".into(),
+                    role: "support".into(),
+                    action: action.into(),
+                    subject: "phone".into(),
+                    subject_hash: Some("b1.k.h".into()),
+                    outcome: "found".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        let filter = |f: audit::Filter| audit::Filter { limit: 10, ..f };
+        let rows = audit.list(&filter(Default::default())).await.unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].action, "search");
-        assert!(
-            rows[0].subject.starts_with("sha256:"),
-            "{}",
-            rows[0].subject
-        );
-        assert!(!rows[0].subject.contains("4155550100"));
-        assert!(!rows[1].subject.contains("ada@"), "{}", rows[1].subject);
+        assert_eq!(rows[0].action, "search", "newest first");
+        let only = audit
+            .list(&filter(audit::Filter {
+                action: Some("look".into()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert_eq!(only.len(), 1);
+        let by_hash = audit
+            .list(&filter(audit::Filter {
+                subject_hashes: vec!["b1.k.h".into(), "b1.k.other".into()],
+                before_id: Some(rows[0].id),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert_eq!(by_hash.len(), 1, "paged past the newest");
+        assert_eq!(audit.cleanup(db.now_ms() + 1).await.unwrap(), 2);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -14,12 +14,15 @@ pub fn temp_db_url(name: &str) -> String {
     format!("sqlite://{}/app.db", dir.display())
 }
 
-/// Settings from `(VARIABLE, value)` pairs, as if they were the environment.
+/// Settings from `(VARIABLE, value)` pairs, as if they were the environment; with
+/// [`ENCRYPTION_KEY`] unless they set `TOKEN_ENCRYPTION_KEY` (to `""` for none), as every
+/// deployment has one.
 pub fn settings<K: AsRef<str>, V: AsRef<str>>(vars: &[(K, V)]) -> Settings {
     Settings::from_lookup(|k| {
         vars.iter()
             .find(|(n, _)| n.as_ref() == k)
             .map(|(_, v)| v.as_ref().to_string())
+            .or_else(|| (k == "TOKEN_ENCRYPTION_KEY").then(|| ENCRYPTION_KEY.to_string()))
     })
     .unwrap()
 }
@@ -88,6 +91,7 @@ pub fn app_command(
         .env("HUBSPOT_RATE_LIMIT", "100000/10s")
         .env("OUTBOX_LEASE", "6s")
         .env("ADMIN_TOKEN", admin)
+        .env("TOKEN_ENCRYPTION_KEY", ENCRYPTION_KEY)
         .env("DATABASE_URL", db)
         .env("SYNC_SCHEDULE", "off")
         .env("RUST_LOG", "warn");

@@ -137,11 +137,7 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
     // Signed out: the sign-in page, 401; a wrong token is refused.
     let r = http.get(format!("{base}/dashboard")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("Sign in with the admin token"));
+    assert!(r.text().await.unwrap().contains("Sign in with your token"));
     let r = http
         .post(format!("{base}/dashboard/login"))
         .form(&[("token", "wrong")])
@@ -177,7 +173,61 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         "two batch calls for 120 contacts"
     );
     assert_eq!(figure(&dom, "slot"), "local");
+    assert_eq!(figure(&dom, "user"), "admin");
+    assert!(
+        dom.contains("id=\"flag-HUBSPOT_CACHE_ENABLED\""),
+        "an admin sees the flags"
+    );
     let _ = std::fs::remove_dir_all(profile);
+
+    // A support user signs in with their own token and sees only what support may.
+    let r = http
+        .post(format!("{base}/api/users"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "sue", "role": "support"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = browser
+        .post(format!("{base}/dashboard/login"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "signed in and sent on to the dashboard");
+    let page = r.text().await.unwrap();
+    assert_eq!(figure(&page, "user"), "sue");
+    assert!(
+        page.contains("id=\"cache-hit-rate\""),
+        "support sees the cache"
+    );
+    assert!(
+        !page.contains("outbox-sent") && !page.contains("flag-HUBSPOT"),
+        "{page}"
+    );
+    // Revoked: the session ends with the token.
+    let r = http
+        .delete(format!("{base}/api/users/sue"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = browser
+        .get(format!("{base}/dashboard"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 /// The text of a portal's state cell on the dashboard.

@@ -70,7 +70,7 @@ fn every_part_keeps_to_its_layer() {
             "the store records; it never calls HubSpot or serves HTTP",
         ),
         (
-            &["jobs/", "lookup.rs", "connections/"],
+            &["jobs/", "lookup.rs", "connections/", "access/", "outbound.rs", "privacy.rs"],
             &["sqlx", "axum", "crate::http"],
             "jobs and use cases join hubspot/ and store/; SQL is the store's, HTTP the edge's",
         ),

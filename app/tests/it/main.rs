@@ -14,6 +14,7 @@ mod lifecycle;
 mod oauth;
 mod outbox;
 mod postgres;
+mod privacy;
 mod schema;
 mod sync;
 mod two_way;
