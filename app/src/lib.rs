@@ -18,6 +18,8 @@
 //! [`identity`]. Around them: [`config`] (settings from the environment), [`serve`] (connection
 //! counting and the drain that makes a blue-green switch lossless), [`healthcheck`] (`app
 //! healthcheck`, the image's probe) and [`Application`], which assembles everything.
+//!
+//! Long because it is where every part is built and joined: the state, the jobs, the server.
 
 pub mod access;
 pub mod clock;
