@@ -86,3 +86,14 @@ CREATE TABLE IF NOT EXISTS privacy_deletes (
     updated_at      BIGINT  NOT NULL
 );
 CREATE INDEX IF NOT EXISTS privacy_deletes_due ON privacy_deletes (state, next_attempt_at);
+
+-- Contacts erased here (by HubSpot id: no personal data): a webhook, a sync or a lookup in
+-- flight when the erasure ran, or HubSpot before its GDPR delete lands, must not bring them
+-- back. The cache and the synced records refuse these ids.
+CREATE TABLE IF NOT EXISTS privacy_erased (
+    portal_key  BIGINT  NOT NULL,
+    hubspot_id  TEXT    NOT NULL,
+    reference   TEXT    NOT NULL,
+    erased_at   BIGINT  NOT NULL,
+    PRIMARY KEY (portal_key, hubspot_id)
+);

@@ -6,7 +6,8 @@
 //!
 //! Encrypted at rest: the contact is sealed by the [`Sealer`] (bound to its portal and HubSpot
 //! id), and found by the blind indexes of its phone and email, never by the values. Without a
-//! sealer (no `TOKEN_ENCRYPTION_KEY`) nothing is cached.
+//! sealer (no `TOKEN_ENCRYPTION_KEY`) nothing is cached. A contact erased here
+//! (`privacy_erased`) is never cached again.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -108,7 +109,8 @@ impl Cache {
         for (id, email_hash, phone_hash, sealed, updated) in rows {
             sqlx::query(
                 "INSERT INTO portal_contacts (portal_key, hubspot_id, email_hash, phone_hash, contact, hs_updated_at, fetched_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 SELECT $1, $2, $3, $4, $5, $6, $7
+                 WHERE NOT EXISTS (SELECT 1 FROM privacy_erased e WHERE e.portal_key = $1 AND e.hubspot_id = $2)
                  ON CONFLICT (portal_key, hubspot_id) DO UPDATE SET
                      email_hash = excluded.email_hash, phone_hash = excluded.phone_hash,
                      contact = excluded.contact, hs_updated_at = excluded.hs_updated_at,

@@ -475,7 +475,42 @@ async fn export_finds_everything_and_erasure_leaves_nothing_and_asks_hubspot_onc
         );
     }
     assert_eq!(export["outbox"][0]["email"], email);
-    // Erased, with HubSpot's GDPR delete.
+    // Erased here first (HubSpot keeps the contact): whatever is in flight or comes next (the
+    // queued write reaching HubSpot, a change made in HubSpot and its webhook, a lookup that
+    // reads HubSpot) must not bring Ada back.
+    let (status, local) = t.call(Method::DELETE, export_url, Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{local}");
+    assert_eq!(local["erased"]["hubspot_deletes_queued"], 0, "{local}");
+    let r = t
+        .http
+        .patch(format!("{}/crm/v3/objects/contacts/{id}", t.sim.base_url()))
+        .bearer_auth("pat-privacy")
+        .json(&json!({"properties": {"company": "Difference Engines"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _) = t
+        .call(
+            Method::GET,
+            "/api/contacts/lookup?phone=%2B14155550123",
+            Some(&operator),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "HubSpot still answers for Ada");
+    // The simulator delivers within ~50 ms and the app processes within a second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, still) = t.call(Method::GET, export_url, Some(ADMIN), None).await;
+    assert!(
+        still["cache"].as_array().unwrap().is_empty()
+            && still["records"].as_array().unwrap().is_empty(),
+        "Ada came back after her erasure: {still}"
+    );
+    // The lookup just made is a new access, audited under her phone: erased by phone too.
+    let (status, _) = t.call(Method::DELETE, export_url, Some(ADMIN), None).await;
+    assert_eq!(status, 200);
+    // Then HubSpot's GDPR delete too (by email: nothing here knows her contact any more).
     let (status, erased) = t
         .call(
             Method::DELETE,

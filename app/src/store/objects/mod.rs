@@ -117,7 +117,9 @@ impl Objects {
             }
             let written = sqlx::query(
                 "INSERT INTO crm_objects (portal_key, object_type, hubspot_id, properties, fields, hs_updated_at, archived_at, edges_due, fetched_at)
-                 VALUES ($1, $2, $3, $4, $7, $5, NULL, 1, $6)
+                 SELECT $1, $2, $3, $4, $7, $5, NULL, 1, $6
+                 WHERE NOT EXISTS (SELECT 1 FROM privacy_erased e
+                     WHERE e.portal_key = $1 AND e.hubspot_id = $3 AND $2 = 'contacts')
                  ON CONFLICT (portal_key, object_type, hubspot_id) DO UPDATE SET
                      properties = excluded.properties, fields = excluded.fields, hs_updated_at = excluded.hs_updated_at,
                      archived_at = NULL, merged_into = NULL, edges_due = 1, fetched_at = excluded.fetched_at

@@ -228,6 +228,17 @@ impl PrivacyStore {
         let mut w = self.db.write().await?;
         let tx = &mut *w.tx;
         for (portal, id) in &e.contacts {
+            // Kept so that nothing in flight (a webhook, a sync page, a lookup) brings them back.
+            sqlx::query(
+                "INSERT INTO privacy_erased (portal_key, hubspot_id, reference, erased_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (portal_key, hubspot_id) DO NOTHING",
+            )
+            .bind(portal)
+            .bind(id)
+            .bind(&e.reference)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             out.cache += sqlx::query(
                 "DELETE FROM portal_contacts WHERE portal_key = $1 AND hubspot_id = $2",
             )
