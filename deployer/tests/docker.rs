@@ -1144,6 +1144,90 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
         .unwrap();
     assert!(r.to_string().contains("Door"), "{r}");
 
+    // Users, roles, the audit, flags and privacy through the front door: a support user made
+    // here looks the phone up (masked), may not read the audit; the admin's audit shows the
+    // lookup from the client's address as nginx saw it; a flag switched here holds; the
+    // person's export finds the cached contact.
+    let r: Value = http
+        .post(format!("{front}/api/users"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"name": "door-support", "role": "support"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let support = r["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let r = http
+        .get(format!("{front}/api/contacts/lookup?phone=%2B14155550177"))
+        .bearer_auth(&support)
+        .header("user-agent", "front-door-test")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let masked = r.text().unwrap();
+    assert!(
+        masked.contains("Door") && !masked.contains("door@example.com"),
+        "{masked}"
+    );
+    let r = http
+        .get(format!("{front}/api/audit"))
+        .bearer_auth(&support)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let audit: Value = http
+        .get(format!(
+            "{front}/api/audit?user=door-support&phone=%2B14155550177"
+        ))
+        .bearer_auth("admin-front")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["user_agent"], "front-door-test", "{audit}");
+    assert!(
+        entry["ip"].as_str().is_some_and(|ip| !ip.is_empty()),
+        "nginx's X-Real-IP: {audit}"
+    );
+    let r = http
+        .put(format!("{front}/api/flags/HUBSPOT_OUTBOUND_SEARCH"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{front}/api/contacts/search"))
+        .bearer_auth(&support)
+        .json(&serde_json::json!({"query": "door"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 503, "search off through the flag");
+    let r = http
+        .put(format!("{front}/api/flags/HUBSPOT_OUTBOUND_SEARCH"))
+        .bearer_auth("admin-front")
+        .json(&serde_json::json!({"enabled": true}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let export: Value = http
+        .get(format!(
+            "{front}/api/privacy/subjects?email=door@example.com"
+        ))
+        .bearer_auth("admin-front")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        export["cache"][0]["contact"]["firstname"], "Door",
+        "{export}"
+    );
+
     // A deal made in HubSpot with its company, synced on request and read back with its
     // association, all through the front door.
     let sim = format!("http://127.0.0.1:{sim_port}");
