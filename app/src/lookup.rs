@@ -73,12 +73,11 @@ pub async fn phone(
             "HubSpot integration is disabled".into(),
         ));
     };
-    let policy_cache = policy.cache;
     let request = ContactSearch::Phone(phone.to_string()).request(10);
     match client.search_contacts(&request).await {
         Ok(found) => {
             let results = found["results"].as_array().cloned().unwrap_or_default();
-            if policy_cache {
+            if policy.cache {
                 if let Err(e) = cache.put_all(portal, &results).await {
                     tracing::warn!(error = %e, "cache write failed");
                 }

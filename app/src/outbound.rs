@@ -9,7 +9,6 @@
 //!
 //! May not import: `axum`, `sqlx`, `crate::http`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,20 +32,11 @@ struct Held {
     complete: bool,
 }
 
-#[derive(Debug, Default)]
-pub struct SearchStats {
-    pub searches: AtomicU64,
-    /// Answered from memory (the same query, or a narrower one's complete answer).
-    pub cached: AtomicU64,
-    pub hubspot: AtomicU64,
-}
-
 #[derive(Clone)]
 pub struct Outbound {
     held: moka::future::Cache<(i64, String), Arc<Held>>,
     history: History,
     region: phonenumber::country::Id,
-    stats: Arc<SearchStats>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -74,12 +64,7 @@ impl Outbound {
                 .build(),
             history,
             region,
-            stats: Arc::default(),
         }
-    }
-
-    pub fn stats(&self) -> &SearchStats {
-        &self.stats
     }
 
     pub fn history(&self) -> &History {
@@ -96,7 +81,6 @@ impl Outbound {
         query: &SearchQuery,
         limit: usize,
     ) -> Result<Answer, HubSpotError> {
-        self.stats.searches.fetch_add(1, Ordering::Relaxed);
         let key = portal_key(portal);
         let (held, cached) = match self.held_answer(key, query).await {
             Some(held) => (held, true),
@@ -108,12 +92,6 @@ impl Outbound {
                 (held, false)
             }
         };
-        let counter = if cached {
-            &self.stats.cached
-        } else {
-            &self.stats.hubspot
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
         let contacts: Vec<FoundContact> = held
             .results
             .iter()

@@ -110,17 +110,18 @@ impl Privacy {
                 .collect();
             cache = self.cache.people(&hashes).await?;
             for (portal, id) in &contacts {
-                if let Some(c) = self.cache.by_id(*portal, id).await? {
-                    if !cache
-                        .iter()
-                        .any(|p| p.portal_key == *portal && p.hubspot_id == *id)
-                    {
-                        cache.push(crate::store::cache::CachedPerson {
-                            portal_key: *portal,
-                            hubspot_id: id.clone(),
-                            contact: c,
-                        });
-                    }
+                if cache
+                    .iter()
+                    .any(|p| p.portal_key == *portal && p.hubspot_id == *id)
+                {
+                    continue;
+                }
+                if let Some(contact) = self.cache.by_id(*portal, id).await? {
+                    cache.push(crate::store::cache::CachedPerson {
+                        portal_key: *portal,
+                        hubspot_id: id.clone(),
+                        contact,
+                    });
                 }
             }
             for p in &cache {
@@ -132,13 +133,13 @@ impl Privacy {
                 }
                 contacts.push((p.portal_key, p.hubspot_id.clone()));
             }
+            contacts.sort();
+            contacts.dedup();
         }
         let emails: Vec<String> = keys
             .iter()
             .filter_map(|k| k.strip_prefix("email:").map(str::to_string))
             .collect();
-        contacts.sort();
-        contacts.dedup();
         let held = self.store.find(&emails, &contacts).await?;
         contacts.extend(held.contact_ids());
         contacts.sort();

@@ -119,11 +119,6 @@ impl Access {
         Self { users, admin_token }
     }
 
-    /// Whether any way to sign in exists (the bootstrap token, or users in the database).
-    pub fn bootstrap_token(&self) -> Option<&Secret> {
-        self.admin_token.as_ref()
-    }
-
     /// The caller a bearer token stands for; `None` for an unknown or revoked token.
     pub async fn authenticate(&self, token: &str) -> StoreResult<Option<Caller>> {
         if let Some(admin) = &self.admin_token {

@@ -127,7 +127,7 @@ impl Contact {
 impl Contact {
     /// As the support role sees it: email and phone masked.
     pub fn masked(mut self) -> Self {
-        self.email = self.email.as_deref().map(super::privacy::mask_email);
+        self.email = self.email.as_deref().map(crate::mask::email);
         self.phone = self.phone.as_deref().map(super::privacy::mask_phone);
         self
     }

@@ -142,8 +142,8 @@ impl FoundContact {
 
     /// As the support role sees it: email and phone masked.
     pub fn masked(mut self) -> Self {
-        use super::privacy::{mask_email, mask_phone};
-        self.email = self.email.as_deref().map(mask_email);
+        use super::privacy::mask_phone;
+        self.email = self.email.as_deref().map(crate::mask::email);
         self.phone = self.phone.as_deref().map(mask_phone);
         self.phone_formatted = self.phone_formatted.as_deref().map(mask_phone);
         self

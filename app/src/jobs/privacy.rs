@@ -1,5 +1,5 @@
 //! HubSpot's GDPR deletes an erasure asked for: claimed (leased) from `privacy_deletes`, sent
-//! through each portal's client, settled (sent, or retried with backoff; dead after 8 tries).
+//! through each portal's client, settled (sent, or retried after 5 s; dead after 8 tries).
 //! The delete is idempotent on HubSpot's side (a contact already gone is a 404, counted as
 //! done), so a lease lost to a crash only repeats a harmless call.
 

@@ -58,11 +58,6 @@ impl Cache {
         }
     }
 
-    /// Whether the cache can hold anything (it has a key).
-    pub fn is_on(&self) -> bool {
-        self.sealer.is_some()
-    }
-
     pub fn stats(&self) -> &CacheStats {
         &self.stats
     }

@@ -1,5 +1,5 @@
 //! The queue of HubSpot GDPR deletes (`privacy_deletes`): leased claims, settling (the sealed
-//! email cleared once HubSpot has it; retried with backoff, dead after 8 attempts), counts.
+//! email cleared once HubSpot has it; retried after a pause, dead after 8 attempts).
 
 use sqlx::Row;
 
@@ -94,13 +94,5 @@ impl PrivacyStore {
             }
         }
         w.commit().await
-    }
-
-    /// Deletes by state, for the figures.
-    pub async fn delete_counts(&self) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM privacy_deletes GROUP BY state")
-            .fetch_all(self.db.pool())
-            .await?;
-        Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
     }
 }
