@@ -11,15 +11,8 @@ if docker image inspect "$image" >/dev/null 2>&1; then
   echo "$image: present"
   exit 0
 fi
-sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-command -v debootstrap >/dev/null || {
-  sudo_ apt-get update -qq >/dev/null
-  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-}
-# The machine's own Debian mirror (the one apt uses here), else Debian's default.
-mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-  | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -1 | tr -d ' ' || true)"
-mirror="${mirror:-http://deb.debian.org/debian}"
+. "$(dirname "$0")/lib/debian-rootfs.sh"
+mirror="$(debian_mirror)"
 root="$(mktemp -d /tmp/nginx-rootfs.XXXXXX)"
 trap 'sudo_ rm -rf "$root"' EXIT
 echo "$image: debootstrap bookworm from $mirror (about a minute)"
