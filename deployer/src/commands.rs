@@ -56,14 +56,18 @@ pub async fn maintenance(
         "maintenance off"
     };
     let _lock = lock(&state, command, progress)?;
-    let page = config.nginx.rendered_dir.join(render::MAINTENANCE_FILE);
+    let dir = &config.nginx.rendered_dir;
+    let flag = dir.join(render::MAINTENANCE_FLAG);
     let started = Instant::now();
     if on {
+        // The page first, then the flag that makes nginx answer with it.
+        let page = dir.join(render::MAINTENANCE_PAGE);
         target
             .host
             .write_atomic(&page, render::maintenance_page(message).as_bytes())?;
+        target.host.write_atomic(&flag, b"on\n")?;
     } else {
-        target.host.remove(&page)?;
+        target.host.remove(&flag)?;
     }
     let observed = observe(&target, config).await?;
     state.record(&HistoryRecord {
@@ -673,7 +677,7 @@ pub async fn status(config: &DeployConfig) -> Result<serde_json::Value, Failure>
     let last = state.history().into_iter().last();
     let maintenance = target
         .host
-        .is_file(&config.nginx.rendered_dir.join(render::MAINTENANCE_FILE));
+        .is_file(&config.nginx.rendered_dir.join(render::MAINTENANCE_FLAG));
     Ok(json!({
         "preview": observed.on_trial().filter(|_| observed.preview.is_some()),
         "canary": observed.canary().map(|(slot, share)| json!({"slot": slot, "percent": share})),

@@ -13,10 +13,14 @@ pub const LIVE_DIR: &str = "/etc/nginx/deployer/live";
 pub const CANDIDATE_DIR: &str = "/etc/nginx/deployer/candidate";
 pub const CANDIDATE_SITES: &str = "/etc/nginx/deployer/candidate/sites";
 pub const SSL_DIR: &str = "/etc/nginx/ssl";
-/// Maintenance mode is this file being there (`deployer maintenance on` writes it into
+/// Maintenance mode is this flag file being there (`deployer maintenance on` writes it into
 /// `nginx.rendered_dir`): nginx checks for it on every request, so turning it on or off needs
 /// no reload.
-pub const MAINTENANCE_FILE: &str = "maintenance.html";
+pub const MAINTENANCE_FLAG: &str = "maintenance.on";
+/// The page nginx answers with in maintenance mode, beside the flag. Written before the flag and
+/// never removed: a request that saw the flag just before `maintenance off` still finds its page
+/// (removing the page itself made nginx answer such a request 404).
+pub const MAINTENANCE_PAGE: &str = "maintenance.html";
 /// The shared socket directory (a volume in nginx and both slots).
 pub const SOCKET_DIR: &str = "/run/slots";
 pub const LIVE_SOCKET: &str = "/run/slots/live.sock";
@@ -68,7 +72,8 @@ pub fn render(base: &str, site: &str, vars: &Vars) -> anyhow::Result<Rendered> {
     ctx.insert("socket", LIVE_SOCKET);
     ctx.insert("ssl_dir", SSL_DIR);
     ctx.insert("conf_dir", CONF_DIR);
-    ctx.insert("maintenance_file", MAINTENANCE_FILE);
+    ctx.insert("maintenance_flag", MAINTENANCE_FLAG);
+    ctx.insert("maintenance_page", MAINTENANCE_PAGE);
     ctx.insert("routes", &ROUTES);
     ctx.insert("route_dir", ROUTE_DIR);
     ctx.insert("cookie", ROUTE_COOKIE);

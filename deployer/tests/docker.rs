@@ -302,10 +302,17 @@ drain_timeout: 10s
             &format!("{s}-sockets"),
         ]);
         docker(&["network", "rm", &format!("{s}-net")]);
-        // Images this service built (each test builds under its own repository name).
-        let ids = docker(&["images", "-q", &format!("{s}-img")]);
-        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            docker(&["rmi", "-f", id]);
+        // Images this service built or tagged (each test uses its own repository name), removed
+        // by name, never by id: a tag of the shared test image has that image's id, and
+        // `rmi -f ID` would delete the shared image under every other test still running.
+        let refs = docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{s}-img"),
+        ]);
+        for reference in String::from_utf8_lossy(&refs.stdout).split_whitespace() {
+            docker(&["rmi", reference]);
         }
     }
 }
@@ -1413,6 +1420,41 @@ fn the_front_door_serves_hubspot_webhooks_the_dashboard_and_every_public_route()
     assert_eq!(page.status(), 200, "followed the redirect with the cookie");
     let html = page.text().unwrap();
     assert!(html.contains("outbox") || html.contains("Outbox"), "{html}");
+    // Its charts, drawn from the history the app's sampler stores every 10 s, and that
+    // history as JSON: the calls made above are in it (the sampler's next turn at the latest).
+    assert!(
+        html.contains("id=\"chart-hubspot\"") && html.contains("<svg"),
+        "{html}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let history: Value = http
+            .get(format!("{front}/api/stats/history?window=day"))
+            .bearer_auth("admin-front")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let calls: f64 = history["lines"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{history}"))
+            .iter()
+            .find(|l| l["name"] == "hubspot_calls")
+            .unwrap()["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_f64)
+            .sum();
+        if calls > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no HubSpot calls in the history: {history}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// `compose/docker-compose.yml` is accepted by the Compose this machine has (Debian's v1,
@@ -1786,7 +1828,7 @@ fn maintenance_mode_answers_503_on_every_route_but_the_probes_without_a_reload()
             .unwrap()
     };
     assert_eq!(get("/openapi.json").status(), 200);
-    let load = Load::start(host.https, 2);
+    let load = Load::start(host.https, 4);
     std::thread::sleep(Duration::from_millis(300));
     let out = host.ok(&["maintenance", "on", "--message", "<b>Back at 10:00</b>"]);
     assert!(out.contains("maintenance mode on"), "{out}");
@@ -1807,6 +1849,13 @@ fn maintenance_mode_answers_503_on_every_route_but_the_probes_without_a_reload()
     host.ok(&["maintenance", "off"]);
     assert_eq!(get("/openapi.json").status(), 200);
     assert_eq!(host.status()["maintenance"], false);
+    // Flipping the mode under load, where a request that saw the mode on meets it turning off
+    // (once, removing the page itself made such a request a 404): still not one failure.
+    for _ in 0..12 {
+        host.ok(&["maintenance", "on"]);
+        host.ok(&["maintenance", "off"]);
+    }
+    assert_eq!(get("/openapi.json").status(), 200);
     std::thread::sleep(Duration::from_millis(300));
     load.finish(50);
     let history = host.ok(&["history", "-n", "2"]);
