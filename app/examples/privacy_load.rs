@@ -1,13 +1,16 @@
 //! Load for the support desk's two flows (scripts/bench-privacy.sh), against a running app
 //! whose simulator holds the seeded contacts:
 //! - `search`: 20 users, each typing names the way people do (`g`, `gr`, `gra`, … a pause, the
-//!   whole name again, then a last-name prefix), each keystroke a `POST /api/contacts/search`.
-//!   Prints p50/p99 of the answers and how many came from the app's search cache.
+//!   whole name again, then a last-name prefix), each keystroke a `POST /api/contacts/search`
+//!   sent `pace_ms` after the last one was sent (or at once when its answer took longer; 0: no
+//!   typing at all, each user's next query as soon as the last is answered, a stress burst),
+//!   a second's pause between names. Prints p50/p99 of the answers and how many came from the
+//!   app's search cache.
 //! - `lookup`: `GET /api/contacts/lookup` of `phones` seeded numbers, warmed once (so every
 //!   answer is the encrypted cache's), then `connections` callers for `seconds`. Prints
 //!   lookups/s and p50/p99.
 //!
-//! Usage: privacy_load search BASE ADMIN_TOKEN [users=20] [sessions=15]
+//! Usage: privacy_load search BASE ADMIN_TOKEN [users=20] [sessions=15] [pace_ms=150]
 //!        privacy_load lookup BASE ADMIN_TOKEN [connections=16] [seconds=10] [phones=500]
 
 use std::time::{Duration, Instant};
@@ -57,7 +60,8 @@ impl Rng {
     }
 }
 
-async fn search(base: String, admin: String, users: usize, sessions: usize) {
+async fn search(base: String, admin: String, users: usize, sessions: usize, pace_ms: u64) {
+    let pace = Duration::from_millis(pace_ms);
     let http = reqwest::Client::new();
     let mut tokens = Vec::new();
     for u in 0..users {
@@ -100,6 +104,10 @@ async fn search(base: String, admin: String, users: usize, sessions: usize) {
                         let status = r.status().as_u16();
                         let body: Value = r.json().await.unwrap_or(Value::Null);
                         out.push((t.elapsed(), status, body["cached"] == true));
+                        tokio::time::sleep(pace.saturating_sub(t.elapsed())).await;
+                    }
+                    if !pace.is_zero() {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
                 out
@@ -191,7 +199,10 @@ async fn main() {
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (base, admin) = (args[2].clone(), args[3].clone());
     match args.get(1).map(String::as_str) {
-        Some("search") => search(base, admin, arg(4, 20) as usize, arg(5, 15) as usize).await,
+        Some("search") => {
+            let (users, sessions) = (arg(4, 20) as usize, arg(5, 15) as usize);
+            search(base, admin, users, sessions, arg(6, 150)).await
+        }
         Some("lookup") => {
             lookup(
                 base,

@@ -78,6 +78,8 @@ pub struct Events {
     store: Lifecycle,
     config: Arc<LifecycleConfig>,
     portals: Portals,
+    /// Events newly stored by this process (duplicates not counted), for the figures.
+    stored: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Events {
@@ -86,7 +88,13 @@ impl Events {
             store,
             config,
             portals,
+            stored: Arc::default(),
         }
+    }
+
+    /// How many events this process has newly stored.
+    pub fn stored(&self) -> u64 {
+        self.stored.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &Arc<LifecycleConfig> {
@@ -127,10 +135,14 @@ impl Events {
             }
         }
         let config = self.config.clone();
-        Ok(self
+        let accepted = self
             .store
             .accept(&events, |t| config.on_timeline(t))
-            .await?)
+            .await?;
+        let new = accepted.iter().filter(|a| !a.duplicate).count() as u64;
+        self.stored
+            .fetch_add(new, std::sync::atomic::Ordering::Relaxed);
+        Ok(accepted)
     }
 
     /// Where a named portal's events are kept: its own account, or the private-app one's

@@ -136,10 +136,12 @@ impl Application {
     /// [`build`](Self::build) on a given clock (tests move a manual one).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let db = Db::connect_with_clock(settings.database_url.expose(), clock).await?;
+        let calls = Arc::new(crate::hubspot::CallStats::default());
         let hubspot = match (&settings.hubspot.enabled, &settings.hubspot.token) {
             (true, Some(token)) => Some(Arc::new(
                 HubSpotClient::new(&settings.hubspot, token.clone())?
-                    .with_shared_budget(Arc::new(db.clone())),
+                    .with_shared_budget(Arc::new(db.clone()))
+                    .counting_into(calls.clone()),
             )),
             _ => None,
         };
@@ -192,7 +194,7 @@ impl Application {
                 settings.mappings.clone(),
             ),
         );
-        let portals = portals(&settings, &db, hubspot.clone())?;
+        let portals = portals(&settings, &db, hubspot.clone())?.counting_calls_into(calls.clone());
         let lifecycle = crate::store::lifecycle::Lifecycle::new(
             db.clone(),
             crate::store::lifecycle::Keys {
@@ -206,6 +208,18 @@ impl Application {
             lifecycle.clone(),
             Arc::new(settings.lifecycle.clone()),
             portals.clone(),
+        );
+        let figures = crate::jobs::figures::Figures::new(
+            crate::store::figures::FigureStore::new(db.clone()),
+            crate::jobs::figures::Sources {
+                calls,
+                inbox: inbox.clone(),
+                events: events.clone(),
+                sync: sync.clone(),
+                cache: cache.clone(),
+                outbox: outbox.clone(),
+            },
+            format!("{} {}", settings.slot, crate::identity::this_process()),
         );
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -238,6 +252,7 @@ impl Application {
                 outbound,
                 privacy,
                 sealer,
+                figures,
                 drain: Arc::default(),
             }),
         })
@@ -338,6 +353,11 @@ impl Application {
                 jobs_stopped.clone(),
             )));
             jobs.push(tokio::spawn(supervise(
+                jobs::figures::Sampler::new(s.figures.clone()),
+                clock.clone(),
+                jobs_stopped.clone(),
+            )));
+            jobs.push(tokio::spawn(supervise(
                 jobs::upkeep::AuditRetention {
                     audit: s.auditor.store().clone(),
                     keep: s.settings.privacy.audit_retention,
@@ -361,6 +381,7 @@ impl Application {
         let drain = self.state.drain.clone();
         let drain_timeout = self.state.settings.drain_timeout;
         let socket_path = self.state.settings.socket.clone();
+        let figures = self.state.figures.clone();
         let app = http::router(self.state);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
@@ -403,6 +424,10 @@ impl Application {
         let _ = jobs_stop.send(true);
         for job in jobs {
             let _ = job.await;
+        }
+        // The last seconds' counts, so the history has what a deploy's old slot did last.
+        if let Err(e) = figures.sample().await {
+            tracing::warn!(error = %e, "could not store the last figures");
         }
         if let Some(path) = socket_path {
             let _ = std::fs::remove_file(path);

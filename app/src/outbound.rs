@@ -5,7 +5,8 @@
 //! Debounce-friendly: people type `a`, `ad`, `ada`, `ada l`… A query seen within
 //! `SEARCH_CACHE_TTL` is answered again from memory; so is a longer one, when a shorter query's
 //! answer was complete (HubSpot had no more than it returned): narrowing only removes contacts,
-//! and [`crate::domain::search::matches`] applies HubSpot's own rule to what is held.
+//! and [`crate::domain::search::matches`] applies HubSpot's own rule to what is held. The same
+//! query asked again while HubSpot is answering it waits for that answer (one search, not two).
 //!
 //! May not import: `axum`, `sqlx`, `crate::http`.
 
@@ -85,11 +86,19 @@ impl Outbound {
         let (held, cached) = match self.held_answer(key, query).await {
             Some(held) => (held, true),
             None => {
-                let held = Arc::new(self.ask(client, &query.text).await?);
-                self.held
-                    .insert((key, query.text.clone()), held.clone())
-                    .await;
-                (held, false)
+                // One HubSpot search per query at a time: callers of the same query meanwhile
+                // (people typing the same name) wait for its answer instead of queueing
+                // behind the 5/s limit with their own.
+                let asked = std::sync::atomic::AtomicBool::new(false);
+                let held = self
+                    .held
+                    .try_get_with((key, query.text.clone()), async {
+                        asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                        self.ask(client, &query.text).await.map(Arc::new)
+                    })
+                    .await
+                    .map_err(|e| (*e).clone())?;
+                (held, !asked.into_inner())
             }
         };
         let contacts: Vec<FoundContact> = held

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod contact;
 pub mod currency;
 pub mod event;
+pub mod figures;
 pub mod lifecycle;
 pub mod mapping;
 pub mod object;

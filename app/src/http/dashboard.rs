@@ -17,6 +17,7 @@ use sha2::{Digest, Sha512};
 
 use super::state::{AppState, Shared};
 use crate::domain::access::{Flag, Role};
+use crate::domain::figures::Window;
 
 const COOKIE: &str = "dashboard_session";
 
@@ -84,12 +85,18 @@ fn login_page(status: StatusCode, message: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
-/// The operators' page: outbox, webhooks, cache, sync and HubSpot figures, and recent errors.
-#[utoipa::path(get, path = "/dashboard", tag = "dashboard", security(("admin" = []), ("session" = [])), responses(
+/// The operators' page: outbox, webhooks, cache, sync and HubSpot figures, their charts over
+/// the last hour or day (`?window=`), and recent errors.
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard", params(PageQuery), security(("admin" = []), ("session" = [])), responses(
     (status = 200, description = "The dashboard", content_type = "text/html"),
+    (status = 400, description = "Not a window (use hour or day)", content_type = "text/html"),
     (status = 401, description = "Not signed in: the sign-in page", content_type = "text/html"),
     (status = 503, description = "Off (no ADMIN_TOKEN)", content_type = "text/html")))]
-pub async fn page(State(s): State<Shared>, headers: HeaderMap) -> Response {
+pub async fn page(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if session_key(&s).is_none() {
         return login_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -99,10 +106,28 @@ pub async fn page(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let Ok(caller) = super::auth::caller(&s, &headers).await else {
         return login_page(StatusCode::UNAUTHORIZED, "Sign in with your token.");
     };
+    let window = match query.map(|q| q.0.window.as_deref().unwrap_or("hour").parse::<Window>()) {
+        Ok(Ok(window)) => window,
+        Ok(Err(e)) => return login_page(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return login_page(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
     let mut v = json!(super::system::collect_stats(&s).await);
     decorate(&mut v, &s).await;
     v["user"] = json!(caller.name);
     v["role"] = json!(caller.role);
+    v["window"] = json!(window);
+    v["window_text"] = json!(match window {
+        Window::Hour => "the last hour (a point a minute, UTC)",
+        Window::Day => "the last day (a point every 15 minutes, UTC)",
+    });
+    match s.figures.history(window).await {
+        Ok(history) => v["charts"] = json!(super::charts::charts(&history, caller.role)),
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: the figures' history could not be read");
+            v["charts"] = json!([]);
+            v["history_error"] = json!("The history could not be read from the database; it shows again on the next refresh.");
+        }
+    }
     v["flags"] = json!(s.flags.refresh().await.unwrap_or_default());
     match tera::Context::from_serialize(&v).and_then(|ctx| TEMPLATES.render("dashboard", &ctx)) {
         Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
@@ -115,6 +140,13 @@ pub async fn page(State(s): State<Shared>, headers: HeaderMap) -> Response {
                 .into_response()
         }
     }
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The charts' span: `hour` (the default) or `day`.
+    window: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]

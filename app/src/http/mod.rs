@@ -6,6 +6,7 @@
 //! call the parts' methods. Checked by `app/tests/it/layers.rs`.
 
 pub mod auth;
+pub mod charts;
 pub mod contacts;
 pub mod dashboard;
 pub mod error;
@@ -127,6 +128,7 @@ fn table() -> Table {
     .route("/api/outbox", Public, get(outbox::list))
     .route("/api/outbox/{id}/retry", Public, post(outbox::retry))
     .route("/api/stats", Public, get(system::stats))
+    .route("/api/stats/history", Public, get(system::history))
     .route("/api/sync/run", Public, post(sync::run))
     .route(
         "/api/sync/objects",
@@ -218,7 +220,7 @@ pub fn router(state: Shared) -> Router {
         description = "CRM sync with HubSpot (contacts, companies, deals, line items, activities): a durable outbox, signed webhooks, an encrypted phone-lookup cache, contact search, GDPR tools and a dashboard. Protected routes take `Authorization: Bearer <token>`: a user's own (`app users add NAME --role admin|operator|support`) or the bootstrap `ADMIN_TOKEN`; each route says which roles it allows (403 otherwise). Every error has one shape: `ApiError`."
     ),
     paths(
-        system::health, system::ready, system::openapi, system::stats, system::metrics,
+        system::health, system::ready, system::openapi, system::stats, system::history, system::metrics,
         probe::check, probe::upsert,
         contacts::by_email, contacts::search, contacts::enqueue, lookup::lookup_phone,
         lookup::lookup_phones, search::outbound,

@@ -36,6 +36,8 @@ pub struct AppState {
     pub privacy: crate::privacy::Privacy,
     /// Seals personal data (`None`: no `TOKEN_ENCRYPTION_KEY`).
     pub sealer: Option<crate::domain::privacy::SharedSealer>,
+    /// The figures' history (the dashboard's charts).
+    pub figures: crate::jobs::figures::Figures,
     /// Open connections and the drain flag (see [`crate::serve`]).
     pub drain: Arc<crate::serve::Drain>,
 }

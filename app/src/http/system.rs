@@ -218,6 +218,45 @@ pub async fn stats(_: Signed<Staff>, State(s): State<Shared>) -> Json<Stats> {
     Json(collect_stats(&s).await)
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// `hour` (a point a minute; the default) or `day` (a point every 15 minutes).
+    window: Option<String>,
+}
+
+/// `GET /api/stats/history` (staff): the figures over the last hour or day, as stored by every
+/// process in the database (the dashboard's charts): counters summed per point over the
+/// processes, gauges at their highest, `null` where nothing was stored.
+#[utoipa::path(get, path = "/api/stats/history", tag = "system", params(HistoryQuery), security(("admin" = [])), responses(
+    (status = 200, description = "One line per series over the window", body = crate::domain::figures::History),
+    (status = 400, description = "Not a window this app knows", body = ApiError),
+    (status = 401, description = "No or an unknown token", body = ApiError),
+    (status = 403, description = "The caller's role may not use this route", body = ApiError),
+    (status = 503, description = "The database failed", body = ApiError)))]
+pub async fn history(
+    _: Signed<Staff>,
+    State(s): State<Shared>,
+    q: Result<axum::extract::Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<crate::domain::figures::History>, ApiError> {
+    let axum::extract::Query(q) =
+        q.map_err(|e| ApiError::invalid(format!("query: {}", e.body_text())))?;
+    let window = q
+        .window
+        .as_deref()
+        .unwrap_or("hour")
+        .parse()
+        .map_err(|e: String| ApiError::invalid(format!("window: {e}")))?;
+    let history = s.figures.history(window).await.map_err(|e| {
+        ApiError::internal(
+            &e,
+            "reading the figures' history",
+            "the history could not be read; try again",
+        )
+    })?;
+    Ok(Json(history))
+}
+
 /// `GET /metrics` (internal: nginx does not serve it): the same figures in the OpenMetrics
 /// text format (Prometheus reads it), encoded by `prometheus-client`.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses(

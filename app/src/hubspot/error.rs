@@ -14,7 +14,7 @@ pub struct ApiErrorBody {
     pub policy_name: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HubSpotError {
     #[error("HubSpot did not answer within {0:?}")]
     Timeout(Duration),

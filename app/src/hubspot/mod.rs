@@ -89,6 +89,8 @@ const SEARCH_PER_SECOND: u32 = 5;
 #[derive(Debug)]
 pub struct HubSpotClient {
     pub stats: CallStats,
+    /// The process's count over all its clients (the figures' history), if it keeps one.
+    totals: Option<Arc<CallStats>>,
     http: reqwest::Client,
     base: reqwest::Url,
     tokens: Arc<dyn TokenSource>,
@@ -134,6 +136,7 @@ impl HubSpotClient {
         let (max, span) = settings.rate_limit;
         Ok(Self {
             stats: CallStats::default(),
+            totals: None,
             http,
             base: settings.base_url.clone(),
             tokens,
@@ -167,6 +170,13 @@ impl HubSpotClient {
     /// *before* it claims, so the batch it claims holds everything that arrived meanwhile.
     pub async fn reserve(&self) -> Permit<'_> {
         self.general.acquire().await
+    }
+
+    /// Counts this client's calls into `totals` as well, the process's count over all its
+    /// clients (a portal's client is replaced when its portal reconnects; the total goes on).
+    pub fn counting_into(mut self, totals: Arc<CallStats>) -> Self {
+        self.totals = Some(totals);
+        self
     }
 
     /// Replaces the retry policy (tests shorten it).

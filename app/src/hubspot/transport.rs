@@ -24,13 +24,15 @@ impl HubSpotClient {
     pub(super) fn record(&self, took: Duration, error: Option<&HubSpotError>) {
         use std::sync::atomic::Ordering::Relaxed;
         let us = took.as_micros() as u64;
-        self.stats.attempts.fetch_add(1, Relaxed);
-        self.stats.latency_total_us.fetch_add(us, Relaxed);
-        self.stats.latency_max_us.fetch_max(us, Relaxed);
-        if let Some(e) = error {
-            self.stats.failures.fetch_add(1, Relaxed);
-            if matches!(e, HubSpotError::Api { status: 429, .. }) {
-                self.stats.rate_limited.fetch_add(1, Relaxed);
+        for stats in std::iter::once(&self.stats).chain(self.totals.as_deref()) {
+            stats.attempts.fetch_add(1, Relaxed);
+            stats.latency_total_us.fetch_add(us, Relaxed);
+            stats.latency_max_us.fetch_max(us, Relaxed);
+            if let Some(e) = error {
+                stats.failures.fetch_add(1, Relaxed);
+                if matches!(e, HubSpotError::Api { status: 429, .. }) {
+                    stats.rate_limited.fetch_add(1, Relaxed);
+                }
             }
         }
     }

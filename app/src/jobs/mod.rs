@@ -11,6 +11,7 @@
 //!
 //! May not import: `axum`, `sqlx` (SQL is the store's), `crate::http`.
 
+pub mod figures;
 pub mod lifecycle;
 pub mod object_writes;
 pub mod outbox;

@@ -18,11 +18,10 @@
 //! whenever 1,000 are due, and at its end, so a run cut between a page and its edges leaves the
 //! marks for the next run.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-
-use std::sync::Arc;
 
 use crate::domain::currency::Rates;
 use crate::domain::mapping::MappingSet;
@@ -62,6 +61,8 @@ pub struct Sync {
     mapping: Arc<MappingSet>,
     /// The portal's currencies (deals only), loaded by [`prepared_with`](Self::prepared_with).
     rates: Arc<Option<Rates>>,
+    /// Runs this process finished, of every portal and type (the figures).
+    pub runs: Arc<super::figures::RunCounts>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,7 @@ impl Sync {
             defaults: Arc::new(defaults),
             mapping: Arc::default(),
             rates: Arc::default(),
+            runs: Arc::default(),
         }
     }
 
@@ -142,6 +144,7 @@ impl Sync {
         let this = match self.prepared_with(client).await {
             Ok(this) => this,
             Err(e) => {
+                self.runs.count(false);
                 self.state.fail(&e.to_string()).await?;
                 return Err(e);
             }
@@ -163,6 +166,7 @@ impl Sync {
             },
             Err(e) => Err(e),
         };
+        self.runs.count(walked.is_ok());
         match walked {
             Ok((cursor, synced)) => {
                 self.state.finish(cursor).await?;

@@ -27,6 +27,7 @@ pub mod audit;
 pub mod budget;
 pub mod cache;
 pub mod connections;
+pub mod figures;
 pub mod flags;
 pub mod history;
 pub mod inbox;

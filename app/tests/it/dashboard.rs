@@ -22,6 +22,28 @@ fn chromium() -> &'static str {
     panic!("no Chromium found: run scripts/setup.sh (it installs Debian's chromium)");
 }
 
+/// One Chromium at a time: two at once, beside the rest of the suite, is when it has exited
+/// without a DOM.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Headless Chromium (cut off after 60 s) with a profile of its own in `profile`.
+fn headless(profile: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new("timeout");
+    command.arg("60").arg(chromium()).args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-breakpad",
+    ]);
+    command.arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
 /// Loads `url` (a page that signs in and lands on the dashboard) in headless Chromium, with a
 /// profile of its own, and returns the final DOM. A browser that gives no DOM at all is tried
 /// again, up to six times with pauses doubling from 2 s (a minute in all): in CI, with the
@@ -29,35 +51,15 @@ fn chromium() -> &'static str {
 /// second, three times in a row (never alone, nor under a CPU load). Each attempt's time, exit
 /// status and last stderr lines are in the panic.
 fn browse(url: &str, profile: &std::path::Path) -> String {
-    // One Chromium at a time: two at once, beside the rest of the suite, is when it has
-    // exited without a DOM.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = one_at_a_time();
     let mut failures = Vec::new();
     for attempt in 1..=6 {
         if attempt > 1 {
             std::thread::sleep(std::time::Duration::from_secs(1 << (attempt - 1)));
         }
         let started = std::time::Instant::now();
-        let out = std::process::Command::new("timeout")
-            .arg("60")
-            .arg(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--disable-breakpad",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                profile.join(attempt.to_string()).display()
-            ))
+        let out = headless(&profile.join(attempt.to_string()))
+            .args(["--virtual-time-budget=5000", "--dump-dom"])
             .arg(url)
             .output()
             .unwrap();
@@ -80,6 +82,31 @@ fn browse(url: &str, profile: &std::path::Path) -> String {
         ));
     }
     panic!("Chromium gave no DOM:\n{}", failures.join("\n"));
+}
+
+/// Saves a screenshot of `url` (1280 × 1600) at `out`, tried like [`browse`].
+fn screenshot(url: &str, out: &std::path::Path, profile: &std::path::Path) {
+    let _turn = one_at_a_time();
+    for attempt in 1..=4 {
+        let status = headless(&profile.join(format!("shot{attempt}")))
+            .args([
+                "--hide-scrollbars",
+                "--window-size=1280,1600",
+                // Less than the page's 5 s refresh, so the shot is not taken mid-reload.
+                "--virtual-time-budget=2000",
+            ])
+            .arg(format!("--screenshot={}", out.display()))
+            .arg(url)
+            .output()
+            .unwrap()
+            .status;
+        if out.exists() {
+            return;
+        }
+        eprintln!("screenshot attempt {attempt}: {status} and no file");
+        std::thread::sleep(std::time::Duration::from_secs(1 << attempt));
+    }
+    panic!("Chromium saved no screenshot of {url}");
 }
 
 /// Serves a page that signs in to the dashboard at `base` with the admin token, over http from
@@ -131,6 +158,7 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
     let settings = common::settings(&vars);
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://{}", app.local_addr());
+    let state = app.state();
     tokio::spawn(app.run(std::future::pending()));
     let http = reqwest::Client::new();
 
@@ -159,6 +187,8 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         .unwrap();
     assert_eq!(r.status(), 202);
     common::wait_all_sent(&http, &base, ADMIN, 120, std::time::Duration::from_secs(20)).await;
+    // The sampler's next turn, now rather than in up to 10 s: the charts read the database.
+    state.figures.sample().await.unwrap();
 
     let signin_url = signin_page(&base).await;
 
@@ -178,7 +208,43 @@ async fn the_dashboard_renders_live_figures_in_a_browser() {
         dom.contains("id=\"flag-HUBSPOT_CACHE_ENABLED\""),
         "an admin sees the flags"
     );
-    let _ = std::fs::remove_dir_all(profile);
+    // The charts, drawn from the stored history: the two calls, nothing waiting.
+    let chart = |id: &str| {
+        let at = dom
+            .find(&format!("id=\"chart-{id}\""))
+            .unwrap_or_else(|| panic!("no chart {id} in {dom}"));
+        let end = dom[at..].find("</figure>").unwrap();
+        dom[at..at + end].to_string()
+    };
+    let calls = chart("hubspot");
+    assert!(
+        calls.contains("Over the last hour: calls: 2; 429s: 0."),
+        "{calls}"
+    );
+    assert!(calls.contains("<svg"), "{calls}");
+    assert!(
+        chart("outbox-depth").contains("waiting writes: 0 now, 0 at most"),
+        "{dom}"
+    );
+    for id in ["outbox-age", "events", "sync", "cache"] {
+        assert!(chart(id).contains("<svg"), "{id}");
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    // A look at it: the page as the browser draws it, for a person to check (the path is
+    // printed; CI keeps it under target/).
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let (url, out) = (signin_page(&base).await, shot.clone());
+    tokio::task::spawn_blocking(move || screenshot(&url, &out, &profile))
+        .await
+        .unwrap();
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a drawn page, not a blank one: {} bytes",
+        png.len()
+    );
+    eprintln!("dashboard screenshot: {}", shot.display());
 
     // A support user signs in with their own token and sees only what support may.
     let r = http

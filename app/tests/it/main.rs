@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod client;
 mod dashboard;
+mod figures;
 mod image;
 mod layers;
 mod lifecycle;

@@ -64,6 +64,40 @@ async fn migrations_run_twice_and_the_store_works() {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].ip.as_deref(), Some("203.0.113.9"));
+    // The figures' history: counters add up per process and minute, gauges keep the last.
+    use app::domain::figures::Series;
+    let figures = app::store::figures::FigureStore::new(db.clone());
+    for (process, calls, depth) in [("blue", 3.0, 7.0), ("blue", 2.0, 4.0), ("green", 1.0, 5.0)] {
+        figures
+            .add(
+                process,
+                100,
+                &[(Series::HubspotCalls, calls), (Series::OutboxDepth, depth)],
+            )
+            .await
+            .unwrap();
+    }
+    figures
+        .add("green", 90, &[(Series::SyncRuns, 1.0)])
+        .await
+        .unwrap();
+    let mut minutes = figures.minutes(95).await.unwrap();
+    minutes.sort_by_key(|m| m.series);
+    let got: Vec<_> = minutes
+        .iter()
+        .map(|m| (m.minute, m.series, m.sum, m.max))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (100, Series::HubspotCalls, 6.0, 5.0),
+            (100, Series::OutboxDepth, 9.0, 5.0),
+        ]
+    );
+    assert_eq!(figures.cleanup(100).await.unwrap(), 1);
+    // The sampler's outbox reading: nothing waits on a fresh database.
+    let outbox = app::store::outbox::Outbox::new(db.clone(), Default::default());
+    assert_eq!(outbox.waiting().await.unwrap(), (0, None));
     // A bad password is a clear error that does not echo it.
     let bad = url.replacen("app:app@", "app:wrong-secret@", 1);
     let err = format!("{:#}", Db::connect(&bad).await.unwrap_err());
@@ -186,4 +220,13 @@ async fn interleaved_writes_across_two_processes_a_crash_and_a_storm_end_with_th
 async fn lifecycle_events_twice_shuffled_through_two_processes_end_as_the_reference_on_postgres() {
     let url = fresh_database("lifecycle").await;
     crate::lifecycle::twice_shuffled_scenario(&url, 2_000, 20_000).await;
+}
+
+/// GDPR export and erasure on PostgreSQL: the same scenario as on SQLite (`privacy.rs`), whose
+/// statements (`UPDATE … RETURNING`, `INSERT … SELECT … WHERE NOT EXISTS`, the leased delete
+/// queue) are each dialect's own to get right.
+#[tokio::test]
+async fn export_and_erasure_are_complete_on_postgres_too() {
+    let url = fresh_database("gdpr").await;
+    crate::privacy::gdpr_flow("gdpr-pg", &[("DATABASE_URL", &url)]).await;
 }

@@ -168,6 +168,7 @@ const MATRIX: &[(&str, &str, &[&str])] = &[
     ("post", "/api/events", &["admin", "operator"]),
     ("get", "/api/events/{event_id}", &["admin", "operator"]),
     ("get", "/api/stats", &["admin", "operator"]),
+    ("get", "/api/stats/history", &["admin", "operator"]),
     ("post", "/api/sync/run", &["admin", "operator"]),
     ("get", "/api/sync/objects", &["admin", "operator"]),
     ("put", "/api/sync/objects", &["admin"]),
@@ -423,7 +424,13 @@ async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() ->
 
 #[tokio::test]
 async fn export_finds_everything_and_erasure_leaves_nothing_and_asks_hubspot_once() {
-    let t = spawn("gdpr", true, &[]).await;
+    gdpr_flow("gdpr", &[]).await;
+}
+
+/// The export and erasure scenario on the database `extra` names (a SQLite file of its own,
+/// after `name`, by default; `postgres.rs` runs it on PostgreSQL).
+pub async fn gdpr_flow(name: &str, extra: &[(&str, &str)]) {
+    let t = spawn(name, true, extra).await;
     let (email, phone) = ("ada@lovelace.example", "+14155550123");
     let id = t.contact(email, phone, "Ada").await;
     let operator = t.user("olga", "operator").await;
@@ -693,4 +700,41 @@ async fn a_flag_set_through_one_process_holds_in_another_within_seconds() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// Eight people type the same name at once: HubSpot is searched once (the others wait for its
+/// answer rather than queueing behind the 5/s search limit), and all eight get the contact.
+#[tokio::test]
+async fn the_same_search_at_once_asks_hubspot_once() {
+    let t = spawn("single-flight", false, &[]).await;
+    let id = t
+        .contact("linus@example.com", "+14155550142", "Linus")
+        .await;
+    // A slow search, so the eight overlap.
+    common::sim_fault(
+        &t.sim,
+        json!({"path": "/crm/objects/2026-03/contacts/search", "latency_ms": 400}),
+    )
+    .await;
+    let searches = (0..8).map(|_| {
+        t.call(
+            Method::POST,
+            "/api/contacts/search",
+            Some(ADMIN),
+            Some(json!({"query": "linus"})),
+        )
+    });
+    let answers = futures_util::future::join_all(searches).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["contacts"][0]["id"], id.as_str(), "{body}");
+    }
+    let fresh = answers.iter().filter(|(_, b)| b["cached"] == false).count();
+    assert_eq!(fresh, 1, "one answer came from HubSpot: {answers:?}");
+    let searched: u64 = common::route_statuses(&t.sim, "/crm/objects/2026-03/{object_type}/search")
+        .await
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(searched, 1);
 }

@@ -283,6 +283,18 @@ impl Outbox {
         })
     }
 
+    /// How many writes are waiting (pending or being sent), and when the oldest of them was
+    /// queued (epoch ms; `None` when nothing waits): one query on the `state` index, for the
+    /// figures' sampler (where [`depth`](Self::depth) would scan every sent row too).
+    pub async fn waiting(&self) -> StoreResult<(i64, Option<i64>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE state = 'pending'",
+        )
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok((row.get("n"), row.get("oldest")))
+    }
+
     /// Items in `state`, newest first.
     pub async fn list(&self, state: ItemState, limit: i64) -> StoreResult<Vec<Item>> {
         Ok(sqlx::query_as::<_, Item>(&format!(
