@@ -18,6 +18,7 @@ echo "$image: debootstrap bookworm with docker.io and openssh-server from $mirro
 sudo_ debootstrap --variant=minbase \
   --include=docker.io,openssh-server,iptables,ca-certificates,procps,iproute2 \
   bookworm "$root" "$mirror" >/dev/null
+sudo_ chmod 755 "$root" # mktemp's 0700 would be the image's root
 # The inner engine's rules through the legacy iptables (nft inside a container is not reliable).
 sudo_ chroot "$root" update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null
 sudo_ chroot "$root" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null

@@ -12,6 +12,8 @@
 #   - openssh-server (Debian package): a test sshd on 127.0.0.1:2222 for the deployer's remote-host
 #     tests, with a user allowed to use Docker (scripts/ensure-sshd.sh).
 #   - local/nginx:bookworm, made with debootstrap (scripts/make-base-images.sh): no registry here.
+#   - local/testhost:bookworm (scripts/make-test-hosts.sh): the fleet tests' hosts, each with its
+#     own Docker engine and sshd; the tests start them (scripts/test-hosts.sh up 3).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -47,4 +49,5 @@ fi
 "$root/scripts/ensure-postgres.sh" >/dev/null
 "$root/scripts/ensure-sshd.sh" >/dev/null
 "$root/scripts/make-base-images.sh" >&2
+"$root/scripts/make-test-hosts.sh" >&2
 echo "setup: ok" >&2

@@ -2,7 +2,8 @@
 # Starts (or removes) N test hosts: containers of local/testhost:bookworm (scripts/make-test-hosts.sh),
 # each with its own Docker engine and sshd, on the private network hubspot-hosts-net with fixed
 # addresses 172.31.90.11, .12, …; the deployer reaches them over SSH as root with the key in
-# ssh/test-hosts/id_ed25519 (made here once, never committed). Stopping, pausing or
+# ssh/test-hosts/id_ed25519 (made here once, never committed), their host keys in
+# ssh/test-hosts/known_hosts. Stopping, pausing or
 # disconnecting a host's container is a real host failure for the deployer.
 # `--privileged` is tried first; where the machine refuses it (a capability bounding set without
 # CAP_SYS_RESOURCE), every other capability is added instead, with seccomp and AppArmor off and
@@ -45,8 +46,13 @@ up() {
         --security-opt seccomp=unconfined --security-opt apparmor=unconfined "$image" >/dev/null
     fi
   done
+  # Each host's own key, read from its container (not from the network): the known_hosts file
+  # the deployer checks them against.
+  : > "$root/ssh/test-hosts/known_hosts"
   for i in $(seq 1 "$n"); do
     wait_engine "hubspot-host-$i" 60 || { docker logs --tail 20 "hubspot-host-$i" >&2; exit 1; }
+    echo "$prefix.$((10 + i)) $(docker exec "hubspot-host-$i" cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2)" \
+      >> "$root/ssh/test-hosts/known_hosts"
     echo "hubspot-host-$i: $prefix.$((10 + i)), engine $(docker exec "hubspot-host-$i" docker version -f '{{.Server.Version}}')"
   done
 }

@@ -26,11 +26,15 @@ pub struct Cli {
         global = true
     )]
     pub config: PathBuf,
+    /// With `hosts:` in deploy.yml: run the command on this host alone, as on a single host
+    /// (`deployer logs --host web-2`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub host: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Build, start the idle slot, wait for health, switch nginx to it, drain the old slot.
     Up {
@@ -129,6 +133,12 @@ pub enum Command {
         #[arg(short, long, default_value_t = 20)]
         n: usize,
     },
+    /// The hosts of deploy.yml's `hosts:` in the balancer: take one out of rotation for
+    /// maintenance, or put it back, with no reload and no failed request.
+    Hosts {
+        #[command(subcommand)]
+        action: HostsAction,
+    },
     /// Prints a shell completion script (`deployer completions bash > /etc/bash_completion.d/deployer`).
     Completions { shell: clap_complete::Shell },
     /// Preflight: the engine, SSH, free disk, the certificate, required env keys, the nginx
@@ -166,7 +176,7 @@ pub enum SlotArg {
     Green,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum LockAction {
     /// Who holds the lock, since when, doing what.
     Status,
@@ -174,7 +184,7 @@ pub enum LockAction {
     Release,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum MaintenanceAction {
     /// Every route but the probes answers 503 with this page.
     On {
@@ -187,4 +197,12 @@ pub enum MaintenanceAction {
     },
     /// Back to serving.
     Off,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum HostsAction {
+    /// The balancer sends this host no new request; its open connections finish first.
+    Drain { name: String },
+    /// Back in rotation.
+    Undrain { name: String },
 }

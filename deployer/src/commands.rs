@@ -90,7 +90,7 @@ pub async fn maintenance(
 
 /// Takes the deploy lock for `command` (a stale holder's is taken over, and said so); exit 3
 /// when a live process holds it.
-fn lock(state: &StateDir, command: &str, progress: &Progress) -> Result<LockGuard, Failure> {
+pub fn lock(state: &StateDir, command: &str, progress: &Progress) -> Result<LockGuard, Failure> {
     let me = LockHolder::me(&format!("deployer {command}"));
     state
         .acquire(&me, |stale| {
@@ -141,7 +141,7 @@ pub async fn check(config: &DeployConfig) -> Result<crate::check::Report, Failur
 
 /// The keys the slots' environment will hold: `env`'s, and those of `secrets` (`env_file`'s
 /// and `pass_env`'s, as [`secret_env`] read them).
-fn env_keys(config: &DeployConfig, secrets: &[(String, String)]) -> Vec<String> {
+pub fn env_keys(config: &DeployConfig, secrets: &[(String, String)]) -> Vec<String> {
     config
         .env
         .keys()
@@ -450,6 +450,8 @@ pub struct RunOptions {
     pub no_bake: bool,
     /// `rollback --force`: past the schema check.
     pub force: bool,
+    /// The caller holds the host's lock (a fleet takes every host's lock first).
+    pub locked: bool,
 }
 
 /// What a command prints when it is done (or the plan, for a dry run).
@@ -490,6 +492,7 @@ pub async fn up(
         dry_run: opts.dry_run,
         no_bake: opts.no_bake,
         force: false,
+        locked: false,
     };
     run(config, &Intent::Up(source, opts.mode), run_opts, progress).await
 }
@@ -510,10 +513,23 @@ async fn run(
     opts: RunOptions,
     progress: &Progress,
 ) -> Result<Done, Failure> {
+    let target = Target::connect(config).await?;
+    run_on(&target, config, intent, opts, progress).await
+}
+
+/// Runs `intent` on the connected host `target` (one host of a fleet, or the only one): the
+/// preflight checks for `up`, then the plan, under the host's lock unless the caller holds it
+/// (`opts.locked`).
+pub async fn run_on(
+    target: &Target,
+    config: &DeployConfig,
+    intent: &Intent,
+    opts: RunOptions,
+    progress: &Progress,
+) -> Result<Done, Failure> {
     let dry_run = opts.dry_run;
     let rendered = render_config(config)?;
     let secrets = secret_env(config)?;
-    let target = Target::connect(config).await?;
     let mut preflight = Vec::new();
     if matches!(intent, Intent::Up(..)) {
         let keys = Ok(env_keys(config, &secrets));
@@ -566,8 +582,8 @@ async fn run(
         })
     };
     if dry_run {
-        let plan = make_plan(&observe(&target, config).await?)?;
-        if let Some(holder) = state.holder() {
+        let plan = make_plan(&observe(target, config).await?)?;
+        if let Some(holder) = state.holder().filter(|_| !opts.locked) {
             progress.note(&format!(
                 "note: the deploy lock is held by {holder}; a real run would be refused"
             ));
@@ -578,9 +594,13 @@ async fn run(
             timings: None,
         });
     }
-    let _lock = lock(&state, &command, progress)?;
+    let _lock = if opts.locked {
+        None
+    } else {
+        Some(lock(&state, &command, progress)?)
+    };
     // Observed under the lock: nothing else changes the host while this plan runs.
-    let plan = make_plan(&observe(&target, config).await?)?;
+    let plan = make_plan(&observe(target, config).await?)?;
     let started = Instant::now();
     let executor = Executor {
         engine: &target.engine,
@@ -653,6 +673,26 @@ async fn run(
             ))
         }
     }
+}
+
+/// Runs build `steps` on this machine's engine (a fleet builds once, then ships).
+pub async fn build_here(
+    config: &DeployConfig,
+    steps: &[crate::plan::Step],
+    progress: &Progress,
+) -> Outcome {
+    let engine = Engine::connect()
+        .await
+        .map_err(|e| Failure::new(exit::DOCKER, e))?;
+    let rendered = render_config(config)?;
+    let executor = Executor {
+        engine: &engine,
+        host: &Host::Local,
+        rendered: &rendered,
+        progress,
+    };
+    executor.run_steps(steps).await?;
+    Ok(())
 }
 
 /// `deployer status`: everything read from the host.

@@ -222,6 +222,58 @@ impl Engine {
         }
     }
 
+    /// The id (`sha256:…`) of the image `reference`, if the engine has it.
+    pub async fn image_id(&self, reference: &str) -> anyhow::Result<Option<String>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(image.id),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("inspecting image {reference}")),
+        }
+    }
+
+    /// Gives the image `id` the name `reference` (`repo:tag`).
+    pub async fn tag_image(&self, id: &str, reference: &str) -> anyhow::Result<()> {
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+        self.docker
+            .tag_image(
+                id,
+                Some(bollard::image::TagImageOptions { repo, tag }),
+            )
+            .await
+            .with_context(|| format!("tagging {id} as {reference}"))
+    }
+
+    /// The image `reference` with its tag, as the tar stream `docker save` writes.
+    pub fn export_image(
+        &self,
+        reference: &str,
+    ) -> impl futures_util::Stream<Item = anyhow::Result<bytes::Bytes>> + Send + 'static {
+        let what = format!("exporting image {reference}");
+        self.docker
+            .export_image(reference)
+            .map(move |chunk| chunk.with_context(|| what.clone()))
+    }
+
+    /// Loads a `docker save` tar stream (what [`Self::export_image`] gives) into this engine.
+    /// A stream cut short loads nothing: the engine refuses an incomplete archive.
+    pub async fn load_image(
+        &self,
+        tar: impl futures_util::Stream<Item = bytes::Bytes> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mut out = self.docker.import_image_stream(
+            bollard::image::ImportImageOptions { quiet: true },
+            tar,
+            None,
+        );
+        while let Some(line) = out.next().await {
+            let line = line.context("loading the image")?;
+            if let Some(e) = line.error {
+                anyhow::bail!("loading the image: {e}");
+            }
+        }
+        Ok(())
+    }
+
     pub async fn network_exists(&self, name: &str) -> anyhow::Result<bool> {
         match self.docker.inspect_network::<String>(name, None).await {
             Ok(_) => Ok(true),

@@ -157,6 +157,16 @@ impl Executor<'_> {
         Ok(timings)
     }
 
+    /// Runs steps that touch no slot (a fleet's build on this machine), each shown as it starts.
+    pub async fn run_steps(&self, steps: &[Step]) -> anyhow::Result<()> {
+        let mut timings = Timings::default();
+        for (i, step) in steps.iter().enumerate() {
+            self.progress.step(i + 1, steps.len(), &step.to_string());
+            self.step(step, &mut timings).await?;
+        }
+        Ok(())
+    }
+
     /// Counts each slot's answers in nginx's log from [`AROUND`] before traffic moved until
     /// now. Figures, not a condition: a log that cannot be read leaves them out.
     async fn count_around_switch(&self, plan: &Plan, timings: &mut Timings) {

@@ -37,7 +37,12 @@ impl Host {
     /// The host `deploy.yml` names: `remote:` over SSH (connecting now, in a blocking thread),
     /// this machine otherwise.
     pub async fn of(config: &DeployConfig) -> anyhow::Result<Self> {
-        match &config.remote {
+        Self::connect(config.remote.as_ref()).await
+    }
+
+    /// The machine `ssh` names (connecting now), or this one.
+    pub async fn connect(ssh: Option<&crate::config::RemoteConfig>) -> anyhow::Result<Self> {
+        match ssh {
             None => Ok(Host::Local),
             Some(remote) => {
                 let target = SshTarget::from_config(remote);

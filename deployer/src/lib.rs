@@ -22,6 +22,7 @@
 //!   and the bake's judge (pure).
 //! - [`commands`]: each command: observe, plan, execute, under the lock.
 
+pub mod balancer;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod context;
 pub mod engine;
 pub mod execute;
+pub mod fleet;
 pub mod host;
 pub mod plan;
 pub mod progress;

@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deployer::cli::{Cli, Command, LockAction, MaintenanceAction, RunArgs, SlotArg};
+use deployer::cli::{Cli, Command, HostsAction, LockAction, MaintenanceAction, RunArgs, SlotArg};
 use deployer::commands::{self, exit, Failure, RunOptions, UpOptions};
 use deployer::config::DeployConfig;
+use deployer::fleet;
 use deployer::plan::{Intent, Slot, UpMode};
 use deployer::progress::Progress;
 
@@ -28,7 +29,25 @@ async fn main() -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    match run(cli.command, &config).await {
+    let result = match (&cli.host, config.is_fleet()) {
+        (Some(name), true) => match config.fleet().into_iter().find(|h| &h.name == name) {
+            Some(entry) => run(cli.command, &config.for_host(&entry)).await,
+            None => Err(Failure::new(
+                exit::CONFIG,
+                anyhow::anyhow!(
+                    "--host {name}: no such host in deploy.yml; the hosts: {}",
+                    host_names(&config)
+                ),
+            )),
+        },
+        (Some(_), false) => Err(Failure::new(
+            exit::CONFIG,
+            anyhow::anyhow!("--host names one of deploy.yml's hosts:, and it has none"),
+        )),
+        (None, true) => fleet(cli.command, &config).await,
+        (None, false) => run(cli.command, &config).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
             eprintln!("deployer: {error:#}");
@@ -129,6 +148,12 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
         }
         Command::Config => println!("{config:#?}"),
         Command::Completions { .. } => unreachable!("handled before deploy.yml is read"),
+        Command::Hosts { .. } => {
+            return Err(Failure::new(
+                exit::CONFIG,
+                anyhow::anyhow!("deploy.yml has no hosts: (one host, no balancer): nothing to drain"),
+            ))
+        }
         Command::Maintenance { action, output } => {
             let (on, message) = match action {
                 MaintenanceAction::On { message } => (true, message),
@@ -205,6 +230,193 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
     Ok(())
 }
 
+fn host_names(config: &DeployConfig) -> String {
+    let names: Vec<String> = config.fleet().into_iter().map(|h| h.name).collect();
+    names.join(", ")
+}
+
+/// A command on a fleet (`hosts:`): releases move by `rollout:`; the rest runs on each host.
+async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
+    let progress = Progress::auto();
+    match command {
+        Command::Up {
+            run,
+            skip_build,
+            image,
+            no_switch,
+            canary,
+        } => {
+            if no_switch || canary.is_some() {
+                return Err(Failure::new(
+                    exit::CONFIG,
+                    anyhow::anyhow!("--no-switch and --canary work one host at a time: add --host NAME, or use rollout.strategy: two_phase to check every host before any switches"),
+                ));
+            }
+            let opts = UpOptions {
+                dry_run: run.dry_run,
+                skip_build,
+                image,
+                mode: UpMode::Switch,
+                no_bake: run.no_bake,
+            };
+            let report = fleet::run::up(config, &opts, &progress).await?;
+            if run.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+                return Ok(());
+            }
+            if report.dry_run {
+                println!("dry run: nothing was changed on any host. A real run would do:");
+                print!("{}", report.plan);
+                for (host, done) in &report.host_plans {
+                    println!("host {host} ({}):", done.host);
+                    print!("{}", done.plan);
+                }
+                return Ok(());
+            }
+            for s in &report.shipped {
+                println!(
+                    "shipped {} to {}: {:.1} MB in {:.2}s ({:.1} MB/s)",
+                    s.image,
+                    s.hosts.join(", "),
+                    s.bytes as f64 / 1e6,
+                    s.seconds,
+                    s.mb_per_s
+                );
+            }
+            if let Some(ms) = report.mixed_window_ms {
+                println!("two versions served together for {ms} ms");
+            }
+            println!(
+                "release {} done on {} host(s) in {:.1}s:\n{}",
+                report.plan.version,
+                report.hosts.len(),
+                report.took_ms as f64 / 1000.0,
+                fleet::run::summary(report.hosts.iter())
+            );
+        }
+        Command::Rollback { version, run, force } => {
+            fleet_act(config, Intent::Rollback(version), run, force, &progress).await?
+        }
+        Command::Promote { run } => fleet_act(config, Intent::Promote, run, false, &progress).await?,
+        Command::Canary { percent, run } => {
+            fleet_act(config, Intent::Canary(percent), run, false, &progress).await?
+        }
+        Command::Abort { dry_run, output } => {
+            let run = RunArgs {
+                dry_run,
+                no_bake: true,
+                json: output.json,
+            };
+            fleet_act(config, Intent::Abort, run, false, &progress).await?
+        }
+        Command::Status { json } => {
+            let status = fleet::run::status(config).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status).expect("serializable"));
+            } else {
+                print_fleet_status(&status);
+            }
+        }
+        Command::Hosts { action } => {
+            let (name, drained) = match &action {
+                HostsAction::Drain { name } => (name, true),
+                HostsAction::Undrain { name } => (name, false),
+            };
+            fleet::run::drain(config, name, drained).await?;
+            println!(
+                "{name} {}",
+                if drained {
+                    "drained: the balancer sends it no new request"
+                } else {
+                    "back in rotation"
+                }
+            );
+        }
+        Command::Logs { .. } => {
+            return Err(Failure::new(
+                exit::CONFIG,
+                anyhow::anyhow!("logs come from one host: add --host NAME ({})", host_names(config)),
+            ))
+        }
+        // The rest: on each host in turn, under its name.
+        command => {
+            let mut failed = None;
+            for entry in config.fleet() {
+                println!("== {} ==", entry.name);
+                if let Err(f) = Box::pin(run(command.clone(), &config.for_host(&entry))).await {
+                    eprintln!("deployer: {}: {:#}", entry.name, f.error);
+                    failed.get_or_insert(f.code);
+                }
+            }
+            if let Some(code) = failed {
+                return Err(Failure::new(code, anyhow::anyhow!("failed on at least one host (above)")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_fleet_status(status: &serde_json::Value) {
+    println!("service {}: {} host(s)", status["service"].as_str().unwrap_or("?"), status["hosts"].as_array().map_or(0, Vec::len));
+    println!("  {:<14} {:<6} {:<28} {:<10} {}", "HOST", "LIVE", "VERSION", "NGINX", "NOTE");
+    let balancer = &status["balancer"];
+    for h in status["hosts"].as_array().into_iter().flatten() {
+        let name = h["name"].as_str().unwrap_or("?");
+        if let Some(e) = h["error"].as_str() {
+            println!("  {name:<14} {:<6} {:<28} {:<10} unreachable: {}", "-", "-", "-", e.lines().next().unwrap_or_default());
+            continue;
+        }
+        let live = h["live"].as_str().unwrap_or("none");
+        let version = h["slots"][live]["version"].as_str().unwrap_or("-");
+        let nginx = h["nginx"]["state"].as_str().unwrap_or("missing");
+        let mut notes = Vec::new();
+        if let Some(rot) = balancer["hosts"].as_array() {
+            if rot.iter().any(|r| r[0] == name && r[1] == false) {
+                notes.push("DRAINED".to_string());
+            }
+        }
+        if h["maintenance"] == true {
+            notes.push("maintenance".into());
+        }
+        if let Some(l) = h["lock"].as_object() {
+            notes.push(format!("locked by {}", l.get("user").and_then(|u| u.as_str()).unwrap_or("?")));
+        }
+        println!("  {name:<14} {live:<6} {version:<28} {nginx:<10} {}", notes.join(", "));
+    }
+    match balancer {
+        serde_json::Value::Null => println!("no balancer in deploy.yml"),
+        b if b["error"].is_string() => println!("balancer: {}", b["error"].as_str().unwrap_or_default()),
+        b => println!(
+            "balancer {}: {} on port {}",
+            b["container"].as_str().unwrap_or("?"),
+            if b["running"] == true { "running" } else { "NOT RUNNING" },
+            b["https_port"]
+        ),
+    }
+}
+
+async fn fleet_act(
+    config: &DeployConfig,
+    intent: Intent,
+    run: RunArgs,
+    force: bool,
+    progress: &Progress,
+) -> commands::Outcome {
+    let opts = RunOptions {
+        dry_run: run.dry_run,
+        no_bake: run.no_bake,
+        force,
+        locked: false,
+    };
+    let outcomes = fleet::run::act(config, &intent, opts, progress).await?;
+    if run.json {
+        println!("{}", serde_json::to_string_pretty(&outcomes).expect("serializable"));
+    } else {
+        println!("{}", fleet::run::summary(outcomes.iter()));
+    }
+    Ok(())
+}
+
 /// A command that moves traffic among the slots already on the host.
 async fn act(
     config: &DeployConfig,
@@ -217,6 +429,7 @@ async fn act(
         dry_run: run.dry_run,
         no_bake: run.no_bake,
         force,
+        locked: false,
     };
     let done = commands::act(config, &intent, opts, progress).await?;
     report(&done, run.dry_run, run.json);

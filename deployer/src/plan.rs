@@ -610,6 +610,22 @@ impl fmt::Display for Plan {
     }
 }
 
+/// The steps that build the release image `tag` (and `latest`): the `build.pre` commands, then
+/// the build.
+pub fn build_steps(config: &DeployConfig, tag: &str) -> Vec<Step> {
+    let pre = config.build.pre.iter().map(|command| Step::RunPre {
+        command: command.clone(),
+        dir: config.build.context.clone(),
+    });
+    pre.chain([Step::BuildImage {
+        tags: vec![tag.to_string(), format!("{}:latest", config.image)],
+        context: config.build.context.clone(),
+        dockerfile: config.build.dockerfile.display().to_string(),
+        args: config.build.args.clone(),
+    }])
+    .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("nothing to roll back to: {0}")]
@@ -665,18 +681,7 @@ fn release(intent: &Intent, inputs: &Inputs<'_>) -> Result<Plan, PlanError> {
             let to = from.map_or(Slot::Blue, Slot::other);
             let (image, version) = match source {
                 ImageSource::Build { tag, version } => {
-                    for command in &config.build.pre {
-                        steps.push(Step::RunPre {
-                            command: command.clone(),
-                            dir: config.build.context.clone(),
-                        });
-                    }
-                    steps.push(Step::BuildImage {
-                        tags: vec![tag.clone(), format!("{}:latest", config.image)],
-                        context: config.build.context.clone(),
-                        dockerfile: config.build.dockerfile.display().to_string(),
-                        args: config.build.args.clone(),
-                    });
+                    steps.extend(build_steps(config, tag));
                     (tag.clone(), version.clone())
                 }
                 ImageSource::Existing { reference, version } => {

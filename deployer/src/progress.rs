@@ -11,6 +11,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     last_plain: Mutex<Option<Instant>>,
     quiet: bool,
+    /// `[host] ` before each line: one host of a fleet, its lines among the others'.
+    prefix: String,
 }
 
 impl Progress {
@@ -26,6 +28,7 @@ impl Progress {
             bar,
             last_plain: Mutex::new(None),
             quiet: false,
+            prefix: String::new(),
         }
     }
 
@@ -35,6 +38,18 @@ impl Progress {
             bar: None,
             last_plain: Mutex::new(None),
             quiet: true,
+            prefix: String::new(),
+        }
+    }
+
+    /// Plain lines for one host of a fleet, each marked with its name (hosts run at once, so
+    /// no live line).
+    pub fn for_host(&self, host: &str) -> Self {
+        Self {
+            bar: None,
+            last_plain: Mutex::new(None),
+            quiet: self.quiet,
+            prefix: format!("[{host}] "),
         }
     }
 
@@ -44,7 +59,7 @@ impl Progress {
         }
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => eprintln!("{}{text}", self.prefix),
         }
     }
 

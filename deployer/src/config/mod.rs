@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod fleet;
+pub use fleet::{BalancerConfig, HostEntry, OnFailure, RolloutConfig, Strategy};
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeployConfig {
@@ -70,6 +73,19 @@ pub struct DeployConfig {
     /// (`state_dir`, `nginx.rendered_dir`, `nginx.ssl_dir`) are then paths on that machine.
     #[serde(default)]
     pub remote: Option<RemoteConfig>,
+    /// Several machines, each running its own nginx and slots (instead of `remote:`).
+    #[serde(default)]
+    pub hosts: Vec<HostEntry>,
+    /// How a release moves across `hosts:`.
+    #[serde(default)]
+    pub rollout: RolloutConfig,
+    /// An nginx in front of `hosts:`, managed by the deployer.
+    #[serde(default)]
+    pub balancer: Option<BalancerConfig>,
+    /// Set (never read from the file) on one host of a fleet: the deployer ships that host the
+    /// images it lacks, so a missing one is not a failed check.
+    #[serde(skip)]
+    pub images_shipped: bool,
 }
 
 /// The SSH connection to a remote Docker host.
@@ -461,7 +477,13 @@ impl DeployConfig {
         if let Some(d) = config.state_dir.as_mut().filter(|d| d.is_relative()) {
             *d = base.join(&*d);
         }
-        if let Some(remote) = config.remote.as_mut() {
+        let balancer_ssh = config.balancer.as_mut().and_then(|b| b.ssh.as_mut());
+        let ssh = config
+            .remote
+            .iter_mut()
+            .chain(config.hosts.iter_mut().filter_map(|h| h.ssh.as_mut()))
+            .chain(balancer_ssh);
+        for remote in ssh {
             for p in [remote.identity.as_mut(), remote.known_hosts.as_mut()]
                 .into_iter()
                 .flatten()
@@ -470,6 +492,16 @@ impl DeployConfig {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }
+            }
+        }
+        if let Some(b) = config.balancer.as_mut() {
+            let on_this_machine = b.ssh.is_none();
+            let mut paths = vec![&mut b.template];
+            if on_this_machine {
+                paths.extend([&mut b.rendered_dir, &mut b.ssl_dir]);
+            }
+            for p in paths.into_iter().filter(|p| p.is_relative()) {
+                *p = base.join(&*p);
             }
         }
         Ok(config)
@@ -701,47 +733,17 @@ impl DeployConfig {
             return err(&["env"], format!("{key} looks like a secret; secrets never go in deploy.yml: put it in env_file (or export it) instead"));
         }
         if let Some(remote) = &self.remote {
-            for (path, value) in [
-                (&["state_dir"][..], self.state_dir.as_deref()),
-                (
-                    &["nginx", "rendered_dir"][..],
-                    Some(self.nginx.rendered_dir.as_path()),
-                ),
-                (
-                    &["nginx", "ssl_dir"][..],
-                    Some(self.nginx.ssl_dir.as_path()),
-                ),
-            ] {
-                if let Some(v) = value.filter(|v| !v.is_absolute()) {
-                    return err(
-                        path,
-                        format!(
-                            "'{}' is relative, but with remote: it is a path on {}; give the absolute path there",
-                            v.display(),
-                            remote.host
-                        ),
-                    );
-                }
-            }
-            if remote.host.trim().is_empty() || remote.user.trim().is_empty() {
+            if let Some((path, m)) = self.relative_host_path() {
                 return err(
-                    &["remote"],
-                    "host and user must not be empty, e.g. host: 203.0.113.10, user: deploy".into(),
+                    path,
+                    format!("{m}, but with remote: it is a path on {}", remote.host),
                 );
             }
-            if remote.port == 0 {
-                return err(&["remote", "port"], "port 0 is not a port; use 22".into());
-            }
-            if !remote.docker_socket.starts_with('/') {
-                return err(
-                    &["remote", "docker_socket"],
-                    format!(
-                        "'{}' must be an absolute socket path, e.g. /var/run/docker.sock",
-                        remote.docker_socket
-                    ),
-                );
+            if let Err(m) = remote.validate() {
+                return err(&["remote"], m);
             }
         }
+        self.validate_fleet()?;
         let drain = self
             .drain_timeout
             .parse()
@@ -768,6 +770,29 @@ impl DeployConfig {
             );
         }
         Ok(())
+    }
+}
+
+impl DeployConfig {
+    /// The first path on the host that is relative (with SSH, paths on the host must be
+    /// absolute): its key and what is wrong.
+    fn relative_host_path(&self) -> Option<(&'static [&'static str], String)> {
+        let paths: [(&'static [&'static str], Option<&std::path::Path>); 3] = [
+            (&["state_dir"], self.state_dir.as_deref()),
+            (&["nginx", "rendered_dir"], Some(&self.nginx.rendered_dir)),
+            (&["nginx", "ssl_dir"], Some(&self.nginx.ssl_dir)),
+        ];
+        paths.into_iter().find_map(|(path, value)| {
+            value.filter(|v| !v.is_absolute()).map(|v| {
+                (
+                    path,
+                    format!(
+                        "'{}' is relative; give the absolute path on the host",
+                        v.display()
+                    ),
+                )
+            })
+        })
     }
 }
 
