@@ -22,6 +22,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// How long a drain must see no open connection before it counts as done.
+const QUIET: Duration = Duration::from_millis(300);
+
 /// Open connections and whether the process is draining; shared by listeners and handlers.
 #[derive(Debug, Default)]
 pub struct Drain {
@@ -44,14 +47,23 @@ impl Drain {
         self.changed.notify_waiters();
     }
 
-    /// Resolves when no connection is open or `timeout` has passed; returns the ones left open.
+    /// Resolves when no connection has been open for [`QUIET`] or `timeout` has passed; returns
+    /// the ones left open.
     pub async fn until_idle(&self, timeout: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
             let open = self.open_connections();
             if open == 0 {
-                return 0;
+                // Idle means idle for a moment, not at one instant: when the whole host stops,
+                // its nginx may still open a connection for a request it already took (one
+                // refused here would be its 502), and it does so within milliseconds.
+                let quiet = (tokio::time::Instant::now() + QUIET).min(deadline);
+                let timed_out = tokio::time::timeout_at(quiet, notified).await.is_err();
+                if timed_out && (self.open_connections() == 0 || quiet >= deadline) {
+                    return self.open_connections();
+                }
+                continue;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return self.open_connections();
@@ -79,6 +91,7 @@ impl<L: axum::serve::Listener> axum::serve::Listener for Counted<L> {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = self.inner.accept().await;
         self.drain.open.fetch_add(1, Ordering::SeqCst);
+        self.drain.changed.notify_waiters();
         let drain = self.drain.clone();
         (CountedIo { io, drain }, addr)
     }

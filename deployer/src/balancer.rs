@@ -53,7 +53,10 @@ pub fn render(
     ctx.insert("run_dir", RUN_DIR);
     ctx.insert("ssl_dir", SSL_DIR);
     // nginx takes whole seconds here.
-    ctx.insert("fail_timeout_s", &fail_timeout.as_millis().div_ceil(1000).max(1));
+    ctx.insert(
+        "fail_timeout_s",
+        &fail_timeout.as_millis().div_ceil(1000).max(1),
+    );
     ctx.insert("connect_timeout_ms", &1000);
     let config = tera
         .render("balancer", &ctx)
@@ -84,8 +87,38 @@ pub struct BalancerStatus {
     pub container: String,
     pub running: bool,
     pub https_port: u16,
-    /// Each host: in rotation, or drained.
-    pub hosts: Vec<(String, bool)>,
+    /// Each host's route.
+    pub hosts: Vec<(String, Route)>,
+}
+
+/// Where a host's route in the balancer points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// In rotation.
+    Up,
+    /// Out, by the operator (`deployer hosts drain`); only `undrain` puts it back.
+    Drained,
+    /// Out while a release brings up a host that was not serving (first deploy, back from
+    /// a failure): put back by the release once the host serves.
+    Starting,
+}
+
+impl Route {
+    fn dir(self) -> &'static str {
+        match self {
+            Route::Up => "up",
+            Route::Drained => "drained",
+            Route::Starting => "starting",
+        }
+    }
+
+    fn of_link(target: &str) -> Option<Self> {
+        let dir = target.trim().strip_prefix("../")?.split('/').next()?;
+        [Route::Up, Route::Drained, Route::Starting]
+            .into_iter()
+            .find(|r| r.dir() == dir)
+    }
 }
 
 impl Balancer {
@@ -100,7 +133,10 @@ impl Balancer {
                 .container
                 .clone()
                 .unwrap_or_else(|| format!("{}-balancer", config.service)),
-            image: b.image.clone().unwrap_or_else(|| config.nginx.image.clone()),
+            image: b
+                .image
+                .clone()
+                .unwrap_or_else(|| config.nginx.image.clone()),
             config: b,
             host,
             engine,
@@ -134,11 +170,7 @@ impl Balancer {
             env: Vec::new(),
             secret_keys: Vec::new(),
             labels,
-            ports: vec![(
-                "0.0.0.0".to_string(),
-                self.config.https_port,
-                443,
-            )],
+            ports: vec![("0.0.0.0".to_string(), self.config.https_port, 443)],
             mounts: vec![
                 MountSpec {
                     source: self.rendered_dir().display().to_string(),
@@ -181,7 +213,10 @@ impl Balancer {
         match info {
             Some(c) if c.running => {
                 if !changed {
-                    return Ok(format!("balancer {} serving, config unchanged", self.container));
+                    return Ok(format!(
+                        "balancer {} serving, config unchanged",
+                        self.container
+                    ));
                 }
                 // A candidate first: the live config is replaced only once nginx accepts it.
                 let candidate = dir.join("candidate.conf");
@@ -199,8 +234,14 @@ impl Balancer {
                     .write_atomic(&config_path, rendered.config.as_bytes())?;
                 self.exec_ok(&["sh", &format!("{CONF_DIR}/{START_FILE}"), "routes"])
                     .await?;
-                self.exec_ok(&["nginx", "-c", &format!("{CONF_DIR}/{CONFIG_FILE}"), "-s", "reload"])
-                    .await?;
+                self.exec_ok(&[
+                    "nginx",
+                    "-c",
+                    &format!("{CONF_DIR}/{CONFIG_FILE}"),
+                    "-s",
+                    "reload",
+                ])
+                .await?;
                 Ok(format!(
                     "balancer {}: hosts changed, config reloaded",
                     self.container
@@ -248,20 +289,20 @@ impl Balancer {
     async fn exec_ok(&self, cmd: &[&str]) -> anyhow::Result<String> {
         let (code, out) = self.engine.exec(&self.container, cmd).await?;
         if code != 0 {
-            bail!("`{}` in {} failed ({code}): {out}", cmd.join(" "), self.container);
+            bail!(
+                "`{}` in {} failed ({code}): {out}",
+                cmd.join(" "),
+                self.container
+            );
         }
         Ok(out)
     }
 
-    /// Takes `host` out of rotation (`drain`) or puts it back: one atomic rename of its route.
-    /// New connections to a drained host fail at once and go to the next host; connections
-    /// already open to it carry their last requests and close within a second (keepalive_time).
-    pub async fn set_drained(&self, host: &str, drained: bool) -> anyhow::Result<()> {
-        let target = if drained {
-            format!("../drained/{host}.sock")
-        } else {
-            format!("../up/{host}.sock")
-        };
+    /// Points `host`'s route: one atomic rename. New connections to a host out of rotation
+    /// fail at once and go to the next host; connections already open to it carry their last
+    /// requests and close within a second (keepalive_time).
+    pub async fn set_route(&self, host: &str, route: Route) -> anyhow::Result<()> {
+        let target = format!("../{}/{host}.sock", route.dir());
         let link = format!("{RUN_DIR}/route/{host}.sock");
         self.exec_ok(&[
             "sh",
@@ -273,6 +314,14 @@ impl Balancer {
         ])
         .await
         .map(|_| ())
+    }
+
+    /// Where `host`'s route points now (None: the balancer is not running or has no such
+    /// host).
+    pub async fn route(&self, host: &str) -> Option<Route> {
+        let link = format!("{RUN_DIR}/route/{host}.sock");
+        let out = self.exec_ok(&["readlink", &link]).await.ok()?;
+        Route::of_link(out.trim())
     }
 
     pub async fn status(&self, names: &[String]) -> anyhow::Result<BalancerStatus> {
@@ -289,10 +338,11 @@ impl Balancer {
                 .await
                 .unwrap_or_default();
             for name in names {
-                let drained = out.lines().any(|l| {
-                    l.starts_with(&format!("{name}.sock ")) && l.contains("/drained/")
-                });
-                hosts.push((name.clone(), !drained));
+                let route = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}.sock ")))
+                    .and_then(Route::of_link);
+                hosts.push((name.clone(), route.unwrap_or(Route::Up)));
             }
         }
         Ok(BalancerStatus {
@@ -334,13 +384,18 @@ mod tests {
             },
         ];
         let r = render(&template, "shop", &members, Duration::from_secs(2)).unwrap();
-        assert!(r.config.contains("listen unix:/run/balancer/up/web-1.sock;"));
+        assert!(r
+            .config
+            .contains("listen unix:/run/balancer/up/web-1.sock;"));
         assert!(r.config.contains("proxy_pass 10.0.0.2:8443;"));
         assert!(r
             .config
             .contains("server unix:/run/balancer/route/web-2.sock max_fails=1 fail_timeout=2s;"));
         assert!(r.config.contains("upstream shop_hosts"));
         assert!(r.start.contains("for n in web-1 web-2; do"));
-        assert!(r.start.contains("[ -L \"$n.sock\" ] ||"), "a drained route is kept");
+        assert!(
+            r.start.contains("[ -L \"$n.sock\" ] ||"),
+            "a drained route is kept"
+        );
     }
 }

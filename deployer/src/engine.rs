@@ -235,10 +235,7 @@ impl Engine {
     pub async fn tag_image(&self, id: &str, reference: &str) -> anyhow::Result<()> {
         let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
         self.docker
-            .tag_image(
-                id,
-                Some(bollard::image::TagImageOptions { repo, tag }),
-            )
+            .tag_image(id, Some(bollard::image::TagImageOptions { repo, tag }))
             .await
             .with_context(|| format!("tagging {id} as {reference}"))
     }

@@ -81,22 +81,12 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
             let done = commands::up(config, &opts, &progress).await?;
             report(&done, run.dry_run, run.json);
         }
-        Command::Rollback {
-            version,
-            run,
-            force,
-        } => act(config, Intent::Rollback(version), run, force, &progress).await?,
-        Command::Promote { run } => act(config, Intent::Promote, run, false, &progress).await?,
-        Command::Canary { percent, run } => {
-            act(config, Intent::Canary(percent), run, false, &progress).await?
-        }
-        Command::Abort { dry_run, output } => {
-            let run = RunArgs {
-                dry_run,
-                no_bake: true,
-                json: output.json,
-            };
-            act(config, Intent::Abort, run, false, &progress).await?
+        moving @ (Command::Rollback { .. }
+        | Command::Promote { .. }
+        | Command::Canary { .. }
+        | Command::Abort { .. }) => {
+            let (intent, run, force) = traffic_intent(moving);
+            act(config, intent, run, force, &progress).await?
         }
         Command::Status { json } => {
             let status = commands::status(config).await?;
@@ -151,7 +141,9 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
         Command::Hosts { .. } => {
             return Err(Failure::new(
                 exit::CONFIG,
-                anyhow::anyhow!("deploy.yml has no hosts: (one host, no balancer): nothing to drain"),
+                anyhow::anyhow!(
+                    "deploy.yml has no hosts: (one host, no balancer): nothing to drain"
+                ),
             ))
         }
         Command::Maintenance { action, output } => {
@@ -230,6 +222,29 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
     Ok(())
 }
 
+/// The intent of a command that moves traffic among the slots already there, its flags, and
+/// whether it is forced.
+fn traffic_intent(command: Command) -> (Intent, RunArgs, bool) {
+    match command {
+        Command::Rollback {
+            version,
+            run,
+            force,
+        } => (Intent::Rollback(version), run, force),
+        Command::Promote { run } => (Intent::Promote, run, false),
+        Command::Canary { percent, run } => (Intent::Canary(percent), run, false),
+        Command::Abort { dry_run, output } => {
+            let run = RunArgs {
+                dry_run,
+                no_bake: true,
+                json: output.json,
+            };
+            (Intent::Abort, run, false)
+        }
+        other => unreachable!("not a command that moves traffic: {other:?}"),
+    }
+}
+
 fn host_names(config: &DeployConfig) -> String {
     let names: Vec<String> = config.fleet().into_iter().map(|h| h.name).collect();
     names.join(", ")
@@ -261,7 +276,10 @@ async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
             };
             let report = fleet::run::up(config, &opts, &progress).await?;
             if run.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serializable")
+                );
                 return Ok(());
             }
             if report.dry_run {
@@ -294,25 +312,20 @@ async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
                 fleet::run::summary(report.hosts.iter())
             );
         }
-        Command::Rollback { version, run, force } => {
-            fleet_act(config, Intent::Rollback(version), run, force, &progress).await?
-        }
-        Command::Promote { run } => fleet_act(config, Intent::Promote, run, false, &progress).await?,
-        Command::Canary { percent, run } => {
-            fleet_act(config, Intent::Canary(percent), run, false, &progress).await?
-        }
-        Command::Abort { dry_run, output } => {
-            let run = RunArgs {
-                dry_run,
-                no_bake: true,
-                json: output.json,
-            };
-            fleet_act(config, Intent::Abort, run, false, &progress).await?
+        moving @ (Command::Rollback { .. }
+        | Command::Promote { .. }
+        | Command::Canary { .. }
+        | Command::Abort { .. }) => {
+            let (intent, run, force) = traffic_intent(moving);
+            fleet_act(config, intent, run, force, &progress).await?
         }
         Command::Status { json } => {
             let status = fleet::run::status(config).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status).expect("serializable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("serializable")
+                );
             } else {
                 print_fleet_status(&status);
             }
@@ -335,7 +348,10 @@ async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
         Command::Logs { .. } => {
             return Err(Failure::new(
                 exit::CONFIG,
-                anyhow::anyhow!("logs come from one host: add --host NAME ({})", host_names(config)),
+                anyhow::anyhow!(
+                    "logs come from one host: add --host NAME ({})",
+                    host_names(config)
+                ),
             ))
         }
         // The rest: on each host in turn, under its name.
@@ -349,7 +365,10 @@ async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
                 }
             }
             if let Some(code) = failed {
-                return Err(Failure::new(code, anyhow::anyhow!("failed on at least one host (above)")));
+                return Err(Failure::new(
+                    code,
+                    anyhow::anyhow!("failed on at least one host (above)"),
+                ));
             }
         }
     }
@@ -357,13 +376,26 @@ async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
 }
 
 fn print_fleet_status(status: &serde_json::Value) {
-    println!("service {}: {} host(s)", status["service"].as_str().unwrap_or("?"), status["hosts"].as_array().map_or(0, Vec::len));
-    println!("  {:<14} {:<6} {:<28} {:<10} {}", "HOST", "LIVE", "VERSION", "NGINX", "NOTE");
+    println!(
+        "service {}: {} host(s)",
+        status["service"].as_str().unwrap_or("?"),
+        status["hosts"].as_array().map_or(0, Vec::len)
+    );
+    println!(
+        "  {:<14} {:<6} {:<28} {:<10} NOTE",
+        "HOST", "LIVE", "VERSION", "NGINX"
+    );
     let balancer = &status["balancer"];
     for h in status["hosts"].as_array().into_iter().flatten() {
         let name = h["name"].as_str().unwrap_or("?");
         if let Some(e) = h["error"].as_str() {
-            println!("  {name:<14} {:<6} {:<28} {:<10} unreachable: {}", "-", "-", "-", e.lines().next().unwrap_or_default());
+            println!(
+                "  {name:<14} {:<6} {:<28} {:<10} unreachable: {}",
+                "-",
+                "-",
+                "-",
+                e.lines().next().unwrap_or_default()
+            );
             continue;
         }
         let live = h["live"].as_str().unwrap_or("none");
@@ -371,25 +403,41 @@ fn print_fleet_status(status: &serde_json::Value) {
         let nginx = h["nginx"]["state"].as_str().unwrap_or("missing");
         let mut notes = Vec::new();
         if let Some(rot) = balancer["hosts"].as_array() {
-            if rot.iter().any(|r| r[0] == name && r[1] == false) {
-                notes.push("DRAINED".to_string());
+            match rot.iter().find(|r| r[0] == name).map(|r| &r[1]) {
+                Some(r) if r == "drained" => notes.push("DRAINED".to_string()),
+                Some(r) if r == "starting" => {
+                    notes.push("out of rotation until a release makes it serve".to_string())
+                }
+                _ => {}
             }
         }
         if h["maintenance"] == true {
             notes.push("maintenance".into());
         }
         if let Some(l) = h["lock"].as_object() {
-            notes.push(format!("locked by {}", l.get("user").and_then(|u| u.as_str()).unwrap_or("?")));
+            notes.push(format!(
+                "locked by {}",
+                l.get("user").and_then(|u| u.as_str()).unwrap_or("?")
+            ));
         }
-        println!("  {name:<14} {live:<6} {version:<28} {nginx:<10} {}", notes.join(", "));
+        println!(
+            "  {name:<14} {live:<6} {version:<28} {nginx:<10} {}",
+            notes.join(", ")
+        );
     }
     match balancer {
         serde_json::Value::Null => println!("no balancer in deploy.yml"),
-        b if b["error"].is_string() => println!("balancer: {}", b["error"].as_str().unwrap_or_default()),
+        b if b["error"].is_string() => {
+            println!("balancer: {}", b["error"].as_str().unwrap_or_default())
+        }
         b => println!(
             "balancer {}: {} on port {}",
             b["container"].as_str().unwrap_or("?"),
-            if b["running"] == true { "running" } else { "NOT RUNNING" },
+            if b["running"] == true {
+                "running"
+            } else {
+                "NOT RUNNING"
+            },
             b["https_port"]
         ),
     }
@@ -410,7 +458,10 @@ async fn fleet_act(
     };
     let outcomes = fleet::run::act(config, &intent, opts, progress).await?;
     if run.json {
-        println!("{}", serde_json::to_string_pretty(&outcomes).expect("serializable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcomes).expect("serializable")
+        );
     } else {
         println!("{}", fleet::run::summary(outcomes.iter()));
     }

@@ -139,6 +139,12 @@ pub struct Schema {
 }
 
 impl Observed {
+    /// nginx runs and the live slot's container runs: the host answers requests.
+    pub fn serving(&self) -> bool {
+        let running = |c: Option<&ContainerInfo>| c.is_some_and(|c| c.running);
+        running(self.nginx.as_ref()) && self.live.is_some_and(|s| running(self.slot(s)))
+    }
+
     pub fn slot(&self, slot: Slot) -> Option<&ContainerInfo> {
         match slot {
             Slot::Blue => self.blue.as_ref(),

@@ -375,6 +375,23 @@ fn rand_suffix() -> u32 {
 
 /// TCP connect, handshake, host key check, authentication. Also returns a second handle on the
 /// session's socket, for polling it.
+/// A host that stops answering (powered off, cut off) sends no reset: without these, every
+/// call through the tunnel would wait for the kernel's retransmissions (many minutes). With
+/// them, the connection fails within [`DEAD_AFTER`] of the host going silent, busy or idle.
+fn notice_a_dead_host(tcp: &TcpStream) {
+    let socket = socket2::SockRef::from(tcp);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(2))
+        .with_retries(3);
+    socket.set_tcp_keepalive(&keepalive).ok();
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(DEAD_AFTER)).ok();
+}
+
+/// How long sent data may go unacknowledged before the host counts as gone.
+const DEAD_AFTER: Duration = Duration::from_secs(15);
+
 fn open_session(target: &SshTarget) -> anyhow::Result<(Session, TcpStream)> {
     let addr = (target.host.as_str(), target.port)
         .to_socket_addrs()
@@ -385,6 +402,7 @@ fn open_session(target: &SshTarget) -> anyhow::Result<(Session, TcpStream)> {
         format!("{target}: cannot connect (is sshd running there, and the port right?)")
     })?;
     tcp.set_nodelay(true).ok();
+    notice_a_dead_host(&tcp);
     let socket = tcp.try_clone().context("cannot clone the SSH socket")?;
     let mut session = Session::new().context("cannot start an SSH session")?;
     session.set_tcp_stream(tcp);

@@ -298,7 +298,10 @@ impl DeployConfig {
                 );
             }
             if b.https_port == 0 {
-                return err(&["balancer", "https_port"], "port 0 is not a port; use 443".into());
+                return err(
+                    &["balancer", "https_port"],
+                    "port 0 is not a port; use 443".into(),
+                );
             }
             match b.fail_timeout.parse() {
                 Ok(t) if !t.is_zero() && t <= Duration::from_secs(300) => {}
@@ -355,8 +358,14 @@ mod tests {
         assert_eq!(rollout("34%").batch_size(3), Ok(2));
         assert_eq!(rollout("33%").batch_size(3), Ok(1));
         assert_eq!(rollout("100%").batch_size(5), Ok(5));
-        assert!(rollout("0").batch_size(3).unwrap_err().contains("never finishes"));
+        assert!(rollout("0")
+            .batch_size(3)
+            .unwrap_err()
+            .contains("never finishes"));
         assert!(rollout("0%").batch_size(3).unwrap_err().contains("above 0"));
-        assert!(rollout("half").batch_size(3).unwrap_err().contains("not a batch"));
+        assert!(rollout("half")
+            .batch_size(3)
+            .unwrap_err()
+            .contains("not a batch"));
     }
 }

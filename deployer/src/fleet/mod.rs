@@ -71,7 +71,9 @@ pub struct Shipment {
 pub enum ShipAction {
     Skip,
     /// Tag the image the host has (this id) with the name.
-    Tag { id: String },
+    Tag {
+        id: String,
+    },
     Send,
 }
 
@@ -117,7 +119,11 @@ pub fn phases(rollout: &RolloutConfig, hosts: &[String]) -> Vec<Phase> {
                 window: Some(rollout.window.get()),
                 // Every host switches at once, whatever `parallel` says: the window is the
                 // point (each host's session is already open).
-                ..all("phase 2: switch everywhere", HostAction::Promote, hosts.len())
+                ..all(
+                    "phase 2: switch everywhere",
+                    HostAction::Promote,
+                    hosts.len(),
+                )
             },
         ],
         Strategy::Rolling => {
@@ -151,13 +157,18 @@ pub fn shipments(
     for (host, held) in have {
         for ((image, source), h) in images.iter().zip(held) {
             let (action, why) = match (source, &h.by_name) {
-                (Some(s), Some(id)) if s == id => (ShipAction::Skip, format!("has it ({})", short(id))),
+                (Some(s), Some(id)) if s == id => {
+                    (ShipAction::Skip, format!("has it ({})", short(id)))
+                }
                 (Some(s), _) if h.has_source_id => (
                     ShipAction::Tag { id: s.clone() },
                     format!("has this image ({}) under another name", short(s)),
                 ),
                 (_, None) => (ShipAction::Send, "does not have it".to_string()),
-                (None, Some(_)) => (ShipAction::Send, "has an older build of this tag".to_string()),
+                (None, Some(_)) => (
+                    ShipAction::Send,
+                    "has an older build of this tag".to_string(),
+                ),
                 (Some(_), Some(id)) => (
                     ShipAction::Send,
                     format!("has another image by this name ({})", short(id)),
@@ -203,15 +214,17 @@ impl fmt::Display for FleetPlan {
         for s in &self.shipments {
             let text = match s.action {
                 ShipAction::Send => format!("ship {} to {} ({})", s.image, s.host, s.why),
-                ShipAction::Tag { .. } => format!("name {} on {}, nothing sent ({})", s.image, s.host, s.why),
+                ShipAction::Tag { .. } => {
+                    format!("name {} on {}, nothing sent ({})", s.image, s.host, s.why)
+                }
                 ShipAction::Skip => format!("skip shipping {} to {}: {}", s.image, s.host, s.why),
             };
             line(f, text)?;
         }
         for p in &self.phases {
-            let window = p
-                .window
-                .map_or(String::new(), |w| format!(", all within {}", humantime::format_duration(w)));
+            let window = p.window.map_or(String::new(), |w| {
+                format!(", all within {}", humantime::format_duration(w))
+            });
             line(
                 f,
                 format!(
@@ -249,7 +262,10 @@ mod tests {
 
     #[test]
     fn rolling_batches_in_order_with_a_pause_between_not_after_the_last() {
-        let p = phases(&rollout(Strategy::Rolling, "2", Duration::from_secs(5)), &hosts(5));
+        let p = phases(
+            &rollout(Strategy::Rolling, "2", Duration::from_secs(5)),
+            &hosts(5),
+        );
         let batches: Vec<Vec<String>> = p.iter().map(|p| p.hosts.clone()).collect();
         assert_eq!(
             batches,
@@ -279,7 +295,10 @@ mod tests {
 
     #[test]
     fn all_at_once_is_one_phase() {
-        let p = phases(&rollout(Strategy::AllAtOnce, "1", Duration::ZERO), &hosts(3));
+        let p = phases(
+            &rollout(Strategy::AllAtOnce, "1", Duration::ZERO),
+            &hosts(3),
+        );
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].hosts, hosts(3));
     }
@@ -295,9 +314,21 @@ mod tests {
             has_source_id,
         };
         let have = vec![
-            ("web-1".to_string(), vec![held(Some("sha256:aaaa"), true), held(None, false)]),
-            ("web-2".to_string(), vec![held(Some("sha256:old"), false), held(Some("sha256:bbbb"), true)]),
-            ("web-3".to_string(), vec![held(None, true), held(Some("sha256:bbbb"), true)]),
+            (
+                "web-1".to_string(),
+                vec![held(Some("sha256:aaaa"), true), held(None, false)],
+            ),
+            (
+                "web-2".to_string(),
+                vec![
+                    held(Some("sha256:old"), false),
+                    held(Some("sha256:bbbb"), true),
+                ],
+            ),
+            (
+                "web-3".to_string(),
+                vec![held(None, true), held(Some("sha256:bbbb"), true)],
+            ),
         ];
         let s = shipments(&images, &have);
         let of = |host: &str, image: &str| {
@@ -312,9 +343,17 @@ mod tests {
         assert_eq!(of("web-2", "app:v2"), ShipAction::Send);
         assert_eq!(of("web-2", "nginx:x"), ShipAction::Skip);
         // The same image under another name (a new tag of an image already shipped): named, not sent.
-        assert_eq!(of("web-3", "app:v2"), ShipAction::Tag { id: "sha256:aaaa".into() });
+        assert_eq!(
+            of("web-3", "app:v2"),
+            ShipAction::Tag {
+                id: "sha256:aaaa".into()
+            }
+        );
         // A build of this run: its id is not known before it runs, so it goes everywhere.
-        let built = shipments(&[("app:v3".to_string(), None)], &[("web-1".into(), vec![held(Some("sha256:aaaa"), true)])]);
+        let built = shipments(
+            &[("app:v3".to_string(), None)],
+            &[("web-1".into(), vec![held(Some("sha256:aaaa"), true)])],
+        );
         assert_eq!(built[0].action, ShipAction::Send);
     }
 }

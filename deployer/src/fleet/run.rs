@@ -13,7 +13,7 @@ use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
 use super::{phases, shipments, FleetPlan, HostAction, HostImage, Phase, ShipAction};
-use crate::balancer::{self, Balancer};
+use crate::balancer::{self, Balancer, Route};
 use crate::commands::{self, exit, Done, Failure, RunOptions, Target, UpOptions};
 use crate::config::{DeployConfig, HostEntry, OnFailure};
 use crate::engine::Engine;
@@ -78,9 +78,8 @@ pub fn lock_all(
     let mut guards = Vec::new();
     for m in order {
         let state = m.target.state(&m.config);
-        let guard = commands::lock(&state, &format!("{command} (fleet)"), progress).map_err(
-            |f| Failure::new(f.code, f.error.context(format!("host {}", m.entry.name))),
-        )?;
+        let guard = commands::lock(&state, &format!("{command} (fleet)"), progress)
+            .map_err(|f| Failure::new(f.code, f.error.context(format!("host {}", m.entry.name))))?;
         guards.push(guard);
     }
     Ok(guards)
@@ -134,13 +133,19 @@ pub async fn up(
     let started = Instant::now();
     let members = connect(config).await?;
     let names: Vec<String> = members.iter().map(|m| m.entry.name.clone()).collect();
-    let local = Engine::connect()
-        .await
-        .map_err(|e| Failure::new(exit::DOCKER, e.context("this machine's engine builds and ships the images")))?;
+    let local = Engine::connect().await.map_err(|e| {
+        Failure::new(
+            exit::DOCKER,
+            e.context("this machine's engine builds and ships the images"),
+        )
+    })?;
     let (image, version, build) = match &opts.image {
         Some(reference) => (
             reference.clone(),
-            reference.rsplit_once(':').map_or("latest", |(_, t)| t).to_string(),
+            reference
+                .rsplit_once(':')
+                .map_or("latest", |(_, t)| t)
+                .to_string(),
             Vec::new(),
         ),
         None => {
@@ -198,10 +203,15 @@ pub async fn up(
                 no_bake: opts.no_bake,
                 ..RunOptions::default()
             };
-            let done =
-                commands::run_on(&m.target, &m.config, &intent, run, &progress.for_host(&m.entry.name))
-                    .await
-                    .map_err(|f| Failure::new(f.code, f.error.context(format!("host {}", m.entry.name))))?;
+            let done = commands::run_on(
+                &m.target,
+                &m.config,
+                &intent,
+                run,
+                &progress.for_host(&m.entry.name),
+            )
+            .await
+            .map_err(|f| Failure::new(f.code, f.error.context(format!("host {}", m.entry.name))))?;
             host_plans.push((m.entry.name.clone(), done));
         }
         return Ok(FleetReport {
@@ -224,7 +234,16 @@ pub async fn up(
         images[0].1 = local.image_id(&image).await?;
         // Known now: a host that has this very build is skipped.
         let fresh = shipments(&images, &holdings(&members, &images).await?);
-        return finish(config, members, plan_with(plan, fresh), local, opts, progress, started).await;
+        return finish(
+            config,
+            members,
+            plan_with(plan, fresh),
+            local,
+            opts,
+            progress,
+            started,
+        )
+        .await;
     }
     finish(config, members, plan, local, opts, progress, started).await
 }
@@ -245,7 +264,10 @@ async fn holdings(
                 Some(_) => true,
                 None => false,
             };
-            held.push(HostImage { by_name, has_source_id });
+            held.push(HostImage {
+                by_name,
+                has_source_id,
+            });
         }
         have.push((m.entry.name.clone(), held));
     }
@@ -269,6 +291,8 @@ async fn finish(
 ) -> Result<FleetReport, Failure> {
     let shipped = ship_all(&members, &plan, &local, progress).await?;
     let balancer = ensure_balancer(config, progress).await?;
+    let starting =
+        hold_back_idle_hosts(&members, balancer.as_ref().map(|(b, _)| b), progress).await?;
     let source = ImageSource::Existing {
         reference: plan.image.clone(),
         version: plan.version.clone(),
@@ -293,12 +317,24 @@ async fn finish(
     let mut failure: Option<String> = None;
     let mut mixed_window = None;
     for (i, phase) in plan.phases.iter().enumerate() {
-        progress.note(&format!("{}: {} on {}", phase.name, phase.action, phase.hosts.join(", ")));
+        progress.note(&format!(
+            "{}: {} on {}",
+            phase.name,
+            phase.action,
+            phase.hosts.join(", ")
+        ));
         let results = run_phase(&by_name, phase, &source, opts.no_bake, progress).await;
         for (host, result) in results {
             let o = outcomes.get_mut(&host).expect("a member");
             match result {
                 Ok(done) => {
+                    if let (Some((b, _)), true) = (&balancer, starting.contains(&host)) {
+                        if phase.action != HostAction::Preview {
+                            b.set_route(&host, Route::Up).await?;
+                            progress
+                                .note(&format!("{host} serves: back in the balancer's rotation"));
+                        }
+                    }
                     o.ok = true;
                     o.outcome = match phase.action {
                         HostAction::Preview => "in preview".into(),
@@ -311,7 +347,11 @@ async fn finish(
                 }
                 Err(f) => {
                     o.ok = false;
-                    o.outcome = format!("failed: {:#}", f.error).lines().next().unwrap_or_default().to_string();
+                    o.outcome = format!("failed: {:#}", f.error)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
                     failure.get_or_insert_with(|| format!("host {host}: {:#}", f.error));
                 }
             }
@@ -343,12 +383,22 @@ async fn finish(
             break;
         }
         if let Some(pause) = phase.pause_after.filter(|_| i + 1 < plan.phases.len()) {
-            progress.note(&format!("pausing {} before the next batch", humantime::format_duration(pause)));
+            progress.note(&format!(
+                "pausing {} before the next batch",
+                humantime::format_duration(pause)
+            ));
             tokio::time::sleep(pause).await;
         }
     }
     if let Some(why) = &failure {
-        recover(&by_name, &mut outcomes, config.rollout.on_failure, opts.no_bake, progress).await;
+        recover(
+            &by_name,
+            &mut outcomes,
+            config.rollout.on_failure,
+            opts.no_bake,
+            progress,
+        )
+        .await;
         let report = summary(outcomes.values());
         return Err(Failure::new(
             exit::FAILED,
@@ -362,9 +412,43 @@ async fn finish(
         host_plans: Vec::new(),
         shipped,
         mixed_window_ms: mixed_window,
-        balancer,
+        balancer: balancer.map(|(_, what)| what),
         took_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Hosts that do not serve now (no nginx running, or no live slot running: a first deploy, a
+/// host back from a failure) are taken out of the balancer's rotation while the release brings
+/// them up, so the balancer never sends them a request they would answer 502 (a POST is not
+/// retried elsewhere once sent). Returns them; each goes back once its switch is done. A host
+/// the operator drained stays drained.
+async fn hold_back_idle_hosts(
+    members: &[Member],
+    balancer: Option<&Balancer>,
+    progress: &Progress,
+) -> Result<std::collections::BTreeSet<String>, Failure> {
+    let mut starting = std::collections::BTreeSet::new();
+    let Some(b) = balancer else {
+        return Ok(starting);
+    };
+    for m in members {
+        let observed = commands::observe(&m.target, &m.config).await?;
+        if observed.serving() {
+            continue;
+        }
+        match b.route(&m.entry.name).await {
+            Some(Route::Drained) => {}
+            _ => {
+                b.set_route(&m.entry.name, Route::Starting).await?;
+                progress.note(&format!(
+                    "{} does not serve yet: out of the balancer's rotation until its switch",
+                    m.entry.name
+                ));
+                starting.insert(m.entry.name.clone());
+            }
+        }
+    }
+    Ok(starting)
 }
 
 fn intent_of(action: HostAction, source: &ImageSource) -> Intent {
@@ -421,7 +505,10 @@ async fn recover(
             _ => None,
         })
         .collect();
-    for o in outcomes.values_mut().filter(|o| o.ok && o.outcome == "switched") {
+    for o in outcomes
+        .values_mut()
+        .filter(|o| o.ok && o.outcome == "switched")
+    {
         if on_failure == OnFailure::Keep {
             o.outcome = "switched, kept (rollout.on_failure: keep)".into();
         }
@@ -429,14 +516,22 @@ async fn recover(
     let results: Vec<(String, &'static str, Result<Done, Failure>)> =
         stream::iter(todo.into_iter().map(|(host, intent)| async move {
             let m = members[host.as_str()];
-            let what = if intent == Intent::Abort { "preview withdrawn" } else { "rolled back" };
+            let what = if intent == Intent::Abort {
+                "preview withdrawn"
+            } else {
+                "rolled back"
+            };
             let opts = RunOptions {
                 no_bake,
                 locked: true,
                 ..RunOptions::default()
             };
             let p = progress.for_host(&host);
-            (host, what, commands::run_on(&m.target, &m.config, &intent, opts, &p).await)
+            (
+                host,
+                what,
+                commands::run_on(&m.target, &m.config, &intent, opts, &p).await,
+            )
         }))
         .buffer_unordered(8)
         .collect()
@@ -450,7 +545,11 @@ async fn recover(
             }
             Err(f) => {
                 o.ok = false;
-                o.outcome = format!("{what} FAILED: {:#}", f.error).lines().next().unwrap_or_default().to_string();
+                o.outcome = format!("{what} FAILED: {:#}", f.error)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
             }
         }
     }
@@ -464,7 +563,9 @@ pub fn summary<'a>(outcomes: impl Iterator<Item = &'a HostOutcome>) -> String {
                 "  {:<16} {:<40} {}",
                 o.host,
                 o.outcome,
-                o.version.as_deref().map_or(String::new(), |v| format!("version {v}"))
+                o.version
+                    .as_deref()
+                    .map_or(String::new(), |v| format!("version {v}"))
             )
         })
         .collect::<Vec<_>>()
@@ -512,9 +613,15 @@ async fn ship_all(
             ShipAction::Send => {}
             ShipAction::Skip => progress.note(&format!("{}: {} {}", s.host, s.image, s.why)),
             ShipAction::Tag { id } => {
-                let m = members.iter().find(|m| m.entry.name == s.host).expect("a member");
+                let m = members
+                    .iter()
+                    .find(|m| m.entry.name == s.host)
+                    .expect("a member");
                 m.target.engine.tag_image(id, &s.image).await?;
-                progress.note(&format!("{}: {} {}: named, nothing sent", s.host, s.image, s.why));
+                progress.note(&format!(
+                    "{}: {} {}: named, nothing sent",
+                    s.host, s.image, s.why
+                ));
             }
         }
     }
@@ -572,8 +679,11 @@ async fn ship_all(
 pub async fn ensure_balancer(
     config: &DeployConfig,
     progress: &Progress,
-) -> Result<Option<String>, Failure> {
-    let Some(b) = Balancer::connect(config).await.map_err(|e| Failure::new(exit::DOCKER, e))? else {
+) -> Result<Option<(Balancer, String)>, Failure> {
+    let Some(b) = Balancer::connect(config)
+        .await
+        .map_err(|e| Failure::new(exit::DOCKER, e))?
+    else {
         return Ok(None);
     };
     let template = Balancer::template(&b.config)?;
@@ -585,7 +695,7 @@ pub async fn ensure_balancer(
     )?;
     let what = b.ensure(&rendered).await?;
     progress.note(&what);
-    Ok(Some(what))
+    Ok(Some((b, what)))
 }
 
 /// `rollback [VERSION]`, `promote`, `abort`, `canary PCT` on a fleet: every host at once.
@@ -603,9 +713,15 @@ pub async fn act(
     };
     let results: Vec<(String, Result<Done, Failure>)> =
         stream::iter(members.iter().map(|m| async move {
-            let opts = RunOptions { locked: true, ..opts };
+            let opts = RunOptions {
+                locked: true,
+                ..opts
+            };
             let p = progress.for_host(&m.entry.name);
-            (m.entry.name.clone(), commands::run_on(&m.target, &m.config, intent, opts, &p).await)
+            (
+                m.entry.name.clone(),
+                commands::run_on(&m.target, &m.config, intent, opts, &p).await,
+            )
         }))
         .buffer_unordered(config.rollout.parallel.max(members.len()))
         .collect()
@@ -618,7 +734,11 @@ pub async fn act(
                 outcome: if opts.dry_run {
                     format!("would run:\n{}", done.plan)
                 } else {
-                    format!("{}: {} is live", done.plan.intent, done.plan.live_after.map_or("nothing", |s| s.name()))
+                    format!(
+                        "{}: {} is live",
+                        done.plan.intent,
+                        done.plan.live_after.map_or("nothing", |s| s.name())
+                    )
                 },
                 version: Some(done.plan.version.clone()),
                 ok: true,
@@ -677,7 +797,10 @@ pub async fn drain(config: &DeployConfig, name: &str, drained: bool) -> Result<(
         let names: Vec<String> = config.fleet().into_iter().map(|h| h.name).collect();
         return Err(Failure::new(
             exit::CONFIG,
-            anyhow::anyhow!("no host named {name} in deploy.yml; the hosts: {}", names.join(", ")),
+            anyhow::anyhow!(
+                "no host named {name} in deploy.yml; the hosts: {}",
+                names.join(", ")
+            ),
         ));
     }
     let b = Balancer::connect(config)
@@ -686,10 +809,13 @@ pub async fn drain(config: &DeployConfig, name: &str, drained: bool) -> Result<(
         .ok_or_else(|| {
             Failure::new(
                 exit::CONFIG,
-                anyhow::anyhow!("deploy.yml has no balancer: section; drain the host in your own load balancer"),
+                anyhow::anyhow!(
+                    "deploy.yml has no balancer: section; drain the host in your own load balancer"
+                ),
             )
         })?;
-    b.set_drained(name, drained).await?;
+    b.set_route(name, if drained { Route::Drained } else { Route::Up })
+        .await?;
     if drained {
         // Connections already open to it carry their last requests and close within a second
         // (the balancer's keepalive_time): wait them out, so "drained" means no more traffic.
