@@ -417,11 +417,24 @@ fn three_hosts_release_all_at_once_rolling_and_two_phase_behind_the_balancer_wit
     assert!(out.contains("local/nginx:bookworm has it"), "{out}");
     assert_eq!(fleet.versions(), vec!["v2"; HOSTS]);
 
-    // Rolling, one host at a time.
-    fleet.write_config("  strategy: rolling\n  batch: 1\n  pause: 1s");
+    // Rolling, one host at a time, each baked (its new slot's answers through its own nginx
+    // watched) before the next batch starts. Half the load is POSTs the app answers 503
+    // (HubSpot is off in these slots): the limit sits above that half, below a release that
+    // fails everything.
+    fleet.write_config(
+        "  strategy: rolling\n  batch: 1\n  pause: 1s\nbake:\n  duration: 3s\n  window: 3s\n  min_requests: 5\n  max_error_rate: 75%",
+    );
     let v3 = tag("v3");
     let out = fleet.ok(&["up", "--image", &v3]);
     assert!(out.contains("batch 3 of 3"), "{out}");
+    for i in 1..=HOSTS {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("[web-{i}]"))
+                && l.contains("] bake ")
+                && l.contains(" for 3s")),
+            "web-{i} baked: {out}"
+        );
+    }
     assert_eq!(fleet.versions(), vec!["v3"; HOSTS]);
 
     // Two-phase: checked everywhere, then every host switched within the window.
