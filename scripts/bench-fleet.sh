@@ -14,7 +14,7 @@ cd "$root"
 cargo build -q -p deployer
 deployer="$root/target/debug/deployer"
 image=hubspot-app-test
-scripts/build-app-image.sh "$image" >/dev/null
+scripts/build-app-image.sh "$image" >/dev/null 2>&1
 work="$(mktemp -d /tmp/bench-fleet.XXXXXX)"
 trap 'docker rm -f bench-fleet-balancer >/dev/null 2>&1 || true; scripts/test-hosts.sh down; rm -rf "$work"' EXIT
 port=21491

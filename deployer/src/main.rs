@@ -85,8 +85,8 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
         | Command::Promote { .. }
         | Command::Canary { .. }
         | Command::Abort { .. }) => {
-            let (intent, run, force) = traffic_intent(moving);
-            act(config, intent, run, force, &progress).await?
+            let (intent, opts, json) = traffic_intent(moving);
+            act(config, intent, opts, json, &progress).await?
         }
         Command::Status { json } => {
             let status = commands::status(config).await?;
@@ -222,10 +222,10 @@ async fn run(command: Command, config: &DeployConfig) -> commands::Outcome {
     Ok(())
 }
 
-/// The intent of a command that moves traffic among the slots already there, its flags, and
-/// whether it is forced.
-fn traffic_intent(command: Command) -> (Intent, RunArgs, bool) {
-    match command {
+/// The intent of a command that moves traffic among the slots already there, how it runs, and
+/// whether it prints JSON.
+fn traffic_intent(command: Command) -> (Intent, RunOptions, bool) {
+    let (intent, run, force) = match command {
         Command::Rollback {
             version,
             run,
@@ -242,7 +242,14 @@ fn traffic_intent(command: Command) -> (Intent, RunArgs, bool) {
             (Intent::Abort, run, false)
         }
         other => unreachable!("not a command that moves traffic: {other:?}"),
-    }
+    };
+    let opts = RunOptions {
+        dry_run: run.dry_run,
+        no_bake: run.no_bake,
+        force,
+        locked: false,
+    };
+    (intent, opts, run.json)
 }
 
 fn host_names(config: &DeployConfig) -> String {
@@ -293,12 +300,13 @@ async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
             }
             for s in &report.shipped {
                 println!(
-                    "shipped {} to {}: {:.1} MB in {:.2}s ({:.1} MB/s)",
+                    "shipped {} to {}: {:.1} MB in {:.2}s ({:.1} MB/s to each, {:.1} MB/s in all)",
                     s.image,
                     s.hosts.join(", "),
                     s.bytes as f64 / 1e6,
                     s.seconds,
-                    s.mb_per_s
+                    s.mb_per_s,
+                    s.mb_per_s * s.hosts.len() as f64
                 );
             }
             if let Some(ms) = report.mixed_window_ms {
@@ -316,8 +324,8 @@ async fn fleet(command: Command, config: &DeployConfig) -> commands::Outcome {
         | Command::Promote { .. }
         | Command::Canary { .. }
         | Command::Abort { .. }) => {
-            let (intent, run, force) = traffic_intent(moving);
-            fleet_act(config, intent, run, force, &progress).await?
+            let (intent, opts, json) = traffic_intent(moving);
+            fleet_act(config, intent, opts, json, &progress).await?
         }
         Command::Status { json } => {
             let status = fleet::run::status(config).await?;
@@ -446,18 +454,12 @@ fn print_fleet_status(status: &serde_json::Value) {
 async fn fleet_act(
     config: &DeployConfig,
     intent: Intent,
-    run: RunArgs,
-    force: bool,
+    opts: RunOptions,
+    json: bool,
     progress: &Progress,
 ) -> commands::Outcome {
-    let opts = RunOptions {
-        dry_run: run.dry_run,
-        no_bake: run.no_bake,
-        force,
-        locked: false,
-    };
     let outcomes = fleet::run::act(config, &intent, opts, progress).await?;
-    if run.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&outcomes).expect("serializable")
@@ -472,18 +474,12 @@ async fn fleet_act(
 async fn act(
     config: &DeployConfig,
     intent: Intent,
-    run: RunArgs,
-    force: bool,
+    opts: RunOptions,
+    json: bool,
     progress: &Progress,
 ) -> commands::Outcome {
-    let opts = RunOptions {
-        dry_run: run.dry_run,
-        no_bake: run.no_bake,
-        force,
-        locked: false,
-    };
     let done = commands::act(config, &intent, opts, progress).await?;
-    report(&done, run.dry_run, run.json);
+    report(&done, opts.dry_run, json);
     Ok(())
 }
 

@@ -121,6 +121,7 @@ pub struct ShipFigures {
     pub hosts: Vec<String>,
     pub bytes: u64,
     pub seconds: f64,
+    /// To each host (the stream's rate); times the hosts for the total.
     pub mb_per_s: f64,
 }
 
@@ -658,11 +659,12 @@ async fn ship_all(
             ));
         }
         progress.note(&format!(
-            "shipped {image}: {:.1} MB to {} host(s) in {:.2}s ({:.1} MB/s)",
+            "shipped {image}: {:.1} MB to {} host(s) in {:.2}s ({:.1} MB/s to each, {:.1} MB/s in all)",
             shipped.bytes as f64 / 1e6,
             names.len(),
             shipped.took.as_secs_f64(),
-            shipped.mb_per_s()
+            shipped.mb_per_s(),
+            shipped.mb_per_s() * names.len() as f64
         ));
         figures.push(ShipFigures {
             image: image.to_string(),
